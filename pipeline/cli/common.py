@@ -1,0 +1,71 @@
+"""Shared CLI plumbing: one-line errors, progress bars, JSON output."""
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from typing import Iterator
+
+import click
+
+from pipeline.errors import UserError
+
+
+def run_cli(group: click.Group) -> None:
+    """Run the click group; a UserError becomes `error: ...` on one line and exit code 1."""
+    try:
+        group.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except UserError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+
+
+def echo_json(obj) -> None:
+    click.echo(json.dumps(obj, indent=2, sort_keys=False, default=str))
+
+
+@contextmanager
+def progress_bar(description: str, total: int | None, unit: str = "it", quiet: bool = False) -> Iterator:
+    """A rich progress bar with rate and ETA; yields `advance(n=1, **fields)`. Silent when quiet."""
+    if quiet:
+        yield lambda n=1, **kw: None
+        return
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn,
+                               TimeElapsedColumn, TimeRemainingColumn)
+
+    columns = [
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
+        TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+        TextColumn("{task.fields[info]}"),
+    ]
+    import time
+
+    start = time.perf_counter()
+    with Progress(*columns, console=_stderr_console(), transient=False) as progress:
+        task = progress.add_task(description, total=total, rate="", info="")
+        done = 0
+
+        def advance(n: int = 1, info: str = "", **_):
+            nonlocal done
+            done += n
+            elapsed = max(time.perf_counter() - start, 1e-9)
+            progress.update(task, advance=n, rate=f"{done / elapsed:.2f} {unit}/s", info=info)
+
+        yield advance
+
+
+def _stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True)
