@@ -1,0 +1,152 @@
+/* Fused CPU kernel for the article's resnet CPPN: the whole network per pixel, in registers.
+ *
+ * Compiled at run time by pipeline/render/cpu_fused.py with -DWIDTH=<w> -O3 -march=native and loaded
+ * with ctypes (which releases the GIL, so Python threads split the pixels).
+ *
+ * Every pixel goes through the same vector code (a partial chunk is padded, not handled by a scalar
+ * loop), so a pixel's value does not depend on how pixels are split into tiles or threads.
+ *
+ * Parameter layout (float32, packed by cpu_fused.pack_resnet):
+ *   for each block: RELU_LAYERS x (W[WIDTH][WIDTH] row = output channel, b[WIDTH]), then Wt, bt
+ *   then wo[WIDTH], bo
+ */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#ifndef WIDTH
+#define WIDTH 6
+#endif
+#ifndef V
+#ifdef __AVX512F__
+#define V 16 /* pixels per chunk: one vector register per channel (measured best: 8 and 32 are slower) */
+#else
+#define V 8
+#endif
+#endif
+
+typedef float vf __attribute__((vector_size(4 * V)));
+typedef int32_t vi __attribute__((vector_size(4 * V)));
+
+static inline vf splat(float a) { return (vf){0} + a; }
+static inline vf vselect(vi mask, vf a, vf b) { return (vf)(((vi)a & mask) | ((vi)b & ~mask)); }
+
+/* exp(y): 2^n * e^f with |f| <= ln2/2 and a degree-7 Taylor polynomial (rel. error ~1e-8);
+ * y is clamped to [-87, 88] so 2^n stays a normal float. */
+static inline vf exp_approx(vf y) {
+    y = vselect(y < splat(-87.0f), splat(-87.0f), y);
+    y = vselect(y > splat(88.0f), splat(88.0f), y);
+    const vf magic = splat(12582912.0f); /* 1.5 * 2^23: adding it rounds to an integer */
+    vf n = (y * 1.44269504088896341f + magic) - magic;
+    vf f = y - n * 0.693145751953125f; /* ln2 split in two parts for an exact reduction */
+    f = f - n * 1.42860682030941723212e-6f;
+    vf p = splat(1.0f / 5040.0f);
+    p = p * f + 1.0f / 720.0f;
+    p = p * f + 1.0f / 120.0f;
+    p = p * f + 1.0f / 24.0f;
+    p = p * f + 1.0f / 6.0f;
+    p = p * f + 0.5f;
+    p = p * f + 1.0f;
+    p = p * f + 1.0f;
+    vi bits = (__builtin_convertvector(n, vi) + 127) << 23;
+    return p * (vf)bits;
+}
+
+static inline vf tanh_approx(vf x) {
+    const vi sign = (vi){0} + (int32_t)0x80000000;
+    vf a = (vf)((vi)x & ~sign);
+    vf e = exp_approx(-2.0f * a); /* in (0, 1]: no overflow */
+    vf t = (1.0f - e) / (1.0f + e);
+    return (vf)((vi)t | ((vi)x & sign));
+}
+
+static inline vf sigmoid_approx(vf x) { return 1.0f / (1.0f + exp_approx(-x)); }
+
+/* h: WIDTH vectors of input-layer pre-activations (V pixels each); returns the sigmoid outputs. */
+static inline vf eval_chunk(vf h[WIDTH], const float *params, int n_blocks, int relu_layers) {
+#pragma GCC unroll 16
+    for (int c = 0; c < WIDTH; c++) h[c] = tanh_approx(h[c]);
+    const float *p = params;
+    for (int blk = 0; blk < n_blocks; blk++) {
+        vf x[WIDTH], y[WIDTH];
+#pragma GCC unroll 16
+        for (int c = 0; c < WIDTH; c++) x[c] = h[c];
+        for (int l = 0; l <= relu_layers; l++) {
+            const float *w = p, *b = p + WIDTH * WIDTH;
+#pragma GCC unroll 16
+            for (int c = 0; c < WIDTH; c++) {
+                vf acc = splat(b[c]);
+#pragma GCC unroll 16
+                for (int k = 0; k < WIDTH; k++) acc += w[c * WIDTH + k] * x[k];
+                y[c] = acc;
+            }
+            if (l < relu_layers) {
+#pragma GCC unroll 16
+                for (int c = 0; c < WIDTH; c++) x[c] = (vf)((vi)y[c] & (y[c] > 0.0f));
+            } else {
+#pragma GCC unroll 16
+                for (int c = 0; c < WIDTH; c++) h[c] += tanh_approx(y[c]);
+            }
+            p += WIDTH * WIDTH + WIDTH;
+        }
+    }
+    vf o = splat(p[WIDTH]);
+#pragma GCC unroll 16
+    for (int k = 0; k < WIDTH; k++) o += p[k] * h[k];
+    return sigmoid_approx(o);
+}
+
+/* Load pixels [p, p+n) of channel-first coordinate projections cp [WIDTH][P] plus the frame's z bias;
+ * lanes past n are zero-padded. */
+static inline void load_chunk(vf h[WIDTH], const float *cp, long P, long p, int n, const float *zb) {
+#pragma GCC unroll 16
+    for (int c = 0; c < WIDTH; c++) {
+        vf v;
+        if (n == V) {
+            memcpy(&v, cp + c * P + p, sizeof v);
+        } else {
+            float tmp[V] = {0};
+            memcpy(tmp, cp + c * P + p, sizeof(float) * n);
+            memcpy(&v, tmp, sizeof v);
+        }
+        h[c] = v + zb[c];
+    }
+}
+
+/* Float output: out[f * P + p] for frames f < n_frames and pixels p0 <= p < p1. */
+void cppn_resnet_f32(const float *cp, long P, long p0, long p1, const float *zbias, int n_frames,
+                     const float *params, int n_blocks, int relu_layers, float *out) {
+    for (int f = 0; f < n_frames; f++) {
+        const float *zb = zbias + (long)f * WIDTH;
+        for (long p = p0; p < p1; p += V) {
+            int n = (p1 - p) < V ? (int)(p1 - p) : V;
+            vf h[WIDTH];
+            load_chunk(h, cp, P, p, n, zb);
+            vf o = eval_chunk(h, params, n_blocks, relu_layers);
+            float tmp[V];
+            memcpy(tmp, &o, sizeof tmp);
+            memcpy(out + (long)f * P + p, tmp, sizeof(float) * n);
+        }
+    }
+}
+
+/* uint8 output, round(255 * value), inverted (255 - value) when invert != 0. */
+void cppn_resnet_u8(const float *cp, long P, long p0, long p1, const float *zbias, int n_frames,
+                    const float *params, int n_blocks, int relu_layers, int invert, uint8_t *out) {
+    for (int f = 0; f < n_frames; f++) {
+        const float *zb = zbias + (long)f * WIDTH;
+        for (long p = p0; p < p1; p += V) {
+            int n = (p1 - p) < V ? (int)(p1 - p) : V;
+            vf h[WIDTH];
+            load_chunk(h, cp, P, p, n, zb);
+            vf o = eval_chunk(h, params, n_blocks, relu_layers);
+            float tmp[V];
+            memcpy(tmp, &o, sizeof tmp);
+            for (int v = 0; v < n; v++) {
+                int q = (int)(tmp[v] * 255.0f + 0.5f);
+                q = q < 0 ? 0 : (q > 255 ? 255 : q);
+                out[(long)f * P + p + v] = (uint8_t)(invert ? 255 - q : q);
+            }
+        }
+    }
+}

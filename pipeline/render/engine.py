@@ -1,0 +1,160 @@
+"""The render engine: picks a path (reference, torch tiles, fused CPU kernel, Triton) and renders frames.
+
+Every frame is a pure function of (generator, z, size, scale): the same bytes whatever the batch size,
+tile size or thread count for a given path.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from pipeline.coords import grid
+from pipeline.errors import UserError
+from pipeline.render import cpu_fused, triton_kernel
+from pipeline.render.quantize import to_uint8
+from pipeline.render.reference import reference_frames
+from pipeline.render.torch_tiles import TorchTiles
+
+PATHS = ("auto", "reference", "torch", "cpu-fused", "triton")
+MAX_SIDE = 16384  # larger frames are almost certainly a typo (and would need > 1 GB per frame)
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"--device {device} was asked for but CUDA is not available here; use --device cpu")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise UserError(f"unknown device {device!r}; use auto, cpu or cuda[:N]") from None
+
+
+def check_size(height: int, width: int) -> None:
+    for name, n in (("height", height), ("width", width)):
+        if not isinstance(n, int) or n < 1 or n > MAX_SIDE:
+            raise UserError(f"frame {name} must be an integer between 1 and {MAX_SIDE}, got {n}")
+
+
+def available_paths(family: str, device: torch.device) -> list[str]:
+    """Paths that can run here for this family, fastest first (reference last)."""
+    paths = []
+    if device.type == "cuda" and family == "resnet" and triton_kernel.available():
+        paths.append("triton")
+    if device.type == "cpu" and family == "resnet" and cpu_fused.available():
+        paths.append("cpu-fused")
+    paths += ["torch", "reference"]
+    return paths
+
+
+@dataclass(frozen=True)
+class FrameSpec:
+    height: int
+    width: int
+    scale: float = 8.0  # coordinate half-range; larger zooms out
+
+
+class Renderer:
+    """Renders frames of one generator at one size with one path.
+
+    `path="auto"` picks the fastest available: Triton on CUDA, the fused C kernel on the CPU (resnet),
+    else the torch tile path; an explicit path that cannot run here is an error.
+    """
+
+    def __init__(self, gen, height: int, width: int, scale: float = 8.0, path: str = "auto",
+                 device: str | torch.device = "auto", tile: int | None = None, threads: int | None = None):
+        check_size(height, width)
+        if not np.isfinite(scale) or scale <= 0:
+            raise UserError(f"scale must be a positive number, got {scale}")
+        if path not in PATHS:
+            raise UserError(f"unknown render path {path!r}; choose one of {', '.join(PATHS)}")
+        self.device = device if isinstance(device, torch.device) else resolve_device(device)
+        self.gen = gen.to(self.device).eval()
+        self.spec = FrameSpec(height, width, float(scale))
+        family = gen.cfg.family
+        options = available_paths(family, self.device)
+        if path == "auto":
+            path = options[0]
+        elif path not in options:
+            raise UserError(f"render path {path!r} is not available for a {family} generator on {self.device}; "
+                            f"available: {', '.join(options)}")
+        self.path = path
+        P = height * width
+        # Frame-invariant part of the first layer: the coordinates, computed once per size and scale.
+        self.coords_t = grid(height, width, scale).t().contiguous().to(self.device)  # [3, P]
+        self._impl = None
+        if path == "cpu-fused":
+            self._impl = cpu_fused.ResnetKernel(gen, threads=threads, tile=tile or 16384)
+            with torch.no_grad():
+                self._cp = (gen.input.xyr.weight.detach() @ self.coords_t).contiguous().numpy()  # [W, P]
+            del self.coords_t
+        elif path == "triton":
+            self._impl = triton_kernel.TritonResnet(gen, self.device)
+        elif path == "torch":
+            default_tile = 1 << 18 if self.device.type == "cuda" else (4096 if family == "resnet" else 1024)
+            self._impl = TorchTiles(gen, self.device, tile=tile or default_tile)
+        self.pixels = P
+
+    @torch.no_grad()
+    def z_bias(self, z: torch.Tensor) -> torch.Tensor:
+        """Per-frame part of the first layer: Wz (z_scale * z) + b, [B, W] (exactly as the oracle computes it)."""
+        inp = self.gen.input
+        return inp.z(z.to(self.device, torch.float32) * inp.z_scale).contiguous()
+
+    def _check_z(self, z) -> torch.Tensor:
+        z = torch.as_tensor(np.asarray(z, dtype=np.float32) if not torch.is_tensor(z) else z, dtype=torch.float32)
+        z_dim = self.gen.cfg.z_dim
+        if z.dim() == 1:
+            z = z[None]
+        if z.dim() != 2 or z.shape[1] != z_dim:
+            raise UserError(f"latents must have shape [frames, {z_dim}], got {tuple(z.shape)}")
+        if not torch.isfinite(z).all():
+            raise UserError("latents contain NaN or inf")
+        return z
+
+    @torch.no_grad()
+    def render_float(self, z) -> torch.Tensor:
+        """Float intensities [B, H, W] in [0, 1] on the CPU."""
+        return self._render(self._check_z(z), invert=None)
+
+    @torch.no_grad()
+    def render(self, z, invert: bool = False) -> np.ndarray:
+        """uint8 frames [B, H, W]; invert gives dark strokes on white (the article's "normal" renders)."""
+        return self._render(self._check_z(z), invert=bool(invert)).numpy()
+
+    def _render(self, z: torch.Tensor, invert: bool | None) -> torch.Tensor:
+        H, W, B = self.spec.height, self.spec.width, z.shape[0]
+        if self.path == "reference":
+            v = reference_frames(self.gen, z.to(self.device), H, W, self.spec.scale)
+            out = v if invert is None else to_uint8(v, invert)
+        elif self.path == "cpu-fused":
+            zb = self.z_bias(z).numpy()
+            out = np.empty((B, self.pixels), np.float32 if invert is None else np.uint8)
+            self._impl(self._cp, zb, out, invert=bool(invert))
+            out = torch.from_numpy(out)
+        else:
+            out = self._impl(self.coords_t, self.z_bias(z), invert)
+        return out.reshape(B, H, W).cpu()
+
+    def close(self) -> None:
+        if hasattr(self._impl, "close"):
+            self._impl.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def default_batch(height: int, width: int, device: torch.device) -> int:
+    """Frames per batch: enough work per call to hide overheads, with output memory bounded (~64 MB CPU)."""
+    budget = (512 if device.type == "cuda" else 64) * 2**20
+    return int(max(1, min(64, budget // (height * width * 4))))
+
+
+def cpu_threads() -> int:
+    return torch.get_num_threads() or os.cpu_count() or 1

@@ -1,0 +1,56 @@
+"""Tiled channels-first evaluation with plain torch ops: the CPU path for `prev` and the CUDA fallback."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from pipeline.render.quantize import to_uint8
+
+
+class TorchTiles:
+    """Evaluates a generator over pixel tiles as `[width, frames * tile]` matrices with addmm."""
+
+    def __init__(self, gen, device: torch.device, tile: int = 8192):
+        self.family = gen.cfg.family
+        self.device = device
+        self.tile = max(1, int(tile))
+        to = dict(device=device, dtype=torch.float32)
+        self.w_xyr = gen.input.xyr.weight.detach().to(**to)  # [W, 3]
+        if self.family == "resnet":
+            self.blocks = [
+                [(l.weight.detach().to(**to), l.bias.detach().to(**to)[:, None]) for l in list(b.relu) + [b.tanh]]
+                for b in gen.blocks
+            ]
+        else:
+            self.hidden = [(l.weight.detach().to(**to), l.bias.detach().to(**to)[:, None]) for l in gen.hidden]
+        self.w_out = gen.out.weight.detach().to(**to)  # [1, W]
+        self.b_out = gen.out.bias.detach().to(**to)[:, None]  # [1, 1]
+
+    @torch.no_grad()
+    def __call__(self, coords_t: torch.Tensor, zbias: torch.Tensor, invert: bool | None = None) -> torch.Tensor:
+        """coords_t: [3, P] on device; zbias: [B, W]. Returns float [B, P], or uint8 when invert is not None."""
+        P, B = coords_t.shape[1], zbias.shape[0]
+        out = torch.empty((B, P), device=self.device, dtype=torch.float32 if invert is None else torch.uint8)
+        zb = zbias.t()[:, :, None]  # [W, B, 1]
+        for p0 in range(0, P, self.tile):
+            p1 = min(p0 + self.tile, P)
+            cp = (self.w_xyr @ coords_t[:, p0:p1])[:, None, :]  # [W, 1, T]
+            h = (cp + zb).reshape(zb.shape[0], -1)  # [W, B*T]
+            v = self._network(h).view(B, p1 - p0)
+            out[:, p0:p1] = v if invert is None else to_uint8(v, invert)
+        return out
+
+    def _network(self, h: torch.Tensor) -> torch.Tensor:
+        if self.family == "resnet":
+            h = torch.tanh_(h)
+            for layers in self.blocks:
+                x = h
+                for w, b in layers[:-1]:
+                    x = torch.relu_(torch.addmm(b, w, x))
+                w, b = layers[-1]
+                h = h + torch.tanh_(torch.addmm(b, w, x))
+        else:
+            h = F.softplus(h)
+            for w, b in self.hidden:
+                h = torch.tanh_(torch.addmm(b, w, h))
+        return torch.sigmoid_(torch.addmm(self.b_out, self.w_out, h))  # [1, B*T]

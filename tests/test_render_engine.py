@@ -1,0 +1,117 @@
+"""Every fast render path against the oracle (the straight port), plus determinism and input checks."""
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.errors import UserError
+from pipeline.models import ResnetGenerator
+from pipeline.render import Renderer, available_paths, reference_frames, to_uint8
+from pipeline.render import cpu_fused
+from render_helpers import lively_generator
+
+CPU = torch.device("cpu")
+needs_cc = pytest.mark.skipif(not cpu_fused.available(), reason="no C compiler: fused CPU kernel unavailable")
+
+
+@pytest.mark.parametrize("family,width", [("resnet", 6), ("resnet", 4), ("prev", None)])
+def test_torch_tiles_match_oracle(family, width):
+    gen, z = lively_generator(family, width)
+    ref = reference_frames(gen, z, 37, 29, 8.0)
+    out = Renderer(gen, 37, 29, path="torch", device="cpu", tile=100).render_float(z)
+    assert out.shape == (3, 37, 29)
+    assert (out - ref).abs().max() < 1e-4
+
+
+@needs_cc
+@pytest.mark.parametrize("width", [6, 4])
+@pytest.mark.parametrize("scale", [8.0, 20.0])
+def test_cpu_fused_matches_oracle(width, scale):
+    gen, z = lively_generator("resnet", width)
+    ref = reference_frames(gen, z, 41, 33, scale)
+    with Renderer(gen, 41, 33, scale=scale, path="cpu-fused", device="cpu") as r:
+        out = r.render_float(z)
+    assert out.shape == ref.shape
+    assert ref.std() > 0.05
+    assert (out - ref).abs().max() < 1e-4
+    # uint8 frames: the same rounding rule, off by at most one level where a value sits on a rounding edge
+    diff = np.abs(r.render(z).astype(int) - to_uint8(ref).numpy().astype(int))
+    assert diff.max() <= 1 and (diff > 0).mean() < 0.01
+
+
+@needs_cc
+def test_cpu_fused_article_init_matches_oracle():
+    torch.manual_seed(3)
+    gen = ResnetGenerator().eval()
+    z = torch.randn(2, 32)
+    ref = reference_frames(gen, z, 30, 30)
+    assert (Renderer(gen, 30, 30, path="cpu-fused").render_float(z) - ref).abs().max() < 1e-4
+
+
+@needs_cc
+def test_cpu_fused_bytes_independent_of_batch_tile_threads():
+    gen, _ = lively_generator("resnet")
+    z = torch.randn(5, 32, generator=torch.Generator().manual_seed(1))
+    base = Renderer(gen, 45, 51, path="cpu-fused", tile=16384, threads=1).render(z, invert=True)
+    for tile, threads in ((16, 2), (48, 2), (1000, 1), (2295, 3)):
+        r = Renderer(gen, 45, 51, path="cpu-fused", tile=tile, threads=threads)
+        one_by_one = np.concatenate([r.render(z[i : i + 1], invert=True) for i in range(5)])
+        assert np.array_equal(one_by_one, base)
+        assert np.array_equal(r.render(z, invert=True), base)
+
+
+def test_torch_tiles_bytes_independent_of_batch_and_tile():
+    gen, _ = lively_generator("resnet")
+    z = torch.randn(4, 32, generator=torch.Generator().manual_seed(2))
+    base = Renderer(gen, 24, 40, path="torch", tile=4096).render(z)
+    for tile in (64, 320, 960):
+        r = Renderer(gen, 24, 40, path="torch", tile=tile)
+        assert np.array_equal(np.concatenate([r.render(z[i : i + 1]) for i in range(4)]), base)
+
+
+def test_invert_is_exact_complement():
+    gen, z = lively_generator("resnet")
+    r = Renderer(gen, 16, 16)
+    assert np.array_equal(r.render(z, invert=True), 255 - r.render(z))
+
+
+def test_reference_path_and_auto_choice():
+    gen, z = lively_generator("prev")
+    r = Renderer(gen, 12, 10, path="reference")
+    assert np.array_equal(r.render(z), to_uint8(reference_frames(gen, z, 12, 10)).numpy())
+    assert available_paths("prev", CPU)[0] == "torch"
+    expected = "cpu-fused" if cpu_fused.available() else "torch"
+    assert Renderer(ResnetGenerator(), 8, 8).path == expected
+
+
+def test_frames_differ_across_latents():
+    gen, z = lively_generator("resnet")
+    frames = Renderer(gen, 32, 32).render(z)
+    assert frames.dtype == np.uint8 and frames.shape == (3, 32, 32)
+    assert not np.array_equal(frames[0], frames[1])
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(height=0, width=10), "height must be an integer"),
+    (dict(height=10, width=-4), "width must be an integer"),
+    (dict(height=10, width=10, scale=-1.0), "scale must be a positive number"),
+    (dict(height=10, width=10, path="warp"), "unknown render path"),
+    (dict(height=10, width=10, path="triton", device="cpu"), "not available"),
+    (dict(height=10, width=10, device="cuda"), "CUDA is not available"),
+])
+def test_bad_renderer_arguments(kwargs, message):
+    if kwargs.get("device") == "cuda" and torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    with pytest.raises(UserError, match=message):
+        Renderer(ResnetGenerator(), **kwargs)
+
+
+def test_bad_latents():
+    r = Renderer(ResnetGenerator(), 8, 8)
+    with pytest.raises(UserError, match=r"shape \[frames, 32\]"):
+        r.render(torch.zeros(2, 16))
+    with pytest.raises(UserError, match="NaN"):
+        r.render(torch.full((1, 32), float("nan")))
+
+
