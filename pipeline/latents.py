@@ -1,0 +1,326 @@
+"""Latent paths for videos: seeded keyframes, slerp/cubic walks, class transitions, easing."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.errors import UserError
+
+# Every function here is a pure function of its arguments: float64 numpy math
+# (identical on any machine with IEEE doubles), float32 results, and keyframes from
+# numpy's PCG64 (`default_rng`), whose stream numpy keeps stable across versions
+# and platforms -- unlike torch's generators, which differ between CPU and CUDA.
+
+EASINGS = ("linear", "sine", "smoothstep")
+INTERPOLATIONS = ("slerp", "cubic", "lerp")
+N_CLASSES = 10
+
+# Below this angle (radians) two directions count as parallel: slerp's
+# sin(omega) denominator loses precision, and lerp is then equal to slerp to
+# well within float32 anyway.
+_PARALLEL_EPS = 1e-6
+
+
+def ease(name: str, t):
+    """Map progress t in [0, 1] to eased progress; ease(name, 0) == 0 and ease(name, 1) == 1 exactly.
+
+    linear: t. sine: sin(t*pi/2), the article's ease (fast start, slow arrival).
+    smoothstep: 3t^2 - 2t^3 (slow start and arrival, zero speed at keyframes).
+    """
+    t = np.asarray(t, dtype=np.float64)
+    if name == "linear":
+        out = t.copy()
+    elif name == "sine":
+        out = np.sin(t * (np.pi / 2))
+    elif name == "smoothstep":
+        out = t * t * (3.0 - 2.0 * t)
+    else:
+        raise UserError(f"unknown easing {name!r}; choose one of: {', '.join(EASINGS)}")
+    # sin(pi/2) is exactly 1.0 in IEEE doubles, but pin the endpoints anyway so
+    # keyframes are hit bit-exactly whatever the libm.
+    out = np.where(t == 0.0, 0.0, np.where(t == 1.0, 1.0, out))
+    return out if out.ndim else float(out)
+
+
+_ease = ease  # walk_path and class_path take an argument named `ease`
+
+
+def _slerp64(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """float64 slerp of vectors a, b [Z] at times t [T] -> [T, Z] (see `slerp`)."""
+    t = t[:, None]  # [T, 1]
+    na, nb = np.linalg.norm(a), np.linalg.norm(b)
+    if na == 0.0 or nb == 0.0:
+        out = (1.0 - t) * a + t * b
+    else:
+        ua, ub = a / na, b / nb
+        # The angle via atan2 of |ua-ub| and |ua+ub| is accurate for tiny and
+        # near-pi angles, where arccos(dot) loses half the digits.
+        omega = 2.0 * np.arctan2(np.linalg.norm(ua - ub), np.linalg.norm(ua + ub))
+        if omega < _PARALLEL_EPS or np.pi - omega < _PARALLEL_EPS:
+            # Parallel: lerp is slerp. Antiparallel: no unique great circle, and
+            # lerp (which passes near the origin) is the honest deterministic answer.
+            out = (1.0 - t) * a + t * b
+        else:
+            s = np.sin(omega)
+            direction = (np.sin((1.0 - t) * omega) / s) * ua + (np.sin(t * omega) / s) * ub  # [T, Z]
+            # Directions move along the great circle at constant angular speed; the
+            # norm moves linearly between the endpoints' norms. For equal norms
+            # this is the textbook slerp; for unequal norms the textbook formula
+            # would lose its constant angular speed, this keeps it.
+            out = ((1.0 - t) * na + t * nb) * direction
+    # Exact endpoints: a frame at t=0 or t=1 is the keyframe itself, bit for bit.
+    out = np.where(t == 0.0, a[None, :], out)
+    return np.where(t == 1.0, b[None, :], out)
+
+
+def slerp(a, b, t) -> np.ndarray:
+    """Spherical interpolation from a to b: t scalar -> [Z], t array [T] -> [T, Z], float32.
+
+    Directions follow the great circle at constant angular speed in t, the norm goes
+    linearly from |a| to |b| (so it stays within their range), endpoints are exact,
+    and (nearly) parallel or antiparallel vectors fall back to lerp.
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.ndim != 1 or a.shape != b.shape:
+        raise UserError(f"slerp needs two vectors of the same length, got shapes {a.shape} and {b.shape}")
+    t_arr = np.asarray(t, dtype=np.float64)
+    out = _slerp64(a, b, t_arr.reshape(-1)).astype(np.float32)
+    return out[0] if t_arr.ndim == 0 else out
+
+
+def _check_count(name: str, value, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise UserError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def walk_keyframes(seed: int, k: int, z_dim: int) -> np.ndarray:
+    """K keyframes drawn from N(0, I) with numpy's PCG64 seeded by `seed`: float32 [K, z_dim]."""
+    seed = _check_count("seed", seed, 0)
+    k = _check_count("the number of keyframes", k, 1)
+    z_dim = _check_count("z_dim", z_dim, 1)
+    return np.random.default_rng(seed).standard_normal((k, z_dim)).astype(np.float32)
+
+
+def _segments(n_frames: int, n_segments: int, loop: bool):
+    """Segment index j [N] and progress u [N] in [0, 1] of every frame, equal time per segment.
+
+    Integer arithmetic, so frames that land on a keyframe do so exactly (u = 0 or 1).
+    Not looping: frame i sits at time i*S/(N-1), the last frame at the end of the last
+    segment. Looping: frame i sits at i*S/N, so frame N would be frame 0 again and the
+    seam step equals every other step.
+    """
+    i = np.arange(n_frames, dtype=np.int64)
+    denom = n_frames if loop else n_frames - 1
+    num = i * n_segments
+    j = num // denom
+    u = (num % denom).astype(np.float64) / denom
+    if not loop:
+        # The last frame is the end of the last segment (u = 1), not the start of
+        # a segment that does not exist.
+        last = j == n_segments
+        j = np.where(last, n_segments - 1, j)
+        u = np.where(last, 1.0, u)
+    return j, u
+
+
+def _catmull_rom(p0, p1, p2, p3, u):
+    """Uniform Catmull-Rom between p1 and p2 with neighbours p0, p3: rows [T, Z], u [T, 1]."""
+    m1 = (p2 - p0) / 2.0  # tangents
+    m2 = (p3 - p1) / 2.0
+    u2, u3 = u * u, u * u * u
+    return (
+        (2 * u3 - 3 * u2 + 1) * p1
+        + (u3 - 2 * u2 + u) * m1
+        + (-2 * u3 + 3 * u2) * p2
+        + (u3 - u2) * m2
+    )
+
+
+def walk_path(
+    keyframes,
+    n_frames: int,
+    loop: bool = False,
+    ease: str = "linear",
+    interp: str = "slerp",
+) -> np.ndarray:
+    """Latents of every frame of a walk through keyframes [K, Z]: float32 [n_frames, Z].
+
+    Equal time per segment, `ease` applied within each segment. Not looping: frame 0
+    is keyframe 0 and the last frame is keyframe K-1 exactly (needs n_frames >= 2
+    when K > 1). Looping: the last segment goes K-1 -> 0 and the last frame is one
+    step before keyframe 0, so the video repeats without a duplicated frame.
+
+    interp: "slerp" (great circles between keyframes), "lerp" (straight lines), or
+    "cubic": a uniform Catmull-Rom spline through the keyframes (periodic when
+    looping, one-sided end tangents otherwise), C1 with linear easing. A straight
+    cubic would shrink the norm between keyframes (random Gaussian vectors are
+    nearly orthogonal), moving the latent off the prior's shell, so each frame is
+    rescaled to the norm given by the same spline applied to the keyframe norms;
+    that factor is 1 at keyframes and smooth, so the path still passes through
+    them and stays C1.
+    """
+    keys = np.asarray(keyframes, dtype=np.float64)
+    if keys.ndim != 2 or keys.shape[0] < 1 or keys.shape[1] < 1:
+        raise UserError(f"keyframes must have shape [K, z_dim] with K >= 1, got {keys.shape}")
+    if not np.all(np.isfinite(keys)):
+        raise UserError("keyframes contain NaN or infinite values; use finite latents")
+    if interp not in INTERPOLATIONS:
+        raise UserError(f"unknown interpolation {interp!r}; choose one of: {', '.join(INTERPOLATIONS)}")
+    _ease(ease, 0.0)  # unknown easing -> UserError before any work
+    n_frames = _check_count("the number of frames", n_frames, 1)
+    n_keys = keys.shape[0]
+    if n_keys == 1:
+        return np.repeat(keys, n_frames, axis=0).astype(np.float32)
+    if not loop and n_frames < 2:
+        raise UserError(
+            "a walk that is not looped needs at least 2 frames to start and end on its keyframes; "
+            "use more frames or loop"
+        )
+
+    n_segments = n_keys if loop else n_keys - 1
+    seg, u = _segments(n_frames, n_segments, loop)
+    u = np.atleast_1d(np.asarray(_ease(ease, u), dtype=np.float64))
+    out = np.empty((n_frames, keys.shape[1]), dtype=np.float64)
+
+    for s in range(n_segments):
+        rows = np.nonzero(seg == s)[0]
+        if rows.size == 0:
+            continue
+        a, b = keys[s], keys[(s + 1) % n_keys]
+        us = u[rows]
+        if interp == "slerp":
+            out[rows] = _slerp64(a, b, us)
+        elif interp == "lerp":
+            out[rows] = (1.0 - us[:, None]) * a + us[:, None] * b
+            out[rows] = np.where(us[:, None] == 1.0, b, out[rows])  # exact endpoint
+        else:
+            out[rows] = _cubic_segment(keys, s, us, loop)
+    return out.astype(np.float32)
+
+
+def _cubic_segment(keys: np.ndarray, s: int, u: np.ndarray, loop: bool) -> np.ndarray:
+    """Norm-corrected Catmull-Rom on segment s (keyframe s -> s+1) at progress u [T] -> [T, Z]."""
+    n_keys = keys.shape[0]
+    norms = np.linalg.norm(keys, axis=1)  # [K]
+
+    def neighbour(i: int) -> int:
+        # Periodic when looping; otherwise clamp, which with the reflection below
+        # gives the one-sided end tangent p1 - p0.
+        return i % n_keys if loop else min(max(i, 0), n_keys - 1)
+
+    i0, i1, i2, i3 = neighbour(s - 1), neighbour(s), neighbour(s + 1), neighbour(s + 2)
+    p0, p1, p2, p3 = keys[i0], keys[i1], keys[i2], keys[i3]
+    q0, q1, q2, q3 = norms[i0], norms[i1], norms[i2], norms[i3]
+    if not loop and s == 0:
+        # Reflect the missing neighbour so the tangent (p2 - p0)/2 is p2 - p1.
+        p0, q0 = 2 * p1 - p2, 2 * q1 - q2
+    if not loop and s == n_keys - 2:
+        p3, q3 = 2 * p2 - p1, 2 * q2 - q1
+    uc = u[:, None]  # [T, 1]
+    pts = _catmull_rom(p0, p1, p2, p3, uc)  # [T, Z]
+    target = _catmull_rom(q0, q1, q2, q3, uc)  # [T, 1]
+    have = np.linalg.norm(pts, axis=1, keepdims=True)
+    # Where the spline passes through (almost) zero there is no direction to
+    # rescale; leave those frames as they are rather than divide by ~0.
+    scale = np.where(have > 1e-12, np.maximum(target, 0.0) / np.maximum(have, 1e-12), 1.0)
+    pts = pts * scale
+    pts = np.where(uc == 0.0, p1, pts)  # exact keyframes
+    return np.where(uc == 1.0, p2, pts)
+
+
+def class_path(
+    class_latents,
+    order: list[int],
+    n_frames: int,
+    loop: bool = False,
+    ease: str = "linear",
+) -> np.ndarray:
+    """Latents of a video morphing through class latents [C, Z] in `order`: float32 [n_frames, Z].
+
+    Equal time per transition; same loop and endpoint rules as `walk_path`.
+    """
+    lat = np.asarray(class_latents, dtype=np.float64)
+    if lat.ndim != 2 or lat.shape[0] < 1:
+        raise UserError(f"class latents must have shape [classes, z_dim], got {lat.shape}")
+    order = [int(c) for c in order]
+    if len(order) < 2:
+        raise UserError(f"class transitions need at least 2 classes in the order, got {order}")
+    bad = [c for c in order if not 0 <= c < lat.shape[0]]
+    if bad:
+        raise UserError(f"class {bad[0]} is out of range; the checkpoint has classes 0..{lat.shape[0] - 1}")
+    # Lerp, not slerp: class latents are means of the encoder's posteriors, points
+    # well inside the prior rather than on its sqrt(z_dim) shell, and the straight
+    # line between two means is the article's own morph. Slerp's arc would bend
+    # around the origin, a point with no meaning for these means.
+    return walk_path(lat[order], n_frames, loop=loop, ease=ease, interp="lerp")
+
+
+def parse_classes(spec: str, n_classes: int = N_CLASSES) -> list[int]:
+    """Parse a class order like "0-9", "3,1,4", "0-9,0" or "9-0" into a list of class indices."""
+    text = str(spec).strip()
+    if not text:
+        raise UserError(f"empty class list; give classes like 0-9 or 3,1,4 (each 0..{n_classes - 1})")
+    out: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        lo, sep, hi = part.partition("-")
+        try:
+            if sep:
+                a, b = int(lo.strip()), int(hi.strip())
+                step = 1 if b >= a else -1
+                items = list(range(a, b + step, step))
+            else:
+                items = [int(part)]
+        except ValueError:
+            raise UserError(
+                f"bad class list {spec!r} at {part!r}; give classes like 0-9, 3,1,4 or 0-9,0"
+            ) from None
+        for c in items:
+            if not 0 <= c < n_classes:
+                raise UserError(f"class {c} in {spec!r} is out of range; classes are 0..{n_classes - 1}")
+        out.extend(items)
+    if len(set(out)) < 2:
+        raise UserError(f"class list {spec!r} needs at least 2 different classes, e.g. 0-9 or 3,1")
+    return out
+
+
+def load_keyframes(path, z_dim: int | None = None) -> np.ndarray:
+    """Keyframes [K, z_dim] from a .npy file, validated: float32 [K, z_dim]."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"keyframes file {path} does not exist; give a .npy file of shape [K, z_dim]")
+    try:
+        # allow_pickle=False: a keyframe file is data and must never run code.
+        arr = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise UserError(f"keyframes file {path} is not a readable .npy array ({e}); save it with numpy.save") from None
+    if not isinstance(arr, np.ndarray):
+        arr.close()  # an .npz archive, opened lazily
+        raise UserError(f"keyframes file {path} is an .npz archive; save one [K, z_dim] array with numpy.save")
+    if arr.dtype.kind not in "fiu":
+        raise UserError(f"keyframes file {path} holds {arr.dtype} values; it must hold real numbers")
+    if arr.ndim != 2 or arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise UserError(f"keyframes file {path} has shape {arr.shape}; it must be [K, z_dim] with K >= 1")
+    if z_dim is not None and arr.shape[1] != z_dim:
+        raise UserError(
+            f"keyframes file {path} has z_dim {arr.shape[1]} but the checkpoint's generator takes {z_dim}"
+        )
+    if not np.all(np.isfinite(arr)):
+        raise UserError(f"keyframes file {path} contains NaN or infinite values; use finite latents")
+    return arr.astype(np.float32)
+
+
+__all__ = [
+    "EASINGS",
+    "INTERPOLATIONS",
+    "ease",
+    "slerp",
+    "walk_keyframes",
+    "walk_path",
+    "class_path",
+    "parse_classes",
+    "load_keyframes",
+]

@@ -1,0 +1,608 @@
+"""Streaming video output (H.264 MP4, GIF, PNG frames) through imageio-ffmpeg's ffmpeg, written atomically."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import queue
+import secrets
+import shutil
+import subprocess
+import tempfile
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from pipeline.errors import UserError
+
+FORMATS = ("mp4", "gif", "png")
+_SUFFIX_FORMATS = {".mp4": "mp4", ".gif": "gif"}
+FRAME_NAME = "frame_{:06d}.png"  # PNG sequences: frame_000000.png, frame_000001.png, ...
+_FRAME_GLOB = "frame_*.png"
+_STDERR_LINES = 12  # how much of ffmpeg's stderr a VideoError shows
+_PROBE_TIMEOUT_S = 30.0  # a two-frame encode takes well under a second; this only catches hangs
+
+
+class VideoError(UserError):
+    """ffmpeg is missing, cannot encode what was asked, or failed while encoding."""
+
+
+# ---------------------------------------------------------------- checks (before rendering)
+
+
+def output_format(path, fmt: str | None = None) -> str:
+    """The format to write: `fmt` if given, else from the suffix (.mp4, .gif; a directory -> png)."""
+    if fmt is not None:
+        if fmt not in FORMATS:
+            raise UserError(f"unknown video format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+        return fmt
+    path = Path(path)
+    if path.is_dir() or path.suffix == "":
+        return "png"
+    found = _SUFFIX_FORMATS.get(path.suffix.lower())
+    if found is None:
+        raise UserError(
+            f"cannot tell the video format of {path} from its suffix; "
+            "name it .mp4 or .gif, or give a directory for PNG frames"
+        )
+    return found
+
+
+def check_size(size, fmt: str = "mp4") -> tuple[int, int]:
+    """Validate a (width, height) frame size for `fmt`; returns it as ints."""
+    try:
+        width, height = size
+    except (TypeError, ValueError):
+        raise UserError(f"size must be (width, height), got {size!r}") from None
+    for v in (width, height):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise UserError(f"width and height must be positive integers, got {width!r}x{height!r}")
+    width, height = int(width), int(height)
+    if fmt == "mp4" and (width % 2 or height % 2):
+        # yuv420p stores chroma at half resolution: odd sizes cannot be encoded.
+        # We refuse rather than pad, so a request never silently changes size.
+        raise UserError(
+            f"width and height must be even for H.264 yuv420p, got {width}x{height}; "
+            f"use an even --size such as {width + width % 2}"
+        )
+    return width, height
+
+
+def _is_frame_dir(path: Path) -> bool:
+    """True when path is a directory holding nothing but an earlier PNG frame sequence."""
+    return path.is_dir() and all(p.is_file() and p.match(_FRAME_GLOB) for p in path.iterdir())
+
+
+def check_writable(path, fmt: str | None = None) -> None:
+    """Raise UserError (one line) unless an output could be written at `path`."""
+    path = Path(path)
+    fmt = output_format(path, fmt)
+    parent = path.absolute().parent
+    if not parent.exists():
+        raise UserError(f"output directory {parent} does not exist; create it or choose another output path")
+    if not parent.is_dir():
+        raise UserError(f"{parent} is not a directory; choose another output path")
+    if fmt == "png":
+        if path.exists() and not _is_frame_dir(path):
+            raise UserError(
+                f"{path} exists and is not a PNG frame directory from an earlier run; "
+                "remove it or choose another output path"
+            )
+    elif path.is_dir():
+        raise UserError(f"output {path} is a directory; give a file name such as {path / ('video.' + fmt)}")
+    # os.access would lie when running as root or on read-only mounts: try it.
+    probe_file = parent / f".{path.name}.{secrets.token_hex(4)}.writetest"
+    try:
+        fd = os.open(probe_file, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except OSError as e:
+        raise UserError(f"cannot write to {parent} ({e.strerror}); choose a writable output path") from None
+    os.close(fd)
+    os.unlink(probe_file)
+
+
+def _check_fps(fps) -> str:
+    """Validate fps (> 0) and format it for ffmpeg."""
+    try:
+        ok = float(fps) > 0 and math.isfinite(float(fps))
+    except (TypeError, ValueError):
+        ok = False
+    if not ok or isinstance(fps, bool):
+        raise UserError(f"fps must be a positive number, got {fps!r}")
+    return str(fps)
+
+
+def _check_crf(crf) -> None:
+    if isinstance(crf, bool) or not isinstance(crf, (int, float, np.integer, np.floating)) or not 0 <= crf <= 51:
+        raise UserError(f"crf must be between 0 and 51 (lower is better quality; 18 is near transparent), got {crf!r}")
+
+
+# ---------------------------------------------------------------- atomic outputs
+
+
+def _temp_sibling(path: Path) -> Path:
+    """A fresh hidden name beside `path` keeping its suffix (ffmpeg and imageio pick formats by it)."""
+    return path.parent / f".{path.name}.{secrets.token_hex(4)}.partial{path.suffix}"
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_path(path) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; on success rename it to `path`, on any exception remove it.
+
+    with atomic_path("a.png") as tmp: imageio.v3.imwrite(tmp, image)
+    """
+    path = Path(path)
+    tmp = _temp_sibling(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+# ---------------------------------------------------------------- ffmpeg
+
+
+def ffmpeg_exe() -> str:
+    """Path of the ffmpeg binary that imageio-ffmpeg ships (or IMAGEIO_FFMPEG_EXE)."""
+    try:
+        import imageio_ffmpeg
+
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except (ImportError, RuntimeError) as e:
+        raise VideoError(f"ffmpeg not found ({e}); reinstall imageio-ffmpeg or set IMAGEIO_FFMPEG_EXE") from None
+
+
+def _ffmpeg_command(fmt: str, size, fps: str, crf, preset: str, lossless: bool, out: Path) -> list[str]:
+    width, height = size
+    cmd = [
+        ffmpeg_exe(), "-hide_banner", "-nostats", "-loglevel", "warning", "-y",
+        # Raw 8-bit gray frames on stdin: a third of the bytes of RGB, and no
+        # colour conversion on our side.
+        "-f", "rawvideo", "-pix_fmt", "gray", "-s", f"{width}x{height}", "-framerate", fps, "-i", "pipe:0",
+        "-an",
+    ]
+    if fmt == "mp4":
+        cmd += ["-c:v", "libx264", "-preset", str(preset)]
+        if lossless:
+            # 4:0:0 gray at qp 0 decodes back to the identical bytes (tests rely on
+            # it), but plays in few players (not Safari/QuickTime): opt-in only.
+            cmd += ["-qp", "0", "-pix_fmt", "gray"]
+        else:
+            # yuv420p + tagged BT.709 limited range: what every player (and Safari)
+            # plays. We pass the exact size: no scaler and no macro-block padding,
+            # so 1080x1080 stays 1080x1080.
+            cmd += [
+                "-crf", str(crf), "-pix_fmt", "yuv420p",
+                "-color_range", "tv", "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709",
+            ]
+        # faststart moves the index to the front so browsers play while downloading.
+        cmd += ["-movflags", "+faststart", "-f", "mp4", str(out)]
+    elif fmt == "gif":
+        # GIF is always palette-based; for gray frames the gif encoder's `gray`
+        # input writes a 256-level gray palette, which holds every gray value
+        # exactly: no palettegen pass, no dithering, and it streams. Frame delays
+        # are whole centiseconds, so 30 fps plays at 1/0.03 = 33.3 fps.
+        cmd += ["-pix_fmt", "gray", "-loop", "0", "-f", "gif", str(out)]
+    else:
+        raise ValueError(f"ffmpeg does not write format {fmt!r}")
+    return cmd
+
+
+def _tail(text: str, n: int = _STDERR_LINES) -> str:
+    """The last n lines of ffmpeg's stderr, indented; ffmpeg names the cause first and then
+    prints a cascade of consequences, so the first error line is kept even when older."""
+    lines = [ln.rstrip() for ln in text.splitlines() if ln.strip()]
+    if not lines:
+        return "  (ffmpeg printed nothing)"
+    shown = lines[-n:]
+    first_error = next((ln for ln in lines if "error" in ln.lower()), None)
+    if first_error is not None and first_error not in shown:
+        shown = [first_error, "..."] + shown[1:]
+    return "\n".join("  " + ln for ln in shown)
+
+
+def probe(fmt: str, size, fps=30, crf=18, preset: str = "medium", lossless: bool = False) -> None:
+    """Check, in about a second, that `fmt` can be written at `size` with these settings.
+
+    Encodes two frames to a throwaway file with the same ffmpeg command a render will
+    use, so a missing binary or encoder, a bad preset or an impossible size fails
+    before an hour of rendering rather than after. Raises VideoError.
+    """
+    fmt = output_format("", fmt or "mp4")
+    width, height = check_size(size, fmt)
+    fps_s = _check_fps(fps)
+    frames = np.zeros((2, height, width), dtype=np.uint8)
+    frames[1] = np.arange(width, dtype=np.uint8)[None, :]  # two different frames
+    if fmt == "png":
+        try:
+            import imageio.v3 as iio
+
+            iio.imwrite("<bytes>", frames[1], extension=".png")
+        except Exception as e:  # any failure of the PNG plugin is the same answer
+            raise VideoError(f"cannot write PNG frames ({e}); reinstall imageio and pillow") from None
+        return
+    _check_crf(crf)
+    with tempfile.TemporaryDirectory(prefix="cppn-video-probe-") as tmp:
+        out = Path(tmp) / f"probe.{fmt}"
+        cmd = _ffmpeg_command(fmt, (width, height), fps_s, crf, preset, lossless, out)
+        try:
+            res = subprocess.run(
+                cmd, input=frames.tobytes(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                timeout=_PROBE_TIMEOUT_S,
+            )
+        except subprocess.TimeoutExpired:
+            raise VideoError(f"ffmpeg did not finish a two-frame {fmt} test encode in {_PROBE_TIMEOUT_S:.0f} s") from None
+        except OSError as e:
+            raise VideoError(f"cannot run ffmpeg {cmd[0]} ({e.strerror}); reinstall imageio-ffmpeg") from None
+        if res.returncode != 0 or not out.is_file() or out.stat().st_size == 0:
+            raise VideoError(
+                f"ffmpeg cannot encode {fmt} at {width}x{height} (preset {preset!r}, crf {crf}); "
+                f"exit code {res.returncode}, its last lines:\n"
+                + _tail(res.stderr.decode("utf-8", "replace"))
+            )
+
+
+# ---------------------------------------------------------------- the writer
+
+
+class VideoWriter:
+    """Streams uint8 gray frames to an MP4, GIF or PNG sequence; see `open_writer`.
+
+    `write` copies the frames into a bounded queue and returns at once; a background
+    thread feeds them to ffmpeg (or PNG files), so rendering the next batch overlaps
+    encoding this one. Errors in that thread re-raise in the caller at the next
+    `write` or at `close`. The output appears at `path` only when `close` succeeds;
+    `abort` (or an exception inside `with`) kills ffmpeg and removes the temp output.
+    """
+
+    def __init__(self, path, size, fps=30, fmt=None, crf=18, preset="medium", lossless=False, queue_batches=2):
+        self.path = Path(path)
+        self.fmt = output_format(self.path, fmt)
+        self.width, self.height = check_size(size, self.fmt)
+        fps_s = _check_fps(fps)
+        if self.fmt == "mp4":
+            _check_crf(crf)
+        check_writable(self.path, self.fmt)
+        self.frames_written = 0  # frames accepted by write() so far
+        self._encoded = 0  # frames handed to ffmpeg / written as PNG by the thread
+        self._error: BaseException | None = None
+        self._aborting = False
+        self._closed = False
+        self._proc: subprocess.Popen | None = None
+        self._stderr = None
+        # Each queued item is a batch [N, H, W]. At most queue_batches wait here (plus
+        # the one the thread is writing), so memory stays bounded when the encoder is
+        # slower than the renderer: write() then blocks until a slot frees up.
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, int(queue_batches)))
+        self._tmp = _temp_sibling(self.path)
+        if self.fmt == "png":
+            os.mkdir(self._tmp)
+        else:
+            cmd = _ffmpeg_command(self.fmt, (self.width, self.height), fps_s, crf, preset, lossless, self._tmp)
+            # stderr goes to an anonymous file: a pipe nobody reads could fill and
+            # deadlock ffmpeg, and the file keeps everything for the error message.
+            self._stderr = tempfile.TemporaryFile()
+            try:
+                self._proc = subprocess.Popen(
+                    cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._stderr
+                )
+            except OSError as e:
+                self._stderr.close()
+                raise VideoError(f"cannot run ffmpeg {cmd[0]} ({e.strerror}); reinstall imageio-ffmpeg") from None
+        self._thread = threading.Thread(target=self._run, name="video-writer", daemon=True)
+        self._thread.start()
+
+    # -- context manager
+    def __enter__(self) -> "VideoWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+        return False
+
+    # -- background thread
+    def _run(self) -> None:
+        while True:
+            batch = self._queue.get()
+            if batch is None:
+                return
+            if self._error is not None or self._aborting:
+                continue  # keep draining so a blocked write() can return
+            try:
+                self._sink(batch)
+            except BaseException as e:  # reported to the caller, never lost in the thread
+                if self._aborting:
+                    continue  # abort() killed ffmpeg on purpose; nothing to report
+                try:
+                    self._error = self._wrap_error(e)
+                except BaseException:
+                    self._error = e
+
+    def _sink(self, batch: np.ndarray) -> None:
+        if self._proc is not None:
+            self._proc.stdin.write(memoryview(batch.reshape(-1)))
+            self._encoded += batch.shape[0]
+            return
+        import imageio.v3 as iio
+
+        for frame in batch:
+            iio.imwrite(self._tmp / FRAME_NAME.format(self._encoded), frame, extension=".png")
+            self._encoded += 1
+
+    def _stderr_text(self) -> str:
+        if self._stderr is None or self._stderr.closed:
+            return ""
+        fd = self._stderr.fileno()
+        # pread leaves the shared file offset alone (ffmpeg writes through a dup of it).
+        return os.pread(fd, os.fstat(fd).st_size, 0).decode("utf-8", "replace")
+
+    def _ffmpeg_failed(self, what: str) -> VideoError:
+        rc = self._proc.returncode if self._proc is not None else None
+        status = f"killed by signal {-rc}" if rc is not None and rc < 0 else f"exit code {rc}"
+        return VideoError(
+            f"ffmpeg failed {what} {self.path.name} ({status}); its last lines:\n" + _tail(self._stderr_text())
+        )
+
+    def _wrap_error(self, e: BaseException) -> BaseException:
+        if isinstance(e, UserError):
+            return e
+        if self._proc is not None and isinstance(e, OSError):
+            # A broken pipe means ffmpeg exited: its stderr says why.
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+            return self._ffmpeg_failed("while encoding")
+        if isinstance(e, OSError):
+            return VideoError(f"cannot write PNG frames to {self.path} ({e.strerror or e})")
+        return e
+
+    def _raise_pending(self) -> None:
+        if self._error is not None:
+            err = self._error
+            self.abort()
+            raise err
+
+    # -- public API
+    def write(self, frames) -> None:
+        """Queue frames [H, W] or [N, H, W] uint8 for encoding and return (blocking only while the queue
+        is full). The frames are copied, so the caller may reuse its buffer."""
+        if self._closed:
+            raise ValueError(f"writer for {self.path} is already closed")
+        arr = np.asarray(frames)
+        if arr.dtype != np.uint8:
+            raise ValueError(f"frames must be uint8, got {arr.dtype}")
+        if arr.ndim == 2:
+            arr = arr[None]
+        if arr.ndim != 3 or arr.shape[1:] != (self.height, self.width):
+            raise ValueError(f"frames must be [N, {self.height}, {self.width}] (or [H, W]), got {list(np.shape(frames))}")
+        if arr.shape[0] == 0:
+            return
+        self._raise_pending()
+        arr = np.array(arr, dtype=np.uint8, order="C", copy=True)
+        while True:
+            try:
+                # Short timeouts: if the thread failed while we wait, say so now.
+                self._queue.put(arr, timeout=0.1)
+                break
+            except queue.Full:
+                self._raise_pending()
+        self.frames_written += arr.shape[0]
+
+    def close(self) -> Path:
+        """Finish encoding and move the output into place; returns its path. Raises VideoError on failure."""
+        if self._closed:
+            return self.path
+        try:
+            self._queue.put(None)
+            self._thread.join()
+            self._raise_pending()
+            if self.frames_written == 0:
+                raise VideoError(f"no frames were written to {self.path}; nothing to save")
+            if self._proc is not None:
+                try:
+                    self._proc.stdin.close()
+                except OSError:
+                    pass  # ffmpeg already gone; its exit code and stderr say why
+                self._proc.wait()
+                if self._proc.returncode != 0:
+                    raise self._ffmpeg_failed("finishing")
+            self._finalize()
+        except BaseException:
+            self.abort()
+            raise
+        self._closed = True
+        if self._stderr is not None:
+            self._stderr.close()
+        return self.path
+
+    def _finalize(self) -> None:
+        if self.fmt != "png" or not self.path.exists():
+            os.replace(self._tmp, self.path)
+            return
+        # A directory cannot be renamed over a non-empty one: swap the earlier frame
+        # sequence out, the new one in, then delete the old. check_writable already
+        # refused directories holding anything else; check again, it may have changed.
+        if not _is_frame_dir(self.path):
+            raise UserError(f"{self.path} now holds files other than PNG frames; not replacing it")
+        old = _temp_sibling(self.path)
+        os.replace(self.path, old)
+        os.replace(self._tmp, self.path)
+        shutil.rmtree(old, ignore_errors=True)
+
+    def _drain(self) -> None:
+        try:
+            while True:
+                self._queue.get_nowait()
+        except queue.Empty:
+            pass
+
+    def abort(self) -> None:
+        """Stop now: kill ffmpeg, stop the thread, remove the temp output. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._aborting = True
+        self._drain()
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()  # unblocks a thread stuck writing to its stdin
+        if self._proc is not None:
+            self._proc.wait()
+        while True:  # wake the thread; the queue was just drained, so this fits at once
+            try:
+                self._queue.put_nowait(None)
+                break
+            except queue.Full:  # another thread wrote meanwhile
+                self._drain()
+        self._thread.join(timeout=10)
+        if self._proc is not None:
+            try:
+                self._proc.stdin.close()
+            except OSError:
+                pass
+        _remove(self._tmp)
+        if self._stderr is not None:
+            self._stderr.close()
+
+
+def open_writer(
+    path,
+    size: tuple[int, int],
+    fps=30,
+    fmt: str | None = None,
+    crf=18,
+    preset: str = "medium",
+    lossless: bool = False,
+    queue_batches: int = 2,
+) -> VideoWriter:
+    """Start writing a video of `size` = (width, height) gray frames at `path`.
+
+    fmt: "mp4" (H.264 yuv420p, `crf`, `preset`; `lossless=True` for exact gray
+    frames that few players play), "gif", or "png" (a directory of frame_NNNNNN.png);
+    None picks it from the suffix (a directory or no suffix -> png). Use as a context
+    manager; call `probe` first to fail fast on a bad format or settings.
+    """
+    return VideoWriter(path, size, fps=fps, fmt=fmt, crf=crf, preset=preset, lossless=lossless,
+                       queue_batches=queue_batches)
+
+
+# ---------------------------------------------------------------- sidecar and reading
+
+
+def sidecar_path(video_path) -> Path:
+    """Where the sidecar of a video goes: the full name plus .json (walk.mp4 -> walk.mp4.json).
+
+    Appending rather than replacing the suffix keeps walk.mp4 and walk.gif from
+    sharing one sidecar, and works for PNG directories (frames -> frames.json).
+    """
+    p = Path(video_path)
+    return p.with_name(p.name + ".json")
+
+
+def _jsonable(obj):
+    if isinstance(obj, (np.ndarray, np.generic)):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "tolist"):  # torch tensors, without importing torch here
+        return obj.tolist()
+    raise TypeError(f"cannot store a {type(obj).__name__} in a JSON sidecar")
+
+
+def write_sidecar(video_path, info: dict) -> Path:
+    """Write `info` as JSON (sorted keys, arrays as lists) next to the video, atomically; returns its path."""
+    path = sidecar_path(video_path)
+    # allow_nan=False: NaN is not JSON, and a sidecar must load anywhere.
+    text = json.dumps(info, sort_keys=True, indent=2, default=_jsonable, allow_nan=False) + "\n"
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return path
+
+
+def _to_gray(img: np.ndarray) -> np.ndarray:
+    if img.ndim == 2:
+        return img
+    rgb = img[..., :3].astype(np.float64)
+    return np.round(rgb @ np.array([0.299, 0.587, 0.114])).clip(0, 255).astype(np.uint8)  # BT.601 luma
+
+
+def read_video(path) -> np.ndarray:
+    """Decode a video file (MP4, GIF) or a PNG frame directory into gray frames [N, H, W] uint8."""
+    path = Path(path)
+    if path.is_dir():
+        import imageio.v3 as iio
+
+        files = sorted(path.glob(_FRAME_GLOB))
+        if not files:
+            raise UserError(f"{path} holds no {_FRAME_GLOB} files")
+        return np.stack([_to_gray(np.asarray(iio.imread(f))) for f in files])
+    if not path.is_file():
+        raise UserError(f"video {path} does not exist")
+    # Decode to a stream of PGM images: each carries its own size, so there is no
+    # stderr header to parse (and no leaked pipes, as imageio_ffmpeg.read_frames
+    # leaves when ffmpeg has already exited). passthrough: no duplicated frames.
+    cmd = [
+        ffmpeg_exe(), "-hide_banner", "-nostats", "-loglevel", "error", "-i", str(path),
+        "-fps_mode", "passthrough", "-pix_fmt", "gray", "-c:v", "pgm", "-f", "image2pipe", "pipe:1",
+    ]
+    res = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True)
+    if res.returncode != 0:
+        raise VideoError(f"ffmpeg cannot decode {path}; its last lines:\n" + _tail(res.stderr.decode("utf-8", "replace")))
+    return _parse_pgm_stream(res.stdout, path)
+
+
+def _parse_pgm_stream(data: bytes, path: Path) -> np.ndarray:
+    """Concatenated binary PGM images ("P5 <w> <h> 255" + w*h bytes each) -> [N, H, W] uint8."""
+    frames, pos = [], 0
+    view = memoryview(data)
+    while pos < len(data):
+        fields = []
+        while len(fields) < 4:  # magic, width, height, maxval, separated by whitespace
+            while data[pos : pos + 1].isspace():
+                pos += 1
+            end = pos
+            while end < len(data) and not data[end : end + 1].isspace():
+                end += 1
+            fields.append(data[pos:end])
+            pos = end
+        pos += 1  # the single whitespace byte before the pixels
+        if fields[0] != b"P5" or fields[3] != b"255":
+            raise VideoError(f"unexpected frame data decoding {path}")
+        width, height = int(fields[1]), int(fields[2])
+        frames.append(np.frombuffer(view[pos : pos + width * height], dtype=np.uint8).reshape(height, width))
+        pos += width * height
+    if not frames:
+        raise VideoError(f"{path} holds no video frames")
+    return np.stack(frames)
+
+
+__all__ = [
+    "FORMATS",
+    "VideoError",
+    "VideoWriter",
+    "atomic_path",
+    "check_size",
+    "check_writable",
+    "ffmpeg_exe",
+    "open_writer",
+    "output_format",
+    "probe",
+    "read_video",
+    "sidecar_path",
+    "write_sidecar",
+]
