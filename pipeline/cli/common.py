@@ -37,10 +37,16 @@ def echo_json(obj) -> None:
 
 @contextmanager
 def progress_bar(description: str, total: int | None, unit: str = "it", quiet: bool = False) -> Iterator:
-    """A rich progress bar with rate and ETA; yields `advance(n=1, **fields)`. Silent when quiet."""
+    """A rich progress bar with rate and ETA; yields `advance(n=1, info="")`. Silent when quiet.
+
+    The bar appears at the first call (library code calls `progress(0)` once its checks have passed), so
+    a bad input prints its one-line error without a half-drawn bar above it.
+    """
     if quiet:
         yield lambda n=1, **kw: None
         return
+    import time
+
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn,
                                TimeElapsedColumn, TimeRemainingColumn)
 
@@ -49,20 +55,24 @@ def progress_bar(description: str, total: int | None, unit: str = "it", quiet: b
         TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
         TextColumn("{task.fields[info]}"),
     ]
-    import time
+    progress = Progress(*columns, console=_stderr_console(), transient=False)
+    state = {"task": None, "done": 0, "start": 0.0}
 
-    start = time.perf_counter()
-    with Progress(*columns, console=_stderr_console(), transient=False) as progress:
-        task = progress.add_task(description, total=total, rate="", info="")
-        done = 0
+    def advance(n: int = 1, info: str = "", **_):
+        if state["task"] is None:
+            progress.start()
+            state["task"] = progress.add_task(description, total=total, rate="", info="")
+            state["start"] = time.perf_counter()
+        state["done"] += n
+        elapsed = max(time.perf_counter() - state["start"], 1e-9)
+        rate = f"{state['done'] / elapsed:.2f} {unit}/s" if state["done"] else ""
+        progress.update(state["task"], advance=n, rate=rate, info=info)
 
-        def advance(n: int = 1, info: str = "", **_):
-            nonlocal done
-            done += n
-            elapsed = max(time.perf_counter() - start, 1e-9)
-            progress.update(task, advance=n, rate=f"{done / elapsed:.2f} {unit}/s", info=info)
-
+    try:
         yield advance
+    finally:
+        if state["task"] is not None:
+            progress.stop()
 
 
 def _stderr_console():

@@ -130,13 +130,13 @@ class PrevGenerator(nn.Module):
 GENERATOR_FAMILIES = {"resnet": (ResnetConfig, ResnetGenerator), "prev": (PrevConfig, PrevGenerator)}
 
 
-def generator_config(family: str, **overrides):
+def generator_config(family: str, /, **values):
     """The config of a family from plain values (as stored in checkpoints); unknown keys are errors."""
     if family not in GENERATOR_FAMILIES:
         raise ValueError(f"unknown generator family {family!r}; known: {', '.join(GENERATOR_FAMILIES)}")
-    cls = GENERATOR_FAMILIES[family][0]
-    overrides.pop("family", None)
-    return cls(**overrides)
+    if values.pop("family", family) != family:
+        raise ValueError(f"config values are for another family than {family!r}")
+    return GENERATOR_FAMILIES[family][0](**values)
 
 
 def build_generator(cfg) -> nn.Module:

@@ -1,0 +1,105 @@
+"""`cppn-video walk` and `cppn-video still`: thin adapters over pipeline.jobs."""
+from __future__ import annotations
+
+import click
+
+from pipeline.cli.common import echo_json, progress_bar
+from pipeline.jobs import DEFAULT_CHECKPOINT, StillSettings, WalkSettings, render_still, render_walk
+from pipeline.latents import EASINGS
+from pipeline.render import PATHS
+
+CKPT_HELP = f"Checkpoint file, or the name of a bundled one (prev, e6, e24). Default: bundled {DEFAULT_CHECKPOINT}."
+
+
+def render_options(f):
+    """Options shared by walk and still (and compare): size, scale, invert, device, path."""
+    for decorator in reversed([
+        click.option("--scale", type=click.FloatRange(min=0, min_open=True), default=8.0, show_default=True,
+                     help="Coordinate range [-scale, scale]; larger zooms out (training used 8)."),
+        click.option("--invert", is_flag=True, help="Dark strokes on white (the article's 'normal' renders)."),
+        click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N]."),
+        click.option("--path", "render_path", type=click.Choice(PATHS), default="auto", show_default=True,
+                     help="Render path; auto picks the fastest available (triton on CUDA, cpu-fused on CPU)."),
+    ]):
+        f = decorator(f)
+    return f
+
+
+@click.command()
+@click.option("--ckpt", default=None, help=CKPT_HELP)
+@click.option("-o", "--output", default=None, type=click.Path(dir_okay=True),
+              help="Output .mp4, .gif, or a directory for PNG frames.  [default: <ckpt>-walk.mp4]")
+@click.option("--frames", type=click.IntRange(min=1), default=600, show_default=True, help="Number of frames.")
+@click.option("--size", type=click.IntRange(min=1, max=16384), default=1080, show_default=True,
+              help="Frame width and height in pixels (even for MP4).")
+@click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True,
+              help="Frames per second.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random keyframes.")
+@click.option("--keyframes", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Number of random keyframes the walk visits.")
+@click.option("--keyframes-file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="A .npy file of keyframe latents [K, z_dim] instead of random ones.")
+@click.option("--loop", is_flag=True, help="Return to the first keyframe for a seamless loop.")
+@click.option("--ease", type=click.Choice(EASINGS), default="linear", show_default=True,
+              help="Easing within each segment (sine is the article's sin(t*pi/2)).")
+@click.option("--cubic", is_flag=True, help="A smooth cubic path through the keyframes instead of slerp segments.")
+@click.option("--classes", default=None, help="Digit-class transitions in this order, e.g. 0-9 or 0-9,0.")
+@click.option("--crf", type=click.IntRange(0, 51), default=18, show_default=True,
+              help="H.264 quality: lower is better (0 is lossless, which Safari/QuickTime cannot play).")
+@click.option("--preset", default="medium", show_default=True, help="x264 preset (ultrafast ... veryslow).")
+@click.option("--format", "fmt", type=click.Choice(["mp4", "gif", "png"]), default=None,
+              help="Output format.  [default: from the output's suffix]")
+@click.option("--batch", type=click.IntRange(min=1), default=None, help="Frames per render batch (speed only).")
+@render_options
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result (the sidecar's contents) as JSON.")
+def walk(ckpt, output, frames, size, fps, seed, keyframes, keyframes_file, loop, ease, cubic, classes, crf, preset,
+         fmt, batch, scale, invert, device, render_path, quiet, as_json):
+    """Render a spherical latent walk (or, with --classes, digit-class transitions) as a video."""
+    settings = WalkSettings(frames=frames, size=size, fps=fps, seed=seed, keyframes=keyframes, loop=loop, ease=ease,
+                            interp="cubic" if cubic else "slerp", scale=scale, invert=invert, classes=classes,
+                            keyframes_file=keyframes_file, crf=crf, preset=preset, fmt=fmt, device=device,
+                            path=render_path, batch=batch)
+    ckpt_name = ckpt or DEFAULT_CHECKPOINT
+    if output is None:
+        from pathlib import Path
+
+        suffix = {"gif": ".gif", "png": ""}.get(fmt, ".mp4")
+        output = f"{Path(ckpt_name).stem}-{'classes' if classes else 'walk'}{suffix}"
+    with progress_bar(f"rendering {output}", frames, unit="frames", quiet=quiet or as_json) as advance:
+        info = render_walk(ckpt_name, output, settings, progress=advance)
+    if as_json:
+        echo_json(info)
+    elif not quiet:
+        click.echo(f"wrote {info['output']} ({info['frames']} frames, {info['width']}x{info['height']}, "
+                   f"{info['frames_per_second']:.2f} frames/s on {info['render_path']}) and {info['output']}.json")
+
+
+@click.command()
+@click.option("--ckpt", default=None, help=CKPT_HELP)
+@click.option("-o", "--output", default=None, type=click.Path(dir_okay=False),
+              help="Output PNG.  [default: <ckpt>-still.png]")
+@click.option("--size", type=click.IntRange(min=1, max=16384), default=3240, show_default=True,
+              help="Image width and height in pixels.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random latent.")
+@click.option("--digit", type=click.IntRange(0, 9), default=None, help="Render this digit's class latent instead.")
+@render_options
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def still(ckpt, output, size, seed, digit, scale, invert, device, render_path, as_json):
+    """Render one high-resolution still image (PNG)."""
+    from pathlib import Path
+
+    ckpt_name = ckpt or DEFAULT_CHECKPOINT
+    output = output or f"{Path(ckpt_name).stem}-still.png"
+    settings = StillSettings(size=size, seed=seed, digit=digit, scale=scale, invert=invert, device=device,
+                             path=render_path)
+    info = render_still(ckpt_name, output, settings)
+    if as_json:
+        echo_json(info)
+    else:
+        click.echo(f"wrote {info['output']} ({size}x{size}, {info['seconds']:.2f} s on {info['render_path']})")
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(walk)
+    cli.add_command(still)
