@@ -37,3 +37,12 @@ def _lively(family, width, min_std):
         if ref.std() > min_std and (ref.double() - ref64).abs().max() < 1e-5:
             return gen, z
     raise RuntimeError("no lively, well-conditioned generator found")
+
+
+def make_checkpoint(path, family: str = "resnet", width: int | None = None, epoch: int = 1):
+    """A render checkpoint of a lively random generator with distinct class latents; returns its path."""
+    from pipeline.checkpoint import save_render_checkpoint
+
+    gen, _ = lively_generator(family, width)
+    latents = torch.randn(10, gen.cfg.z_dim, generator=torch.Generator().manual_seed(7))
+    return save_render_checkpoint(path, gen, latents, {"epoch": epoch, "note": "random weights for tests"})

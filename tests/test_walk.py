@@ -1,0 +1,140 @@
+"""End to end: checkpoint -> latent path -> render engine -> MP4/GIF/PNG + sidecar, and every bad input."""
+import json
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+
+from pipeline.errors import UserError
+from pipeline.jobs import StillSettings, WalkSettings, render_still, render_walk
+from pipeline.render import Renderer
+from pipeline.video import read_video
+from render_helpers import make_checkpoint
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    return make_checkpoint(tmp_path_factory.mktemp("ck") / "e1.pt")
+
+
+def test_walk_mp4_frames_size_and_sidecar(ckpt, tmp_path):
+    out = tmp_path / "walk.mp4"
+    s = WalkSettings(frames=9, size=48, keyframes=3, seed=5, batch=4)
+    calls = []
+    info = render_walk(ckpt, out, s, progress=calls.append)
+    video = read_video(out)
+    assert video.shape == (9, 48, 48)
+    assert len({v.tobytes() for v in video}) > 1  # frames differ
+    assert sum(calls) == 9 and calls[0] == 0
+    side = json.loads((tmp_path / "walk.mp4.json").read_text())
+    assert side["checkpoint"]["sha256"] == info["checkpoint"]["sha256"] and len(side["checkpoint"]["sha256"]) == 64
+    assert side["frames"] == 9 and side["width"] == side["height"] == 48
+    assert side["settings"]["seed"] == 5 and np.asarray(side["keyframes"]).shape == (3, 32)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["walk.mp4", "walk.mp4.json"]  # no temp files left
+
+
+def test_walk_reproducible_from_sidecar_exactly(ckpt, tmp_path):
+    """Lossless encodes of the same settings decode to the frames the renderer makes: a render is reproducible."""
+    s = WalkSettings(frames=6, size=32, keyframes=2, loop=True, lossless=True, ease="sine")
+    render_walk(ckpt, tmp_path / "a.mp4", s)
+    side = json.loads((tmp_path / "a.mp4.json").read_text())
+    render_walk(ckpt, tmp_path / "b.mp4", WalkSettings(**side["settings"]))
+    a, b = read_video(tmp_path / "a.mp4"), read_video(tmp_path / "b.mp4")
+    assert np.array_equal(a, b)
+    from pipeline.checkpoint import load_checkpoint
+    from pipeline.jobs import path_latents
+
+    ck = load_checkpoint(ckpt)
+    _, lat = path_latents(s, 32, ck.class_latents)
+    assert np.array_equal(a, Renderer(ck.generator, 32, 32).render(lat))
+
+
+def test_class_transition_and_batch_invariance(ckpt, tmp_path):
+    base = WalkSettings(frames=7, size=24, classes="3,1,4", lossless=True)
+    render_walk(ckpt, tmp_path / "c1.mp4", base)
+    render_walk(ckpt, tmp_path / "c2.mp4", WalkSettings(**{**base.__dict__, "batch": 1}))
+    a = read_video(tmp_path / "c1.mp4")
+    assert a.shape == (7, 24, 24) and np.array_equal(a, read_video(tmp_path / "c2.mp4"))
+    side = json.loads((tmp_path / "c1.mp4.json").read_text())
+    assert side["kind"] == "classes" and np.asarray(side["keyframes"]).shape == (3, 32)
+
+
+def test_gif_and_png_outputs(ckpt, tmp_path):
+    render_walk(ckpt, tmp_path / "w.gif", WalkSettings(frames=4, size=21, keyframes=2))
+    assert read_video(tmp_path / "w.gif").shape == (4, 21, 21)
+    render_walk(ckpt, tmp_path / "frames", WalkSettings(frames=3, size=20, keyframes=2, fmt="png", invert=True))
+    files = sorted((tmp_path / "frames").iterdir())
+    assert len(files) == 3 and iio.imread(files[0]).shape == (20, 20)
+
+
+def test_interrupted_render_leaves_nothing(ckpt, tmp_path):
+    def stop_after_first_batch(n):
+        if n:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        render_walk(ckpt, tmp_path / "x.mp4", WalkSettings(frames=8, size=32, batch=2), progress=stop_after_first_batch)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_still_png(ckpt, tmp_path):
+    info = render_still(ckpt, tmp_path / "s.png", StillSettings(size=50, digit=3, invert=True))
+    img = iio.imread(tmp_path / "s.png")
+    assert img.shape == (50, 50) and img.dtype == np.uint8 and info["render_path"]
+    assert json.loads((tmp_path / "s.png.json").read_text())["settings"]["digit"] == 3
+
+
+def _run_main(args):
+    """Run the real entry point (run_cli) so errors are formatted as users see them."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "pipeline", *args], capture_output=True, text=True, timeout=300)
+    return proc
+
+
+def test_cli_walk_json_quiet(ckpt, tmp_path):
+    out = tmp_path / "cli.mp4"
+    proc = _run_main(["walk", "--ckpt", str(ckpt), "--frames", "4", "--size", "32", "-o", str(out), "--json",
+                      "--loop", "--ease", "smoothstep"])
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    assert info["frames"] == 4 and read_video(out).shape == (4, 32, 32)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--ckpt", "missing.pt"], "checkpoint missing.pt not found"),
+    (["--size", "33"], "must be even"),
+    (["-o", "no/such/dir/w.mp4"], "does not exist"),
+    (["-o", "w.avi"], "cannot tell the video format"),
+    (["--classes", "3,12"], "out of range"),
+    (["--frames", "0"], "--frames"),
+    (["--preset", "warp9"], "ffmpeg cannot encode"),
+])
+def test_cli_walk_bad_input_one_line(ckpt, tmp_path, args, message):
+    argv = ["walk", "--frames", "3", "--size", "32", "--quiet", "-o", str(tmp_path / "w.mp4")]
+    if "--ckpt" not in args:
+        argv += ["--ckpt", str(ckpt)]
+    proc = _run_main(argv + args)
+    assert proc.returncode in (1, 2)
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    if proc.returncode == 1 and message != "ffmpeg cannot encode":  # ffmpeg's own last lines follow that one
+        assert len(lines) == 1 and lines[0].startswith("error: ")
+    if proc.returncode == 2:  # click's usage error: usage, hint, then one error line
+        assert lines[0].startswith("Usage:") and lines[-1].startswith("Error:")
+    assert not (tmp_path / "w.mp4").exists()
+
+
+def test_corrupt_checkpoint_is_one_line(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint at all")
+    proc = _run_main(["walk", "--ckpt", str(bad), "--frames", "2", "--size", "16", "-o", str(tmp_path / "w.mp4")])
+    assert proc.returncode == 1 and proc.stderr.startswith("error:") and len(proc.stderr.strip().splitlines()) == 1
+    assert "bad.pt" in proc.stderr
+
+
+def test_settings_validation():
+    with pytest.raises(UserError, match="--keyframes-file"):
+        WalkSettings(classes="0-9", keyframes_file="k.npy").validate()
