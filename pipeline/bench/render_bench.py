@@ -1,0 +1,157 @@
+"""Render benchmark: ms per frame of the reference and every available path, end-to-end MP4 fps, peak memory."""
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from pipeline import __version__
+from pipeline.models import ResnetGenerator
+from pipeline.render import Renderer, available_paths, resolve_device
+from pipeline.render.engine import default_batch
+
+def flops_per_pixel(gen) -> float:
+    """Multiply-adds x 2 per pixel (resnet: ~8.7 kFLOP, as ARTICLE.md says; prev: ~98 kFLOP)."""
+    cfg = gen.cfg
+    if cfg.family == "resnet":
+        per_block = (cfg.relu_layers + 1) * 2 * cfg.width * cfg.width
+        return cfg.n_blocks * per_block + 2 * 3 * cfg.width + 2 * cfg.width
+    return cfg.tanh_layers * 2 * cfg.width * cfg.width + 2 * 3 * cfg.width + 2 * cfg.width
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS counter (VmHWM) so each measurement reports its own peak."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss_mb() -> float | None:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def machine_info(device: torch.device) -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next(l.split(":", 1)[1].strip() for l in fh if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    info = {"cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__, "python": platform.python_version(), "cppn_video": __version__,
+            "device": str(device), "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def _time_path(gen, path: str, size: int, latents: np.ndarray, device, batch: int) -> tuple[float, float | None]:
+    """Median seconds per frame over the latents (after one warm-up batch) and the peak RSS in MB."""
+    _reset_peak_rss()
+    with Renderer(gen, size, size, path=path, device=device) as r:
+        r.render(latents[:1])  # warm-up: kernel compile/JIT, caches
+        per_frame = []
+        for start in range(0, len(latents), batch):
+            chunk = latents[start:start + batch]
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t = time.perf_counter()
+            r.render(chunk)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            per_frame.append((time.perf_counter() - t) / len(chunk))
+    return statistics.median(per_frame), _peak_rss_mb()
+
+
+def run_render_bench(sizes=(1080, 3240), frames: int = 8, families=("resnet", "prev"), device: str = "auto",
+                     paths: tuple[str, ...] | None = None, mp4_frames: int = 60, reference_frames: int = 1,
+                     progress: Callable[[str], None] | None = None) -> dict:
+    """Benchmark every available render path in one run; returns {"machine": ..., "results": [...]}.
+
+    The reference (whole frame, layer by layer) is timed on `reference_frames` frames; the others on
+    `frames`. The prev family is measured at the first size only (its reference at 3240x3240 needs
+    ~15 GB). End to end: `mp4_frames` frames of the fastest path into an MP4 (libx264, preset medium,
+    CRF 18) against the same frames rendered only, at the first size.
+    """
+    from pipeline.models import PrevGenerator
+
+    dev = resolve_device(device)
+    say = progress or (lambda msg: None)
+    results = []
+    rng = np.random.default_rng(0)
+    for family in families:
+        torch.manual_seed(0)
+        gen = (ResnetGenerator() if family == "resnet" else PrevGenerator()).eval()
+        fpp = flops_per_pixel(gen)
+        for size in sizes if family == "resnet" else sizes[:1]:
+            lat = rng.standard_normal((frames, gen.cfg.z_dim)).astype(np.float32)
+            options = [p for p in available_paths(family, dev) if paths is None or p in paths]
+            ref_ms = None
+            for path in reversed(options):  # reference first: the baseline of this run
+                n = reference_frames if path == "reference" else frames
+                batch = 1 if path == "reference" else default_batch(size, size, dev)
+                say(f"{family} {size}x{size} {path} ({n} frames)")
+                s, peak = _time_path(gen, path, size, lat[:n], dev, batch)
+                ms = s * 1000
+                if path == "reference":
+                    ref_ms = ms
+                results.append({
+                    "what": "render", "family": family, "path": path, "size": size, "frames": n, "batch": batch,
+                    "ms_per_frame": round(ms, 2), "fps": round(1000 / ms, 3),
+                    "gflops": round(fpp * size * size / s / 1e9, 2),
+                    "speedup_vs_reference": round(ref_ms / ms, 2) if ref_ms else None,
+                    "peak_rss_mb": round(peak, 1) if peak else None,
+                })
+    results.extend(_end_to_end(sizes[0], mp4_frames, dev, paths, say))
+    return {"machine": machine_info(dev), "results": results}
+
+
+def _end_to_end(size: int, n: int, dev, paths, say) -> list[dict]:
+    """Fastest resnet path: render-only fps vs render+encode fps of the same frames, in this run."""
+    from pipeline.checkpoint import save_render_checkpoint
+    from pipeline.jobs import WalkSettings, render_walk
+    from pipeline.jobs.render import path_latents
+
+    torch.manual_seed(0)
+    gen = ResnetGenerator().eval()
+    options = [p for p in available_paths("resnet", dev) if p != "reference" and (paths is None or p in paths)]
+    if not options or n < 1:
+        return []
+    path = options[0]
+    settings = WalkSettings(frames=n, size=size, keyframes=4, path=path, device=str(dev))
+    _, lat = path_latents(settings, gen.cfg.z_dim, None)
+    say(f"end to end: {n} frames {size}x{size} {path} render only")
+    batch = default_batch(size, size, dev)
+    with Renderer(gen, size, size, path=path, device=dev) as r:
+        r.render(lat[:1])
+        t = time.perf_counter()
+        for start in range(0, n, batch):
+            r.render(lat[start:start + batch])
+        render_fps = n / (time.perf_counter() - t)
+    with tempfile.TemporaryDirectory(prefix="cppn-bench-") as tmp:
+        ck = save_render_checkpoint(Path(tmp) / "bench.pt", gen, torch.zeros(10, gen.cfg.z_dim), {"bench": True})
+        say(f"end to end: {n} frames {size}x{size} {path} -> MP4")
+        t = time.perf_counter()
+        render_walk(ck, Path(tmp) / "bench.mp4", settings)
+        mp4_fps = n / (time.perf_counter() - t)
+    return [{"what": "mp4", "family": "resnet", "path": path, "size": size, "frames": n,
+             "render_fps": round(render_fps, 3), "mp4_fps": round(mp4_fps, 3),
+             "ms_per_frame": round(1000 / mp4_fps, 2), "mp4_vs_render": round(mp4_fps / render_fps, 3)}]

@@ -1,0 +1,85 @@
+"""`cppn-video bench render|train`: benchmarks whose output goes into docs/PERFORMANCE.md."""
+from __future__ import annotations
+
+import click
+
+from pipeline.cli.common import echo_json
+
+
+@click.group()
+def bench() -> None:
+    """Measure render and training speed on this machine (baselines measured in the same run)."""
+
+
+def _status(quiet: bool):
+    if quiet:
+        return None
+    return lambda msg: click.echo(f"  measuring {msg} ...", err=True)
+
+
+@bench.command("render")
+@click.option("--size", "sizes", type=click.IntRange(16, 16384), multiple=True, default=(1080, 3240),
+              show_default=True, help="Frame sizes to measure (repeat the option for several).")
+@click.option("--frames", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Frames timed per fast path (the reference is timed on --reference-frames).")
+@click.option("--reference-frames", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Frames timed for the reference (slow: ~2 s per 1080x1080 frame on 2 cores).")
+@click.option("--mp4-frames", type=click.IntRange(min=0), default=60, show_default=True,
+              help="Frames rendered into an MP4 for the end-to-end measurement (0: skip).")
+@click.option("--family", "families", type=click.Choice(["resnet", "prev"]), multiple=True,
+              default=("resnet", "prev"), show_default=True, help="Generator families to measure.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def bench_render(sizes, frames, reference_frames, mp4_frames, families, device, as_json):
+    """ms per frame of the reference and each available render path; end-to-end MP4 fps; peak memory."""
+    from pipeline.bench.render_bench import run_render_bench
+
+    report = run_render_bench(sizes=sizes, frames=frames, families=families, device=device,
+                              mp4_frames=mp4_frames, reference_frames=reference_frames,
+                              progress=_status(as_json))
+    if as_json:
+        echo_json(report)
+        return
+    m = report["machine"]
+    click.echo(f"machine: {m['cpu']} ({m['cpu_count']} cpus, {m['torch_threads']} torch threads), "
+               f"{m.get('gpu', m['device'])}, torch {m['torch']}, {m['date']}")
+    click.echo(f"{'family':7} {'path':10} {'size':>5} {'frames':>6} {'ms/frame':>10} {'GFLOP/s':>8} "
+               f"{'vs ref':>7} {'peak MB':>8}")
+    for r in report["results"]:
+        if r["what"] == "render":
+            sp = f"{r['speedup_vs_reference']:.1f}x" if r["speedup_vs_reference"] else "-"
+            click.echo(f"{r['family']:7} {r['path']:10} {r['size']:>5} {r['frames']:>6} {r['ms_per_frame']:>10.1f} "
+                       f"{r['gflops']:>8.1f} {sp:>7} {r['peak_rss_mb'] or 0:>8.0f}")
+    for r in report["results"]:
+        if r["what"] == "mp4":
+            click.echo(f"end to end ({r['path']}, {r['size']}x{r['size']}, {r['frames']} frames): render only "
+                       f"{r['render_fps']:.2f} fps, to MP4 {r['mp4_fps']:.2f} fps ({100 * r['mp4_vs_render']:.0f}%)")
+
+
+@bench.command("train")
+@click.option("--batch-size", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Images per batch (26x26).")
+@click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Timed repeats per measurement (median reported).")
+@click.option("--model", "models", type=click.Choice(["resnet", "prev"]), multiple=True,
+              default=("resnet", "prev"), show_default=True, help="Models to measure.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def bench_train(batch_size, repeats, models, as_json):
+    """Seconds per training batch for each model: plain autograd vs the fast path, in one run."""
+    from pipeline.bench.train_bench import run_train_bench
+
+    report = run_train_bench(batch_size=batch_size, repeats=repeats, models=tuple(models),
+                             progress=_status(as_json))
+    if as_json:
+        echo_json(report)
+        return
+    m = report.get("machine", {})
+    click.echo("machine: " + ", ".join(f"{k}={v}" for k, v in m.items()))
+    click.echo(f"{'model':7} {'what':18} {'path':9} {'batch':>6} {'s/batch':>9} {'speedup':>8}")
+    for r in report["results"]:
+        sp = f"{r['speedup']:.2f}x" if r.get("speedup") else "-"
+        click.echo(f"{r['model']:7} {r['what']:18} {r['path']:9} {r['batch_size']:>6} {r['s_per_batch']:>9.3f} {sp:>8}")
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(bench)
