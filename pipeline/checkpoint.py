@@ -1,0 +1,252 @@
+"""Checkpoints as data: render checkpoints (e{epoch}.pt) and resumable training state (state.pt).
+
+Both are plain dicts of tensors and plain values written with `torch.save` and read
+with `torch.load(weights_only=True)`, so loading never runs code from the file.
+Keys shared by both kinds (what rendering needs):
+
+    format_version  int   FORMAT_VERSION
+    kind            str   "render" or "train"
+    family          str   generator family ("resnet" or "prev")
+    generator_config dict the generator's config as plain values
+    generator       dict  the generator's state_dict
+    class_latents   Tensor float32 [10, z_dim]: mean encoder mu of each class
+    meta            dict  provenance: hyperparameters, epoch, steps, dataset hashes, seed, version...
+
+A training state adds the encoder/classifier/optimiser state_dicts, RNG states and
+the position in the run (see pipeline.train.state).
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from pipeline.errors import UserError
+from pipeline.models import GENERATOR_FAMILIES, build_generator, config_dict, generator_config
+
+FORMAT_VERSION = 1
+KINDS = ("render", "train")
+N_CLASSES = 10
+REQUIRED_KEYS = ("format_version", "kind", "family", "generator_config", "generator", "class_latents", "meta")
+
+# Bundled checkpoints (`--checkpoint e24` etc.); a module variable so tests can point it elsewhere.
+ASSETS_DIR = Path(__file__).resolve().parent / "assets"
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint: the generator rebuilt from its config, ready to render (eval, float32, CPU)."""
+    path: Path
+    sha256: str                    # of the file's bytes
+    kind: str                      # "render" or "train"
+    format_version: int
+    family: str
+    generator: nn.Module
+    generator_config: object       # the frozen config dataclass the generator was built from
+    class_latents: torch.Tensor    # float32 [10, z_dim]
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+    @property
+    def epoch(self) -> int | None:
+        return self.meta.get("epoch")
+
+    @property
+    def z_dim(self) -> int:
+        return self.generator_config.z_dim
+
+    def parameter_count(self) -> int:
+        return sum(p.numel() for p in self.generator.parameters())
+
+
+# ----------------------------------------------------------------------------- writing
+
+def atomic_torch_save(obj, path: str | os.PathLike) -> Path:
+    """torch.save to a temp file in the same directory, then rename: a reader never sees half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _cpu_state(module: nn.Module) -> dict:
+    # clone: the saved tensors must not alias live parameters that keep training
+    return {k: v.detach().to("cpu").clone() for k, v in module.state_dict().items()}
+
+
+def render_payload(generator: nn.Module, class_latents: torch.Tensor, meta: dict) -> dict:
+    """The keys every checkpoint kind carries (a training state adds its own on top)."""
+    cfg = generator.cfg
+    latents = class_latents.detach().to("cpu", torch.float32).clone()
+    if latents.shape != (N_CLASSES, cfg.z_dim):
+        raise ValueError(f"class_latents must be [{N_CLASSES}, {cfg.z_dim}], got {tuple(latents.shape)}")
+    return {
+        "format_version": FORMAT_VERSION,
+        "family": cfg.family,
+        "generator_config": config_dict(cfg),
+        "generator": _cpu_state(generator),
+        "class_latents": latents,
+        "meta": dict(meta),
+    }
+
+
+def save_render_checkpoint(path: str | os.PathLike, generator: nn.Module, class_latents: torch.Tensor,
+                           meta: dict) -> Path:
+    """Write a render checkpoint (generator + its config + class latents + meta) atomically."""
+    payload = render_payload(generator, class_latents, meta)
+    payload["kind"] = "render"
+    return atomic_torch_save(payload, path)
+
+
+# ----------------------------------------------------------------------------- finding
+
+def list_bundled() -> list[str]:
+    """Names of the checkpoints shipped in pipeline/assets (e.g. ["default", "e24", "e6", "prev"])."""
+    d = Path(ASSETS_DIR)
+    if not d.is_dir():
+        return []
+    return sorted(p.stem for p in d.glob("*.pt") if p.is_file())
+
+
+def resolve_checkpoint(name_or_path: str | os.PathLike) -> Path:
+    """An existing file -> itself; otherwise a bundled name (`e24`, `prev`, ...) -> its file."""
+    path = Path(name_or_path).expanduser()
+    if path.is_file():
+        return path
+    if path.is_dir():
+        raise UserError(f"{path} is a directory, not a checkpoint; name a file such as {path / 'e24.pt'}")
+    name = str(name_or_path)
+    stem = name[:-3] if name.endswith(".pt") else name
+    if "/" not in stem and os.sep not in stem and stem:
+        bundled = Path(ASSETS_DIR) / f"{stem}.pt"
+        if bundled.is_file():
+            return bundled
+    names = list_bundled()
+    listing = f"bundled: {', '.join(names)}" if names else "no checkpoints are bundled"
+    raise UserError(f"checkpoint {name} not found: no such file and no bundled checkpoint of that name "
+                    f"({listing}); pass a path to a .pt file written by `cppn-video train`")
+
+
+# ----------------------------------------------------------------------------- reading
+
+def read_checkpoint_dict(path: str | os.PathLike) -> tuple[dict, str]:
+    """Read and validate a checkpoint file -> (the raw dict, sha256 of its bytes); errors are one line."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise UserError(f"checkpoint file {path} not found; check the path") from None
+    except OSError as e:
+        raise UserError(f"cannot read checkpoint {path}: {e.strerror or e}") from None
+    digest = hashlib.sha256(raw).hexdigest()
+    # torch.save writes a zip archive (older versions: a pickle, protocol 2+ starts with 0x80).
+    if raw[:4] != b"PK\x03\x04" and raw[:1] != b"\x80":
+        what = "an empty file" if not raw else "not a torch file"
+        raise UserError(f"{path} is {what}, not a checkpoint; use a .pt file written by `cppn-video train`")
+    try:
+        data = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+    except Exception as e:  # torch.load raises many types (RuntimeError, UnpicklingError, EOFError, ...)
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        if "weights only" in str(e).lower() or "weights_only" in str(e).lower():
+            raise UserError(f"{path} holds Python objects, not plain data; refusing to load it "
+                            f"(cppn-video checkpoints are data only)") from None
+        raise UserError(f"{path} is truncated or corrupt ({first}); copy or write it again") from None
+    if not isinstance(data, dict) or "format_version" not in data:
+        raise UserError(f"{path} is a torch file but not a cppn-video checkpoint (no format_version); "
+                        f"use a .pt file written by `cppn-video train`")
+    version = data["format_version"]
+    if version != FORMAT_VERSION:
+        newer = isinstance(version, int) and version > FORMAT_VERSION
+        fix = "upgrade cppn-video" if newer else "retrain or convert it"
+        raise UserError(f"{path} has checkpoint format {version!r}, this cppn-video reads format "
+                        f"{FORMAT_VERSION}; {fix}")
+    missing = [k for k in REQUIRED_KEYS if k not in data]
+    if missing:
+        raise UserError(f"{path} is not a complete cppn-video checkpoint (missing {', '.join(missing)}); "
+                        f"use a .pt file written by `cppn-video train`")
+    if data["kind"] not in KINDS:
+        raise UserError(f"{path} has unknown checkpoint kind {data['kind']!r} (expected render or train)")
+    if data["family"] not in GENERATOR_FAMILIES:
+        raise UserError(f"{path} is for unknown model family {data['family']!r}; this cppn-video knows "
+                        f"{', '.join(GENERATOR_FAMILIES)}")
+    return data, digest
+
+
+def load_checkpoint(path_or_name: str | os.PathLike) -> Checkpoint:
+    """Load a render checkpoint or training state (a path or a bundled name) as a Checkpoint."""
+    path = resolve_checkpoint(path_or_name)
+    data, digest = read_checkpoint_dict(path)
+    family = data["family"]
+    values = dict(data["generator_config"])
+    if values.get("family", family) != family:
+        raise UserError(f"{path} is inconsistent: family {family!r} but its generator config says "
+                        f"{values['family']!r}; the file is corrupt")
+    try:
+        cfg = generator_config(family, **values)
+    except (TypeError, ValueError) as e:
+        raise UserError(f"{path} has a generator config this cppn-video cannot build ({e}); "
+                        f"it may come from another version") from None
+    generator = build_generator(cfg)
+    try:
+        generator.load_state_dict(data["generator"], strict=True)
+    except (RuntimeError, TypeError, AttributeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"{path}: generator weights do not match its config ({first}); the file is corrupt") from None
+    generator = generator.float().eval()
+    for p in generator.parameters():
+        p.requires_grad_(False)  # rendering never needs gradients
+    latents = data["class_latents"]
+    if not isinstance(latents, torch.Tensor) or tuple(latents.shape) != (N_CLASSES, cfg.z_dim):
+        shape = tuple(latents.shape) if isinstance(latents, torch.Tensor) else type(latents).__name__
+        raise UserError(f"{path}: class latents must be [{N_CLASSES}, {cfg.z_dim}], found {shape}; the file is corrupt")
+    meta = data["meta"] if isinstance(data["meta"], dict) else {}
+    return Checkpoint(path=path, sha256=digest, kind=data["kind"], format_version=data["format_version"],
+                      family=family, generator=generator, generator_config=cfg,
+                      class_latents=latents.to(torch.float32), meta=meta)
+
+
+# ----------------------------------------------------------------------------- class latents
+
+@torch.no_grad()
+def compute_class_latents(encoder: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+                          batch_size: int = 1000) -> tuple[torch.Tensor, list[int]]:
+    """Mean encoder mu per class -> (float32 [10, z_dim], classes with no images).
+
+    images: uint8 [N, 28, 28]; the encoder sees center 26x26 crops in eval mode (no
+    dropout), in batches so memory stays small. Absent classes get zeros.
+    """
+    from pipeline.data import center_crops  # the data layer imports nothing from here
+
+    was_training = encoder.training
+    encoder.eval()
+    try:
+        z_dim = encoder.cfg.z_dim
+        sums = torch.zeros(N_CLASSES, z_dim, dtype=torch.float64)
+        counts = torch.zeros(N_CLASSES, dtype=torch.float64)
+        for start in range(0, images.shape[0], batch_size):
+            crops = center_crops(images[start:start + batch_size])  # [b, 26, 26]
+            mu, _ = encoder(crops)  # [b, z_dim]
+            lab = labels[start:start + batch_size]
+            sums.index_add_(0, lab, mu.double())
+            counts.index_add_(0, lab, torch.ones_like(lab, dtype=torch.float64))
+    finally:
+        encoder.train(was_training)
+    missing = [c for c in range(N_CLASSES) if counts[c] == 0]
+    means = sums / counts.clamp(min=1).unsqueeze(1)  # absent classes stay 0
+    return means.float(), missing

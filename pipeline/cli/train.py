@@ -1,0 +1,177 @@
+"""`cppn-video train`: options -> TrainConfig -> pipeline.train.train, with a progress bar and Ctrl-C handling."""
+from __future__ import annotations
+
+import signal
+import threading
+from contextlib import ExitStack, contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+import click
+from click.core import ParameterSource
+
+from pipeline.cli.common import progress_bar
+from pipeline.train.config import DATASETS, DEFAULT_BATCH, DEFAULT_WIDTH, FAMILIES, TrainConfig
+
+# CLI option name -> TrainConfig field, for the options a resumed run may take from its state.pt.
+_FIELDS = {"model": "model", "width": "width", "epochs": "epochs", "save_at": "save_at", "data_dir": "data_dir",
+           "dataset": "dataset", "batch_size": "batch_size", "limit": "limit", "seed": "seed"}
+
+
+def _parse_save_at(value: str | None) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    if value.strip() == "":
+        return ()
+    try:
+        return tuple(sorted({int(part) for part in value.split(",") if part.strip()}))
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated epoch numbers such as 6,24, got {value!r}",
+                                 param_hint="'--save-at'") from None
+
+
+@contextmanager
+def stop_on_interrupt(event: threading.Event):
+    """First Ctrl-C sets `event` (training stops at the next batch and saves); the second aborts."""
+    def handler(signum, frame):
+        if event.is_set():
+            raise KeyboardInterrupt
+        event.set()
+        click.echo("\nstopping after this batch to save the state (Ctrl-C again to abort without saving)",
+                   err=True)
+
+    try:
+        previous = signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread: leave Ctrl-C alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _batch_info(row: dict, epochs: int, n_batches: int) -> str:
+    if "kl" in row:  # resnet
+        losses = f"G {row.get('g_loss', 0):.3f} KL {row.get('kl', 0):.4f} D {row.get('d_loss', 0):.3f}"
+    else:
+        losses = f"G {row.get('g_loss', 0):.3f} VAE {row.get('vae_loss', 0):.3f} D {row.get('d_loss', 0):.3f}"
+    return (f"epoch {row['epoch']}/{epochs} batch {row['batch']}/{n_batches} {losses} "
+            f"acc gen {row.get('g_acc', 0):.2f} real {row.get('real_acc', 0):.2f} fake {row.get('fake_acc', 0):.2f}")
+
+
+class _Reporter:
+    """Turns the library's progress events into a rich progress bar and a few lines of text."""
+
+    def __init__(self, stack: ExitStack, quiet: bool):
+        self.stack, self.quiet = stack, quiet
+        self.advance = None
+        self.epochs = self.n_batches = 0
+        self.downloading = set()
+
+    def __call__(self, event: dict) -> None:
+        kind = event["event"]
+        if kind == "download":
+            if event["file"] not in self.downloading:
+                self.downloading.add(event["file"])
+                click.echo(f"downloading {event['file']}", err=True)
+        elif kind == "start":
+            cfg = event["config"]
+            self.epochs, self.n_batches = event["epochs"], event["batches_per_epoch"]
+            if event["note"]:
+                click.echo(f"note: {event['note']}", err=True)
+            if not self.quiet:
+                arch = (f"width {cfg.width}, {cfg.depth} blocks" if cfg.model == "resnet"
+                        else f"width {cfg.width}, {cfg.depth} tanh layers")
+                verb = f"resuming at epoch {event['epoch'] + 1} batch {event['batch'] + 1}" if event["resumed"] \
+                    else "training"
+                click.echo(f"{verb} {cfg.model} ({arch}) on {event['n_images']:,} {cfg.dataset} images: "
+                           f"{cfg.epochs} epochs x {self.n_batches} batches of {cfg.batch_size} -> {cfg.out_dir}",
+                           err=True)
+            remaining = event["total"] - event["done"]
+            self.advance = self.stack.enter_context(progress_bar("train", remaining, "batch", self.quiet))
+        elif kind == "batch":
+            self.advance(1, info=_batch_info(event["metrics"], self.epochs, self.n_batches))
+        elif kind == "epoch" and not self.quiet:
+            for path in event["saved"]:
+                click.echo(f"epoch {event['epoch']}: wrote {path}", err=True)
+
+
+@click.command("train")
+@click.option("--model", type=click.Choice(FAMILIES), default=None,
+              help="Generator family: resnet (part two: deep, thin, residual) or prev (part one: 4 layers "
+                   "of 128). Required unless --resume.")
+@click.option("--width", type=click.IntRange(1, 4096), default=None,
+              help=f"Generator width [default: {DEFAULT_WIDTH['resnet']} for resnet, {DEFAULT_WIDTH['prev']} "
+                   f"for prev]; the article also tries 4.")
+@click.option("--epochs", type=click.IntRange(1, 100_000), default=None,
+              help="Passes over the data. Required unless --resume.")
+@click.option("--save-at", "save_at", type=str, default=None, metavar="N,N,...",
+              help="Also write OUT/e{N}.pt after these epochs, e.g. 6,24 (the last epoch is always written).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Run directory: e*.pt, state.pt, metrics.jsonl, config.json.")
+@click.option("--data", "data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Folder with the MNIST-format IDX files [default: the cache, downloading MNIST if needed].")
+@click.option("--dataset", type=click.Choice(DATASETS), default="mnist", show_default=True,
+              help="Which dataset's files to look for.")
+@click.option("--batch-size", "batch_size", type=click.IntRange(1, 1_000_000), default=None,
+              help=f"Images per batch [default: {DEFAULT_BATCH['resnet']} for resnet, {DEFAULT_BATCH['prev']} "
+                   f"for prev, as the original scripts].")
+@click.option("--limit", type=click.IntRange(1), default=None,
+              help="Train on the first N images only (quick runs) [default: all].")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
+              help="Seeds the weights, data order, crops, z noise and dropout.")
+@click.option("--resume", is_flag=True,
+              help="Continue the run in --out from its state.pt at the exact batch; options not given are "
+                   "taken from the run.")
+@click.option("--quiet", is_flag=True, help="No progress bar or summary (notes and errors still print).")
+@click.pass_context
+def train_command(ctx: click.Context, model, width, epochs, save_at, out_dir, data_dir, dataset, batch_size,
+                  limit, seed, resume, quiet) -> None:
+    """Train a generator as the article does, writing OUT/e{epoch}.pt checkpoints.
+
+    Ctrl-C stops after the current batch and writes OUT/state.pt; --resume continues it
+    and ends with the same weights as an uninterrupted run.
+    """
+    from pipeline.train import load_train_config, train
+
+    given = {"model": model, "width": width, "epochs": epochs, "save_at": _parse_save_at(save_at),
+             "data_dir": None if data_dir is None else str(data_dir), "dataset": dataset,
+             "batch_size": batch_size, "limit": limit, "seed": seed}
+    if resume:
+        cfg = load_train_config(out_dir)
+        explicit = {k: v for k, v in given.items() if ctx.get_parameter_source(k) != ParameterSource.DEFAULT}
+        if "model" in explicit and explicit["model"] != cfg.model:
+            raise click.BadParameter(f"the run in {out_dir} trains {cfg.model!r}", param_hint="'--model'")
+        if "epochs" in explicit and "save_at" not in explicit:  # keep the run's save points that still fit
+            explicit["save_at"] = tuple(e for e in cfg.save_at if e <= explicit["epochs"])
+        cfg = replace(cfg, out_dir=str(out_dir), **{_FIELDS[k]: v for k, v in explicit.items()})
+    else:
+        if model is None:
+            raise click.MissingParameter(ctx=ctx, param_hint="'--model'", param_type="option")
+        if epochs is None:
+            raise click.MissingParameter(ctx=ctx, param_hint="'--epochs'", param_type="option")
+        values = {k: v for k, v in given.items() if v is not None}
+        cfg = TrainConfig(out_dir=str(out_dir), **values)
+    bad = [e for e in cfg.save_at if not 1 <= e <= cfg.epochs]
+    if bad:
+        raise click.BadParameter(f"values must be within 1..{cfg.epochs} (--epochs), got "
+                                 f"{','.join(map(str, bad))}", param_hint="'--save-at'")
+
+    stop = threading.Event()
+    with ExitStack() as stack:
+        reporter = _Reporter(stack, quiet)
+        stack.enter_context(stop_on_interrupt(stop))
+        # meta records the canonical command that reproduces the run (cfg.command_line()).
+        result = train(cfg, resume=resume, progress=reporter, stop_flag=stop)
+    if result.interrupted:
+        click.echo(f"interrupted at epoch {result.epoch + 1}; state saved to {result.state_path}", err=True)
+        click.echo(f"resume with: {result.resume_command()}", err=True)
+        ctx.exit(130)
+    if not quiet:
+        written = ", ".join(str(p) for p in result.checkpoints) or "nothing new (the run was already complete)"
+        click.echo(f"done: {result.epoch} epochs, {result.batches} batches; wrote {written}", err=True)
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(train_command)

@@ -1,0 +1,276 @@
+"""The training loop: epochs of balanced batches, metrics.jsonl, e{epoch}.pt, resumable state.pt."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+import pipeline
+from pipeline.checkpoint import (atomic_torch_save, compute_class_latents, read_checkpoint_dict,
+                                 save_render_checkpoint)
+from pipeline.coords import grid
+from pipeline.data import CROP_SIZE, epoch_batches, load_dataset, random_crops
+from pipeline.errors import UserError
+from pipeline.train.config import TrainConfig, mismatches
+from pipeline.train.schedules import SCHEDULE_FUNCTIONS, NonFinite
+from pipeline.train.state import TrainState, new_state, payload, restore
+
+COORD_SCALE = 8.0  # the article trains with coordinates (and z) scaled by 8
+STATE_NAME = "state.pt"
+METRICS_NAME = "metrics.jsonl"
+CONFIG_NAME = "config.json"
+
+Progress = Callable[[dict], None]
+
+
+@dataclass
+class TrainResult:
+    """What a call to `train` did."""
+    out_dir: Path
+    epoch: int                    # epochs completed
+    batches: int                  # batches completed in the whole run
+    interrupted: bool             # stopped by stop_flag; state.pt holds the exact position
+    checkpoints: list = field(default_factory=list)  # e*.pt written by this call
+    state_path: Path | None = None
+    metrics_path: Path | None = None
+    last: dict = field(default_factory=dict)         # the last metrics row of this call
+    note: str = ""                # the data layer's note (e.g. only the test files were found)
+
+    def resume_command(self) -> str:
+        return f"cppn-video train --out {self.out_dir} --resume"
+
+
+def checkpoint_name(epoch: int) -> str:
+    return f"e{epoch}.pt"
+
+
+def load_train_config(out_dir: str | os.PathLike) -> TrainConfig:
+    """The resolved config of the run in out_dir (from its state.pt), e.g. to resume it."""
+    data = _read_state(Path(out_dir) / STATE_NAME)
+    return TrainConfig.from_dict(data["train_config"])
+
+
+def _read_state(path: Path) -> dict:
+    if not path.is_file():
+        raise UserError(f"no training state at {path}: nothing to resume; run without --resume to start, "
+                        f"or pass the --out of an earlier run")
+    data, _ = read_checkpoint_dict(path)
+    if data["kind"] != "train" or "train_config" not in data:
+        raise UserError(f"{path} is a render checkpoint, not a training state; it cannot be resumed")
+    return data
+
+
+def _stop_checker(stop_flag) -> Callable[[], bool]:
+    if stop_flag is None:
+        return lambda: False
+    if hasattr(stop_flag, "is_set"):  # threading.Event
+        return stop_flag.is_set
+    if callable(stop_flag):
+        return lambda: bool(stop_flag())
+    raise TypeError("stop_flag must be a callable or a threading.Event")
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _check_fresh(out: Path) -> None:
+    if (out / STATE_NAME).exists() or any(out.glob("e*.pt")):
+        raise UserError(f"{out} already holds a training run; pass --resume to continue it, "
+                        f"or choose another --out")
+
+
+def _check_resume(data: dict, cfg: TrainConfig, path: Path) -> None:
+    saved = TrainConfig.from_dict(data["train_config"])
+    diffs = mismatches(saved, cfg)
+    if diffs:
+        raise UserError(f"cannot resume {path} with different settings ({'; '.join(diffs)}); "
+                        f"resume with the run's own settings (cppn-video train --out DIR --resume)")
+    done = data["position"]["epoch"]
+    if done > cfg.epochs:
+        raise UserError(f"{path} is already at epoch {done}, past --epochs {cfg.epochs}; pass --epochs {done} or more")
+    early = [e for e in cfg.save_at if e <= done and not (path.parent / checkpoint_name(e)).exists()]
+    if early:
+        raise UserError(f"--save-at {','.join(map(str, early))}: the run in {path.parent} is already past "
+                        f"epoch {done}, so those checkpoints cannot be written now")
+
+
+def _check_same_data(data: dict, dataset, path: Path) -> None:
+    saved = data["meta"].get("dataset", {})
+    if saved.get("files") != dataset.files or saved.get("n_images") != len(dataset):
+        raise UserError(f"the data differs from the run in {path.parent} (files or image count changed); "
+                        f"resume with the same --data, --dataset and --limit")
+
+
+def _meta(st: TrainState, dataset, command: list, missing: list) -> dict:
+    cfg = st.cfg
+    return {
+        "family": cfg.model,
+        "hyperparameters": {
+            "train": cfg.to_dict(),
+            "encoder": asdict(st.encoder.cfg),
+            "classifier": {**asdict(st.classifier.cfg), "channels": list(st.classifier.cfg.channels)},
+            "coord_scale": COORD_SCALE,
+            "image_size": CROP_SIZE,
+        },
+        "epoch": st.epoch,
+        "batch_in_epoch": st.batch,
+        "batches": st.batches,
+        "steps": dict(st.steps),
+        "images_seen": st.images_seen,
+        "dataset": {"name": dataset.name, "split": cfg.split, "files": dict(dataset.files),
+                    "n_images": len(dataset), "note": dataset.note},
+        "seed": cfg.seed,
+        "batch_size": cfg.batch_size,
+        "limit": cfg.limit,
+        "version": pipeline.__version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": list(command),
+        "train_seconds": round(st.train_seconds, 3),
+        "class_latents": {"missing_classes": list(missing),
+                          "method": "mean encoder mu (eval mode) over center 26x26 crops of each class's images"},
+    }
+
+
+def _truncate_metrics(path: Path, keep: int) -> None:
+    """Drop metric lines written after the state being resumed (e.g. after a hard abort)."""
+    lines = path.read_text().splitlines(keepends=True) if path.exists() else []
+    if len(lines) != keep:
+        _atomic_write_text(path, "".join(lines[:keep]))
+
+
+def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = None, stop_flag=None,
+          command: list | None = None) -> TrainResult:
+    """Train one model as the article describes; see TrainConfig for every setting.
+
+    Writes into cfg.out_dir: config.json (resolved settings), metrics.jsonl (one line per
+    batch), e{epoch}.pt at each save_at epoch and the last, and state.pt at the end of
+    every epoch and when stopped. resume: continue from state.pt at the exact batch
+    (bit-identical to an uninterrupted run). progress(event dict) is called with
+    event "start", "batch", "epoch" and "download". stop_flag (callable or
+    threading.Event) is checked between batches; when set, state.pt is written and
+    the result has interrupted=True. command: the CLI arguments to record in meta.
+    Raises UserError for bad settings, bad data and a NaN/inf loss.
+    """
+    cfg = cfg.resolved()
+    out = Path(cfg.out_dir)
+    state_path, metrics_path = out / STATE_NAME, out / METRICS_NAME
+    command = list(command) if command else cfg.command_line() + (["--resume"] if resume else [])
+    saved = None
+    if resume:
+        saved = _read_state(state_path)
+        _check_resume(saved, cfg, state_path)
+    elif out.exists():
+        _check_fresh(out)
+    emit = progress or (lambda event: None)
+    should_stop = _stop_checker(stop_flag)
+
+    def on_download(name, done, total):
+        emit({"event": "download", "file": name, "done": done, "total": total})
+
+    dataset = load_dataset(cfg.dataset, cfg.data_dir, split=cfg.split, limit=cfg.limit, progress=on_download)
+    if saved is not None:
+        _check_same_data(saved, dataset, state_path)
+    n, bs = len(dataset), cfg.batch_size
+    if n < bs:
+        raise UserError(f"batch size {bs} is larger than the {n:,} training images; pass --batch-size {n} or less")
+    n_batches = n // bs  # the original's int(n / batch_size): every batch full, the remainder skipped
+    coords = grid(CROP_SIZE, CROP_SIZE, COORD_SCALE)  # [676, 3]
+    step_fn = SCHEDULE_FUNCTIONS[cfg.model]
+
+    out.mkdir(parents=True, exist_ok=True)
+    _atomic_write_text(out / CONFIG_NAME, json.dumps(
+        {"config": cfg.to_dict(), "command": command, "version": pipeline.__version__, "resumed": resume},
+        indent=2) + "\n")
+
+    # The run seeds and uses the global RNG (init, dropout); fork it so the caller's stream is untouched.
+    with torch.random.fork_rng(devices=[]):
+        st = restore(cfg, saved) if saved is not None else new_state(cfg)
+        saved = None  # free the loaded tensors
+        _truncate_metrics(metrics_path, st.metrics_lines)
+        result = TrainResult(out_dir=out, epoch=st.epoch, batches=st.batches, interrupted=False,
+                             state_path=state_path, metrics_path=metrics_path, note=dataset.note)
+        emit({"event": "start", "epochs": cfg.epochs, "batches_per_epoch": n_batches, "n_images": n,
+              "done": st.epoch * n_batches + st.batch, "total": cfg.epochs * n_batches,
+              "epoch": st.epoch, "batch": st.batch, "resumed": resume, "note": dataset.note, "config": cfg})
+
+        def save_state() -> None:
+            latents, missing = compute_class_latents(st.encoder, dataset.images, dataset.labels)
+            atomic_torch_save(payload(st, latents, _meta(st, dataset, command, missing)), state_path)
+
+        with open(metrics_path, "a") as metrics_file:
+            while st.epoch < cfg.epochs:
+                if st.order is None:
+                    st.order = torch.stack(epoch_batches(n, bs, st.data_rng)[:n_batches])  # [n_batches, bs]
+                    st.batch = 0
+                while st.batch < n_batches:
+                    if should_stop():
+                        save_state()
+                        result.interrupted = True
+                        result.epoch, result.batches = st.epoch, st.batches
+                        return result
+                    idx = st.order[st.batch]  # [bs]
+                    real = random_crops(dataset.images[idx], st.data_rng)  # [bs, 26, 26]
+                    labels = dataset.labels[idx]  # [bs]
+                    t0 = time.perf_counter()
+                    try:
+                        m = step_fn(st, real, labels, coords)
+                    except NonFinite as e:
+                        raise UserError(_nan_message(e.what, st, state_path)) from None
+                    dt = time.perf_counter() - t0
+                    st.batch += 1
+                    st.batches += 1
+                    st.images_seen += bs
+                    st.train_seconds += dt
+                    for k, v in m["steps"].items():
+                        st.steps[k] = st.steps.get(k, 0) + v
+                    row = {"epoch": st.epoch + 1, "batch": st.batch, "batches": st.batches, **m,
+                           "time": round(dt, 4)}
+                    metrics_file.write(json.dumps(row) + "\n")
+                    metrics_file.flush()
+                    st.metrics_lines += 1
+                    result.last = row
+                    emit({"event": "batch", "epoch": st.epoch + 1, "batch": st.batch,
+                          "batches_per_epoch": n_batches, "metrics": row})
+                st.epoch += 1
+                st.order, st.batch = None, 0
+                latents, missing = compute_class_latents(st.encoder, dataset.images, dataset.labels)
+                meta = _meta(st, dataset, command, missing)
+                written = []
+                if st.epoch in cfg.save_at or st.epoch == cfg.epochs:
+                    path = out / checkpoint_name(st.epoch)
+                    save_render_checkpoint(path, st.generator, latents, meta)
+                    written.append(path)
+                    result.checkpoints.append(path)
+                atomic_torch_save(payload(st, latents, meta), state_path)
+                emit({"event": "epoch", "epoch": st.epoch, "saved": written, "state": state_path})
+        result.epoch, result.batches = st.epoch, st.batches
+        return result
+
+
+def _nan_message(what: str, st: TrainState, state_path: Path) -> str:
+    where = f"epoch {st.epoch + 1} batch {st.batch + 1}"
+    if state_path.exists():
+        try:
+            pos = read_checkpoint_dict(state_path)[0]["position"]
+            last = f"last good checkpoint: {state_path} (after epoch {pos['epoch']}, batch {pos['batch']})"
+        except UserError:
+            last = f"last good checkpoint: {state_path}"
+    else:
+        last = "no checkpoint was written yet (state.pt is written at the end of each epoch)"
+    return (f"{what} became NaN or infinite at {where}; training stopped without saving these weights; "
+            f"{last}; resuming would repeat the same steps, so try another --seed")
