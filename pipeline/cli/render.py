@@ -4,7 +4,8 @@ from __future__ import annotations
 import click
 
 from pipeline.cli.common import echo_json, progress_bar
-from pipeline.jobs import DEFAULT_CHECKPOINT, StillSettings, WalkSettings, render_still, render_walk
+from pipeline.jobs import (DEFAULT_CHECKPOINT, StillSettings, WalkSettings, render_still, render_walk,
+                           render_walk_segmented)
 from pipeline.latents import EASINGS
 from pipeline.render import PATHS
 
@@ -50,11 +51,13 @@ def render_options(f):
 @click.option("--format", "fmt", type=click.Choice(["mp4", "gif", "png"]), default=None,
               help="Output format.  [default: from the output's suffix]")
 @click.option("--batch", type=click.IntRange(min=1), default=None, help="Frames per render batch (speed only).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Render MP4 frame segments in this many processes and join them without re-encoding.")
 @render_options
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result (the sidecar's contents) as JSON.")
 def walk(ckpt, output, frames, size, fps, seed, keyframes, keyframes_file, loop, ease, cubic, classes, crf, preset,
-         fmt, batch, scale, invert, device, render_path, quiet, as_json):
+         fmt, batch, workers, scale, invert, device, render_path, quiet, as_json):
     """Render a spherical latent walk (or, with --classes, digit-class transitions) as a video."""
     settings = WalkSettings(frames=frames, size=size, fps=fps, seed=seed, keyframes=keyframes, loop=loop, ease=ease,
                             interp="cubic" if cubic else "slerp", scale=scale, invert=invert, classes=classes,
@@ -67,7 +70,10 @@ def walk(ckpt, output, frames, size, fps, seed, keyframes, keyframes_file, loop,
         suffix = {"gif": ".gif", "png": ""}.get(fmt, ".mp4")
         output = f"{Path(ckpt_name).stem}-{'classes' if classes else 'walk'}{suffix}"
     with progress_bar(f"rendering {output}", frames, unit="frames", quiet=quiet or as_json) as advance:
-        info = render_walk(ckpt_name, output, settings, progress=advance)
+        if workers > 1:
+            info = render_walk_segmented(ckpt_name, output, settings, workers=workers, progress=advance)
+        else:
+            info = render_walk(ckpt_name, output, settings, progress=advance)
     if as_json:
         echo_json(info)
     elif not quiet:

@@ -1,0 +1,72 @@
+"""`cppn-video compare`: a thin adapter over pipeline.jobs.render_compare."""
+from __future__ import annotations
+
+import click
+
+from pipeline.cli.common import echo_json, progress_bar
+from pipeline.cli.render import render_options
+from pipeline.jobs import CompareSettings, render_compare
+from pipeline.latents import EASINGS
+
+
+@click.command()
+@click.argument("checkpoints", nargs=-1, required=True, metavar="CKPT...")
+@click.option("-o", "--output", default="compare.mp4", show_default=True, type=click.Path(dir_okay=True),
+              help="Output .mp4, .gif, or a directory for PNG frames.")
+@click.option("--frames", type=click.IntRange(min=1), default=300, show_default=True, help="Number of frames.")
+@click.option("--panel-size", type=click.IntRange(min=2, max=16384), default=1080, show_default=True,
+              help="Width and height of each checkpoint's panel in pixels (even for MP4).")
+@click.option("--labels", default=None,
+              help="Comma-separated captions, one per checkpoint.  [default: '<family> e<epoch>' from each "
+                   "checkpoint's metadata, or its file name]")
+@click.option("--layout", default=None, metavar="CxR",
+              help="Panels as C columns by R rows, filled row by row.  [default: all in one row]")
+@click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True,
+              help="Frames per second.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random keyframes (shared).")
+@click.option("--keyframes", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Number of random keyframes the walk visits.")
+@click.option("--keyframes-file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="A .npy file of keyframe latents [K, z_dim] instead of random ones.")
+@click.option("--loop", is_flag=True, help="Return to the first keyframe for a seamless loop.")
+@click.option("--ease", type=click.Choice(EASINGS), default="linear", show_default=True,
+              help="Easing within each segment (sine is the article's sin(t*pi/2)).")
+@click.option("--cubic", is_flag=True, help="A smooth cubic path through the keyframes instead of slerp segments.")
+@click.option("--classes", default=None,
+              help="Digit-class transitions in this order, e.g. 0-9; each panel uses its own checkpoint's "
+                   "class latents.")
+@click.option("--crf", type=click.IntRange(0, 51), default=18, show_default=True,
+              help="H.264 quality: lower is better (0 is lossless, which Safari/QuickTime cannot play).")
+@click.option("--preset", default="medium", show_default=True, help="x264 preset (ultrafast ... veryslow).")
+@click.option("--format", "fmt", type=click.Choice(["mp4", "gif", "png"]), default=None,
+              help="Output format.  [default: from the output's suffix]")
+@click.option("--batch", type=click.IntRange(min=1), default=None, help="Frames per render batch (speed only).")
+@render_options
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result (the sidecar's contents) as JSON.")
+def compare(checkpoints, output, frames, panel_size, labels, layout, fps, seed, keyframes, keyframes_file, loop,
+            ease, cubic, classes, crf, preset, fmt, batch, scale, invert, device, render_path, quiet, as_json):
+    """Render checkpoints side by side on the same latent path, one captioned panel each.
+
+    CKPT is a checkpoint file or a bundled name (prev, e6, e24). Each panel is PANEL_SIZE square with a
+    caption strip below it (about 7.5% of the panel, even, at least 12 px: 80 px at 1080); the video is
+    C x PANEL_SIZE wide and R x (PANEL_SIZE + strip) high, e.g. 3240x1160 for three 1080 panels in a row.
+    """
+    settings = CompareSettings(
+        frames=frames, panel_size=panel_size, labels=tuple(labels.split(",")) if labels is not None else None,
+        layout=layout, fps=fps, seed=seed, keyframes=keyframes, loop=loop, ease=ease,
+        interp="cubic" if cubic else "slerp", scale=scale, invert=invert, classes=classes,
+        keyframes_file=keyframes_file, crf=crf, preset=preset, fmt=fmt, device=device, path=render_path,
+        batch=batch)
+    with progress_bar(f"rendering {output}", frames, unit="frames", quiet=quiet or as_json) as advance:
+        info = render_compare(list(checkpoints), output, settings, progress=advance)
+    if as_json:
+        echo_json(info)
+    elif not quiet:
+        click.echo(f"wrote {info['output']} ({info['frames']} frames, {info['width']}x{info['height']}, "
+                   f"{len(checkpoints)} panels, {info['frames_per_second']:.2f} frames/s on {info['render_path']}) "
+                   f"and {info['output']}.json")
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(compare)

@@ -1,0 +1,245 @@
+"""Side-by-side comparison videos: several checkpoints on one latent path, one captioned panel each."""
+from __future__ import annotations
+
+import time
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from pipeline import __version__
+from pipeline.checkpoint import Checkpoint, load_checkpoint
+from pipeline.errors import UserError
+from pipeline.jobs.render import Progress, WalkSettings, checkpoint_info, path_latents
+from pipeline.render import Renderer, default_batch
+from pipeline.video import check_size, check_writable, open_writer, output_format, probe, write_sidecar
+
+_CANVAS_BUDGET = 256 * 2**20  # bytes of composed frames per batch (the writer queues two more copies)
+_MIN_FONT = 6  # px; below this a caption is unreadable anyway, so it is clipped instead of shrunk further
+
+
+@dataclass(frozen=True)
+class CompareSettings:
+    """Everything that determines a comparison video's frames and encoding (written to its sidecar)."""
+    frames: int = 300              # frames in the video
+    panel_size: int = 1080         # width and height of each checkpoint's panel in pixels (even for MP4)
+    labels: tuple[str, ...] | None = None  # one caption per checkpoint (or "a,b,c"); None: "<family> e<epoch>"
+    layout: str | None = None      # "CxR": C columns by R rows of panels; None: all panels in one row
+    fps: float = 30.0              # frames per second
+    seed: int = 0                  # seed of the random keyframes (shared by every panel)
+    keyframes: int = 8             # random keyframes visited by the walk
+    loop: bool = False             # return to the first keyframe (seamless loop, no duplicated frame)
+    ease: str = "linear"           # easing within each segment: linear, sine (the article's), smoothstep
+    interp: str = "slerp"          # slerp (great circles) or cubic (smooth spline through keyframes)
+    scale: float = 8.0             # coordinate range [-scale, scale]; larger zooms out (training used 8)
+    invert: bool = False           # dark strokes on white, as the article's "normal" renders
+    classes: str | None = None     # class order such as "0-9": class transitions, each panel with its own class latents
+    keyframes_file: str | None = None  # .npy [K, z_dim] keyframes instead of random ones
+    crf: int = 18                  # H.264 quality (lower is better; 0 is lossless but plays in few players)
+    preset: str = "medium"         # x264 speed/size trade-off
+    lossless: bool = False         # exact gray frames (tests); few players can play it
+    fmt: str | None = None         # mp4, gif or png; None picks from the output's suffix
+    device: str = "auto"           # auto, cpu or cuda[:N]; every panel renders there
+    path: str = "auto"             # render path: auto, cpu-fused, triton, torch, reference
+    batch: int | None = None       # frames per render batch (None: by frame size); never changes the bytes
+
+    def walk(self) -> WalkSettings:
+        """The per-panel walk these settings describe (a panel is a walk video of panel_size frames)."""
+        return WalkSettings(
+            frames=self.frames, size=self.panel_size, fps=self.fps, seed=self.seed, keyframes=self.keyframes,
+            loop=self.loop, ease=self.ease, interp=self.interp, scale=self.scale, invert=self.invert,
+            classes=self.classes, keyframes_file=self.keyframes_file, crf=self.crf, preset=self.preset,
+            lossless=self.lossless, fmt=self.fmt, device=self.device, path=self.path, batch=self.batch)
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Where everything goes in a comparison frame (all in pixels)."""
+    columns: int
+    rows: int
+    panel: int                     # panel width and height
+    caption: int                   # height of the caption strip under each panel
+
+    @property
+    def width(self) -> int:
+        return self.columns * self.panel
+
+    @property
+    def height(self) -> int:
+        return self.rows * (self.panel + self.caption)
+
+    def origin(self, i: int) -> tuple[int, int]:
+        """(x, y) of panel i's top-left corner; panels fill rows left to right, top to bottom."""
+        row, col = divmod(i, self.columns)
+        return col * self.panel, row * (self.panel + self.caption)
+
+
+def caption_height(panel: int) -> int:
+    """Height of the caption strip under a panel: about 7.5% of the panel, at least 12 px, always even (80 at 1080)."""
+    return 2 * max(6, round(panel * 0.0375))
+
+
+def parse_layout(layout: str | None, n: int) -> tuple[int, int]:
+    """"CxR" -> (columns, rows), checked to hold n panels; None -> (n, 1)."""
+    if layout is None:
+        return n, 1
+    text = str(layout).strip().lower()
+    cols, sep, rows = text.partition("x")
+    try:
+        c, r = int(cols), int(rows)
+    except ValueError:
+        c = r = 0
+    if not sep or c < 1 or r < 1:
+        raise UserError(f"bad layout {layout!r}; give columns x rows such as {n}x1")
+    if c * r < n:
+        raise UserError(f"layout {c}x{r} has room for {c * r} panels but {n} checkpoints were given; "
+                        f"use a larger layout such as {n}x1")
+    return c, r
+
+
+def default_label(ck) -> str:
+    """'<family> e<epoch>' from the checkpoint's metadata, or its file stem when it records no epoch."""
+    return f"{ck.family} e{ck.epoch}" if ck.epoch is not None else ck.name
+
+
+def _font(size: int):
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)  # Pillow >= 10.1 with FreeType: a scalable font
+    except (TypeError, ImportError, OSError, AttributeError):
+        return ImageFont.load_default()  # older Pillow: the fixed bitmap font
+
+
+def render_caption(label: str, width: int, height: int, invert: bool = False) -> np.ndarray:
+    """A caption strip: `label` centred on the panels' background colour, uint8 [height, width].
+
+    The font scales with the strip (60% of its height) and shrinks until the label fits the width.
+    """
+    from PIL import Image, ImageDraw
+
+    bg, fg = (255, 0) if invert else (0, 255)  # the panels' background, so the strip continues the panel
+    img = Image.new("L", (width, height), bg)
+    draw = ImageDraw.Draw(img)
+    size = max(_MIN_FONT, round(height * 0.6))
+    while True:
+        font = _font(size)
+        left, top, right, bottom = draw.textbbox((0, 0), label, font=font)
+        if right - left <= width - 4 or size <= _MIN_FONT:
+            break
+        size -= 1
+    x = (width - (right - left)) / 2 - left
+    y = (height - (bottom - top)) / 2 - top
+    draw.text((x, y), label, fill=fg, font=font)
+    return np.asarray(img, dtype=np.uint8)
+
+
+def _template(geo: Geometry, labels: list[str], invert: bool) -> np.ndarray:
+    """The frame with background and captions drawn, panels left blank: uint8 [H, W]."""
+    frame = np.full((geo.height, geo.width), 255 if invert else 0, dtype=np.uint8)
+    for i, label in enumerate(labels):
+        x, y = geo.origin(i)
+        frame[y + geo.panel : y + geo.panel + geo.caption, x : x + geo.panel] = render_caption(
+            label, geo.panel, geo.caption, invert)
+    return frame
+
+
+def _labels(labels, cks) -> list[str]:
+    if labels is None:
+        return [default_label(ck) for ck in cks]
+    if isinstance(labels, str):
+        labels = labels.split(",")
+    labels = [str(label).strip() for label in labels]
+    if len(labels) != len(cks):
+        raise UserError(f"{len(labels)} labels were given for {len(cks)} checkpoints; "
+                        f"give one label per checkpoint, separated by commas")
+    return labels
+
+
+def render_compare(ckpts: list, out, settings: CompareSettings = CompareSettings(),
+                   progress: Progress | None = None) -> dict:
+    """Render checkpoints side by side on one latent path into one video; returns the sidecar's contents.
+
+    Geometry: panels of panel_size x panel_size, each with a caption strip of caption_height(panel_size)
+    pixels below it (80 px at 1080), laid out `layout` = C columns by R rows, filled row by row; the video
+    is C * panel_size wide and R * (panel_size + caption) high (both even for MP4, since panel_size must be
+    even). 3 panels of 1080 in a row: 3240 x 1160. Unused cells stay background.
+
+    Every panel renders the same latents (same seed, keyframes, easing). Class transitions (`classes`) go
+    through the same class order with the same timing, but each panel uses its own checkpoint's class
+    latents, since those differ per model. All checks (settings, output, checkpoints, latent sizes,
+    labels, layout, ffmpeg probe, render path) run before the first frame; the video appears at `out`
+    only when complete, with `<out>.json` beside it.
+    """
+    s = settings
+    walk = s.walk()
+    walk.validate()
+    if not ckpts:
+        raise UserError("no checkpoints to compare; give one or more checkpoint files or bundled names")
+    out = Path(out)
+    fmt = output_format(out, s.fmt)
+    if fmt == "mp4" and s.panel_size % 2:
+        raise UserError(f"--panel-size must be even for H.264 yuv420p, got {s.panel_size}; "
+                        f"use {s.panel_size + 1}")
+    columns, rows = parse_layout(s.layout, len(ckpts))
+    geo = Geometry(columns, rows, s.panel_size, caption_height(s.panel_size))
+    check_size((geo.width, geo.height), fmt)
+    check_writable(out, fmt)
+    cks = [c if isinstance(c, Checkpoint) else load_checkpoint(c) for c in ckpts]
+    z_dims = {ck.z_dim for ck in cks}
+    if len(z_dims) > 1:
+        sizes = ", ".join(f"{ck.name}: {ck.z_dim}" for ck in cks)
+        raise UserError(f"the checkpoints have different latent sizes ({sizes}), so they cannot share a "
+                        f"latent path; compare checkpoints with the same z size")
+    labels = _labels(s.labels, cks)
+    paths = [path_latents(walk, ck.z_dim, ck.class_latents) for ck in cks]  # (keys [K, Z], latents [N, Z]) each
+    probe(fmt, (geo.width, geo.height), fps=s.fps, crf=s.crf, preset=s.preset, lossless=s.lossless)
+
+    t0 = time.perf_counter()
+    with ExitStack() as stack:
+        # One renderer per checkpoint, built once (coordinates, kernels) and before progress(0), so an
+        # unavailable path or device fails like any other bad input.
+        renderers = [stack.enter_context(Renderer(ck.generator, s.panel_size, s.panel_size, scale=s.scale,
+                                                  path=s.path, device=s.device)) for ck in cks]
+        if progress is not None:
+            progress(0)  # checks passed: rendering starts
+        batch = s.batch or max(1, min(default_batch(s.panel_size, s.panel_size, renderers[0].device),
+                                      _CANVAS_BUDGET // (geo.width * geo.height)))
+        # Captions and background are drawn once; each batch only overwrites the panels.
+        canvas = np.broadcast_to(_template(geo, labels, s.invert), (batch, geo.height, geo.width)).copy()
+        with open_writer(out, (geo.width, geo.height), fps=s.fps, fmt=fmt, crf=s.crf, preset=s.preset,
+                         lossless=s.lossless) as writer:
+            for start in range(0, s.frames, batch):
+                b = min(batch, s.frames - start)
+                for i, (renderer, (_, latents)) in enumerate(zip(renderers, paths)):
+                    x, y = geo.origin(i)
+                    canvas[:b, y : y + geo.panel, x : x + geo.panel] = renderer.render(
+                        latents[start : start + b], invert=s.invert)  # [b, P, P] uint8
+                writer.write(canvas[:b])  # copied by the writer, so the canvas is free to reuse
+                if progress is not None:
+                    progress(b)
+        render_paths = sorted({r.path for r in renderers})
+        device = str(renderers[0].device)
+    seconds = time.perf_counter() - t0
+    panels = []
+    for i, (ck, label, (keys, _)) in enumerate(zip(cks, labels, paths)):
+        x, y = geo.origin(i)
+        panels.append({**checkpoint_info(ck), "label": label, "x": x, "y": y, "keyframes": keys})
+    info = {
+        "kind": "compare",
+        "version": __version__,
+        "output": str(out), "format": fmt, "frames": s.frames, "width": geo.width, "height": geo.height,
+        "fps": s.fps, "layout": {"columns": columns, "rows": rows, "panel_size": geo.panel,
+                                 "caption_height": geo.caption},
+        "settings": {**asdict(replace(s, batch=None)), "labels": labels},
+        "path": "classes" if s.classes is not None else "walk",
+        "latents": ("per checkpoint: the same class order and timing, but each panel uses its own checkpoint's "
+                    "class latents (they differ per model)") if s.classes is not None else
+                   "shared: every panel renders the same latents",
+        "checkpoints": panels,
+        "render_path": ",".join(render_paths), "device": device,
+        "seconds": round(seconds, 3), "frames_per_second": round(s.frames / seconds, 3),
+    }
+    write_sidecar(out, info)
+    return info

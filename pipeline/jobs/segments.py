@@ -1,0 +1,265 @@
+"""One long walk video rendered as contiguous frame segments in parallel processes, joined without re-encoding."""
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import queue
+import secrets
+import shutil
+import signal
+import subprocess
+import threading
+import time
+import traceback
+from contextlib import contextmanager
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+
+from pipeline import __version__
+from pipeline.checkpoint import Checkpoint, load_checkpoint
+from pipeline.errors import UserError
+from pipeline.jobs.render import DEFAULT_CHECKPOINT, Progress, WalkSettings, checkpoint_info, path_latents, render_walk
+from pipeline.render import available_paths, resolve_device
+from pipeline.video import VideoError, atomic_path, check_size, check_writable, ffmpeg_exe, output_format, probe, \
+    write_sidecar
+
+_POLL_S = 0.1  # how often the parent looks at its workers while waiting for messages
+_JOIN_S = 10.0  # how long a stopped worker gets to kill its ffmpeg and clean up before it is killed
+
+
+def segment_bounds(frames: int, workers: int) -> list[tuple[int, int]]:
+    """Split frames 0..frames-1 into `workers` contiguous [start, stop) ranges, sizes differing by at most 1."""
+    n = max(1, min(int(workers), int(frames)))
+    edges = [frames * i // n for i in range(n + 1)]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+# ----------------------------------------------------------------------------- the worker process
+
+
+def _stop_worker(signum, frame):
+    # The parent's SIGTERM: unwind through the writer's `with`, which kills this segment's ffmpeg and
+    # removes its temp file. Ignore a repeat so the cleanup itself is not interrupted.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def _segment_worker(index: int, ckpt_path: str, sha256: str, latents_file: str, start: int, stop: int,
+                    settings: WalkSettings, device: str, threads: int, out: str, messages, parent: int) -> None:
+    """Render frames [start, stop) of the path in `latents_file` into the MP4 `out`; report
+    ("progress", i, n), ("done", i, info) or ("error", i, message, is_user_error) on `messages`."""
+    signal.signal(signal.SIGTERM, _stop_worker)
+
+    def report(n: int) -> None:
+        if os.getppid() != parent:  # the parent died without stopping us: nobody will join this segment
+            raise KeyboardInterrupt
+        messages.put(("progress", index, n))
+
+    try:
+        import torch
+
+        from pipeline.jobs.render import stream_frames
+        from pipeline.render import Renderer, default_batch
+        from pipeline.video import open_writer
+
+        torch.set_num_threads(threads)
+        s = settings
+        latents = np.load(latents_file)[start:stop]  # [n, Z]
+        ck = load_checkpoint(ckpt_path)
+        if ck.sha256 != sha256:
+            raise UserError(f"checkpoint {ckpt_path} changed while rendering (SHA-256 differs); "
+                            f"render again from a file that stays put")
+        t0 = time.perf_counter()
+        with Renderer(ck.generator, s.size, s.size, scale=s.scale, path=s.path, device=device,
+                      threads=threads) as renderer:
+            batch = s.batch or default_batch(s.size, s.size, renderer.device)
+            with open_writer(out, (s.size, s.size), fps=s.fps, fmt="mp4", crf=s.crf, preset=s.preset,
+                             lossless=s.lossless) as writer:
+                stream_frames(renderer, latents, writer, batch, s.invert, progress=report)
+            info = {"render_path": renderer.path, "device": str(renderer.device)}
+        info["seconds"] = round(time.perf_counter() - t0, 3)
+        messages.put(("done", index, info))
+    except KeyboardInterrupt:
+        pass  # stopped by the parent: it already knows, and cleans up the rest
+    except UserError as e:
+        messages.put(("error", index, str(e), True))
+    except BaseException:  # reported to the parent with its traceback, never lost in a child
+        messages.put(("error", index, traceback.format_exc(), False))
+
+
+# ----------------------------------------------------------------------------- joining
+
+
+def _concat_line(path: Path) -> str:
+    # The concat demuxer's list syntax: single-quoted, a quote written as '\''.
+    return "file '" + str(path.absolute()).replace("'", "'\\''") + "'\n"
+
+
+def join_segments(parts: list[Path], out: Path) -> None:
+    """Join MP4 segments into `out` with ffmpeg's concat demuxer, copying the streams (no re-encoding).
+
+    Each segment is its own x264 encode, so each starts with a keyframe (IDR) and the copied streams
+    decode on their own; the result appears at `out` only when ffmpeg succeeded.
+    """
+    listing = out.parent / f".{out.name}.{secrets.token_hex(4)}.concat.txt"
+    listing.write_text("".join(_concat_line(p) for p in parts), encoding="utf-8")
+    try:
+        with atomic_path(out) as tmp:
+            cmd = [ffmpeg_exe(), "-hide_banner", "-nostats", "-loglevel", "error", "-y",
+                   "-f", "concat", "-safe", "0", "-i", str(listing),
+                   "-c", "copy", "-movflags", "+faststart", "-f", "mp4", str(tmp)]
+            res = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            if res.returncode != 0:
+                lines = [ln for ln in res.stderr.decode("utf-8", "replace").splitlines() if ln.strip()][-12:]
+                raise VideoError(f"ffmpeg could not join {len(parts)} segments into {out.name} "
+                                 f"(exit code {res.returncode}); its last lines:\n"
+                                 + "\n".join("  " + ln for ln in lines or ["(ffmpeg printed nothing)"]))
+    finally:
+        listing.unlink(missing_ok=True)
+
+
+# ----------------------------------------------------------------------------- the job
+
+
+@contextmanager
+def _sigint_ignored():
+    """Start workers with SIGINT ignored (an ignored signal survives exec, and Python then leaves it so).
+
+    Ctrl-C reaches the whole process group: the parent alone should react, stopping its workers with
+    SIGTERM, rather than each worker dying with a traceback halfway through importing torch. Signal
+    handlers can only change in the main thread; elsewhere (a batch runner's thread) workers keep the
+    default, which is noisier on Ctrl-C but still cleaned up by the parent.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+def _stop(procs) -> None:
+    """Ask every live worker to stop (SIGTERM: it aborts its writer), then kill any that do not exit."""
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    deadline = time.monotonic() + _JOIN_S
+    for p in procs:
+        p.join(max(0.0, deadline - time.monotonic()))
+        if p.is_alive():
+            p.kill()
+            p.join()
+
+
+def render_walk_segmented(ckpt, out, settings: WalkSettings = WalkSettings(), workers: int = 2,
+                          devices: list[str] | None = None, progress: Progress | None = None) -> dict:
+    """Render a walk (or class transition) MP4 as `workers` frame segments in parallel processes.
+
+    The latent path is computed once and sliced, so every frame is the one `render_walk` makes; each
+    process renders its contiguous range into a temp MP4 beside `out` (its own x264 encode, so it starts
+    with a keyframe), with `torch.set_num_threads(cpu_count // workers)` and the device `devices[i %
+    len(devices)]` (default: settings.device for all). The segments are joined without re-encoding
+    (ffmpeg's concat demuxer, stream copy, +faststart): the joined video has the same frame count as a
+    single render, the same frames when both are lossless, and at the same CRF nearly the same quality
+    (each segment's rate control starts afresh). Returns the sidecar's contents (render_walk's, plus
+    `workers` and `segments`). Ctrl-C or a failing worker stops every worker and leaves nothing at `out`.
+    workers=1 is a plain render_walk (on devices[0] when given).
+    """
+    s = settings
+    s.validate()
+    if int(workers) < 1:
+        raise UserError(f"--workers must be at least 1, got {workers}")
+    out = Path(out)
+    fmt = output_format(out, s.fmt)
+    if int(workers) == 1:
+        return render_walk(ckpt, out, replace(s, device=devices[0]) if devices else s, progress=progress)
+    if fmt != "mp4":
+        raise UserError(f"segmented rendering joins MP4 files only, but {out.name} is {fmt}; "
+                        f"name the output .mp4 or render with one worker")
+    check_size((s.size, s.size), fmt)
+    check_writable(out, fmt)
+    ck = ckpt if isinstance(ckpt, Checkpoint) else load_checkpoint(ckpt if ckpt is not None else DEFAULT_CHECKPOINT)
+    keys, latents = path_latents(s, ck.z_dim, ck.class_latents)  # the whole path, once: [frames, Z]
+    devices = list(devices) if devices else [s.device]
+    for dev in devices:  # an unusable device or path fails here, not in a child a few seconds later
+        resolved = resolve_device(dev)
+        if s.path != "auto" and s.path not in available_paths(ck.family, resolved):
+            raise UserError(f"render path {s.path!r} is not available for a {ck.family} generator on {resolved}; "
+                            f"available: {', '.join(available_paths(ck.family, resolved))}")
+    probe(fmt, (s.size, s.size), fps=s.fps, crf=s.crf, preset=s.preset, lossless=s.lossless)
+    bounds = segment_bounds(s.frames, workers)
+    threads = max(1, (os.cpu_count() or 1) // len(bounds))
+
+    if progress is not None:
+        progress(0)  # checks passed: rendering starts
+    t0 = time.perf_counter()
+    tmpdir = out.parent / f".{out.name}.{secrets.token_hex(4)}.segments"
+    ctx = mp.get_context("spawn")  # fork would copy torch's thread pools and CUDA state; spawn starts clean
+    messages = ctx.Queue()
+    parts = [tmpdir / f"segment_{i:03d}.mp4" for i in range(len(bounds))]
+    procs = []
+    try:
+        tmpdir.mkdir()
+        # Workers read the path from a file: arguments larger than a pipe buffer would make each start()
+        # wait until its child has imported torch, starting the workers one after another.
+        latents_file = tmpdir / "latents.npy"
+        np.save(latents_file, latents)
+        with _sigint_ignored():
+            for i, (start, stop) in enumerate(bounds):
+                p = ctx.Process(target=_segment_worker, name=f"cppn-video-segment-{i}", daemon=True,
+                                args=(i, str(ck.path), ck.sha256, str(latents_file), start, stop, s,
+                                      devices[i % len(devices)], threads, str(parts[i]), messages, os.getpid()))
+                p.start()
+                procs.append(p)
+        done: dict[int, dict] = {}
+        while len(done) < len(procs):
+            try:
+                msg = messages.get(timeout=_POLL_S)
+            except queue.Empty:
+                # A worker that died without a word (killed, out of memory): its messages are all in by
+                # now unless it exited in the last instant, so look once more before calling it lost.
+                lost = [i for i, p in enumerate(procs) if i not in done and p.exitcode is not None]
+                if lost and messages.empty():
+                    time.sleep(_POLL_S)
+                    if messages.empty():
+                        i = lost[0]
+                        raise RuntimeError(f"segment worker {i} (frames {bounds[i][0]}..{bounds[i][1] - 1}) "
+                                           f"exited with code {procs[i].exitcode} without finishing")
+                continue
+            kind, i = msg[0], msg[1]
+            if kind == "progress":
+                if progress is not None:
+                    progress(msg[2])
+            elif kind == "done":
+                done[i] = msg[2]
+            else:
+                where = f"segment {i} (frames {bounds[i][0]}..{bounds[i][1] - 1})"
+                if msg[3]:
+                    raise UserError(f"{where}: {msg[2]}")
+                raise RuntimeError(f"{where} failed in its worker process:\n{msg[2]}")
+        for p in procs:
+            p.join()
+        join_segments(parts, out)
+    finally:
+        _stop(procs)
+        messages.close()
+        messages.join_thread()
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    seconds = time.perf_counter() - t0
+    first = done[0]
+    info = {
+        "kind": "walk" if s.classes is None else "classes",
+        "version": __version__,
+        "output": str(out), "format": fmt, "frames": len(latents), "width": s.size, "height": s.size,
+        "fps": s.fps, "settings": asdict(replace(s, batch=None)), "checkpoint": checkpoint_info(ck),
+        "keyframes": keys, "render_path": first["render_path"], "device": first["device"],
+        "seconds": round(seconds, 3), "frames_per_second": round(len(latents) / seconds, 3),
+        "workers": len(bounds),
+        "segments": [{"index": i, "start": a, "stop": b, **done[i]} for i, (a, b) in enumerate(bounds)],
+    }
+    write_sidecar(out, info)
+    return info
