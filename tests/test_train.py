@@ -163,16 +163,16 @@ def assert_same_tensors(a, b, where="") -> None:
 
 @pytest.mark.parametrize("model", ["resnet", "prev"])
 def test_interrupt_and_resume_equals_uninterrupted(synthetic, tmp_path, model):
-    base = dict(model=model, depth=1, width=6 if model == "resnet" else 16, epochs=2, batch_size=32, limit=96,
+    base = dict(model=model, depth=1, width=6 if model == "resnet" else 16, epochs=2, batch_size=32, limit=64,
                 seed=7, data_dir=str(synthetic), save_at=(1,))
     train(TrainConfig(out_dir=str(tmp_path / "a"), **base))
 
-    if model == "resnet":  # a callable that fires at the 5th batch boundary (epoch 2, batch 2)
+    if model == "resnet":  # a callable that fires at the 4th batch boundary (before epoch 2's batch 2)
         calls = {"n": 0}
 
         def stop():
             calls["n"] += 1
-            return calls["n"] == 5
+            return calls["n"] == 4
     else:  # a threading.Event set from another place (here: the progress callback after batch 1)
         stop = threading.Event()
 
@@ -185,7 +185,7 @@ def test_interrupt_and_resume_equals_uninterrupted(synthetic, tmp_path, model):
     position = read_checkpoint_dict(tmp_path / "b" / "state.pt")[0]["position"]
     assert position == ({"epoch": 1, "batch": 1} if model == "resnet" else {"epoch": 0, "batch": 1})
     second = train(TrainConfig(out_dir=str(tmp_path / "b"), **base), resume=True)
-    assert not second.interrupted and second.epoch == 2 and second.batches == 6
+    assert not second.interrupted and second.epoch == 2 and second.batches == 4
 
     for name in ("state.pt",):
         assert_same_tensors(state_dicts(tmp_path / "a" / name), state_dicts(tmp_path / "b" / name))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
@@ -57,7 +58,8 @@ def _batch_info(row: dict, epochs: int, n_batches: int) -> str:
     else:
         losses = f"G {row.get('g_loss', 0):.3f} VAE {row.get('vae_loss', 0):.3f} D {row.get('d_loss', 0):.3f}"
     return (f"epoch {row['epoch']}/{epochs} batch {row['batch']}/{n_batches} {losses} "
-            f"acc gen {row.get('g_acc', 0):.2f} real {row.get('real_acc', 0):.2f} fake {row.get('fake_acc', 0):.2f}")
+            f"acc gen {row.get('g_acc', 0):.2f} real {row.get('eval_real_acc', 0):.2f} "
+            f"fake {row.get('eval_fake_acc', 0):.2f}")
 
 
 class _Reporter:
@@ -83,11 +85,10 @@ class _Reporter:
             if not self.quiet:
                 arch = (f"width {cfg.width}, {cfg.depth} blocks" if cfg.model == "resnet"
                         else f"width {cfg.width}, {cfg.depth} tanh layers")
-                verb = f"resuming at epoch {event['epoch'] + 1} batch {event['batch'] + 1}" if event["resumed"] \
-                    else "training"
-                click.echo(f"{verb} {cfg.model} ({arch}) on {event['n_images']:,} {cfg.dataset} images: "
-                           f"{cfg.epochs} epochs x {self.n_batches} batches of {cfg.batch_size} -> {cfg.out_dir}",
-                           err=True)
+                where = f" from epoch {event['epoch'] + 1} batch {event['batch'] + 1}" if event["resumed"] else ""
+                click.echo(f"{'resuming' if event['resumed'] else 'training'} {cfg.model} ({arch}) on "
+                           f"{event['n_images']:,} {cfg.dataset} images, {cfg.epochs} epoch(s) of {self.n_batches} "
+                           f"batches of {cfg.batch_size}{where} -> {cfg.out_dir}", err=True)
             remaining = event["total"] - event["done"]
             self.advance = self.stack.enter_context(progress_bar("train", remaining, "batch", self.quiet))
         elif kind == "batch":
@@ -167,7 +168,7 @@ def train_command(ctx: click.Context, model, width, epochs, save_at, out_dir, da
     if result.interrupted:
         click.echo(f"interrupted at epoch {result.epoch + 1}; state saved to {result.state_path}", err=True)
         click.echo(f"resume with: {result.resume_command()}", err=True)
-        ctx.exit(130)
+        sys.exit(130)  # SystemExit: click's standalone_mode=False would turn ctx.exit(130) into a return value
     if not quiet:
         written = ", ".join(str(p) for p in result.checkpoints) or "nothing new (the run was already complete)"
         click.echo(f"done: {result.epoch} epochs, {result.batches} batches; wrote {written}", err=True)
