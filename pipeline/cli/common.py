@@ -14,9 +14,9 @@ from pipeline.errors import UserError
 def run_cli(group: click.Group) -> None:
     """Run the click group; a UserError becomes `error: ...` on one line and exit code 1."""
     try:
-        group.main(standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
+        code = group.main(standalone_mode=False)
+    except click.exceptions.Abort:  # click turns Ctrl-C (KeyboardInterrupt) into Abort
+        click.echo("interrupted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()
@@ -29,6 +29,7 @@ def run_cli(group: click.Group) -> None:
         sys.exit(130)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 def echo_json(obj) -> None:
