@@ -22,12 +22,11 @@ from __future__ import annotations
 import math
 
 import torch
-
-from pipeline.train.fast_generator import generator_forward
 import torch.nn as nn
 
 from pipeline.models import reparameterize
 from pipeline.train import losses
+from pipeline.train.fast_generator import generator_forward
 from pipeline.train.state import TrainState
 
 
