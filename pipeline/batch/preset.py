@@ -1,0 +1,735 @@
+"""TOML presets: parse a job file and validate all of it into Job records before anything runs.
+
+A preset is data, never code:
+
+    [settings]                    # optional
+    out_dir = "../runs/article"   # where outputs, manifest.json, logs/ and preset.resolved.json go
+    data_dir = "data/mnist"       # default data_dir of every train job (omit: the data cache / download)
+
+    [defaults.walk]               # optional: options shared by every job of a kind (a job's own win)
+    size = 1080
+
+    [jobs.train_resnet]           # one table per job; the name is used in references and log files
+    kind = "train"                # train | walk | still | compare
+    model = "resnet"              # options: the fields of TrainConfig / WalkSettings / StillSettings /
+    epochs = 24                   #   CompareSettings, with their types
+    save_at = [6]
+    output = "resnet"             # optional (train: the run directory; default: the job name)
+
+    [jobs.walk_e6]
+    kind = "walk"
+    ckpt = "@train_resnet/e6.pt"  # "@job/FILE": a file that job writes; "@job": its main output
+    output = "walks/e6.mp4"       # optional (default: <job name>.mp4 / .png)
+    after = ["other_job"]         # optional: explicit extra dependencies
+
+Paths. Relative paths *in the preset* (settings.out_dir, data_dir, ckpt, ckpts, keyframes_file)
+resolve against the directory of the preset file, so a preset means the same thing from any working
+directory and a rerun finds its manifest. A job's `output` resolves against out_dir. Without
+settings.out_dir the outputs go to `runs/<preset stem>` beside the preset; `cppn-video batch --out DIR`
+overrides it (a command-line path, so relative to the working directory).
+
+Inputs. `ckpt` (walk, still) and `ckpts` (compare) take a reference to a train job's checkpoint
+(`@train_resnet/e6.pt` must be one it saves: its save_at epochs and its last), a checkpoint file, or the
+name of a bundled checkpoint (prev, e6, e24). Train jobs read their data from data_dir; when it is
+given it must exist at validation time (the data layer reads only that folder and never downloads into
+it); when it is omitted the data layer uses the cache and downloads MNIST there with SHA-256 checks, so
+nothing is checked up front.
+
+Not options: `device` (the runner assigns devices: `cppn-video batch --devices`) and a train job's
+`out_dir` (it is the job's `output`, inside the batch's out_dir).
+
+Validation reports every problem at once, one line each, naming the job and key:
+"article.toml: job walk_e6, key ckpt: @train_resnet/e7.pt is not written by job train_resnet (it
+writes e6.pt, e24.pt)". `load_preset` raises PresetError carrying that list.
+"""
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+import types
+import typing
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
+
+from pipeline.errors import UserError
+
+KINDS = ("train", "walk", "still", "compare")
+INPUT_KEYS = {"train": (), "walk": ("ckpt",), "still": ("ckpt",), "compare": ("ckpts",)}
+COMMON_KEYS = ("kind", "output", "after")
+EXTRA_KEYS = {"walk": ("workers",)}           # job options that are not settings fields
+# Settings that choose how a job runs, not what it makes (the frames are the same bytes on every device,
+# render path and batch size): they are recorded but never make a completed job rerun.
+RUNTIME_FIELDS = ("device", "path", "batch")
+# Keys a job may not set, and why (said instead of "unknown key").
+NOT_OPTIONS = {
+    "device": "devices are assigned by the runner; choose them with `cppn-video batch --devices`",
+    "out_dir": "a train job's run directory is its `output` (relative to the batch's out_dir)",
+}
+SETTINGS_KEYS = ("out_dir", "data_dir")
+TOP_LEVEL = ("settings", "defaults", "jobs")
+REF_PREFIX = "@"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class PresetError(UserError):
+    """A preset with problems; `problems` holds one line per problem."""
+
+    def __init__(self, path, problems: list[str]):
+        self.path = Path(path)
+        self.problems = list(problems)
+        n = len(self.problems)
+        super().__init__(f"{self.path} has {n} problem{'s' if n != 1 else ''}: " + "; ".join(self.problems))
+
+
+@dataclass(frozen=True)
+class InputRef:
+    """One input file (or data folder) of a job."""
+    key: str                  # the option that names it: ckpt, ckpts, keyframes_file, data_dir
+    text: str                 # as written in the preset
+    path: Path | None         # absolute; None for a train job's data from the cache
+    job: str | None = None    # the job whose output this is ("@job/..." references), else None
+
+
+@dataclass(frozen=True)
+class Job:
+    """One validated job: resolved settings, inputs, outputs and dependencies."""
+    name: str
+    kind: str                     # train, walk, still or compare
+    settings: object              # TrainConfig (resolved) / WalkSettings / StillSettings / CompareSettings
+    inputs: tuple[InputRef, ...]  # in option order; ckpts keeps its order
+    output: Path                  # absolute: a train job's run directory, else the video/image it writes
+    outputs: tuple[Path, ...]     # absolute: the files whose hashes say the job is done
+    after: tuple[str, ...] = ()   # explicit extra dependencies
+    workers: int = 1              # walk: frame segments rendered in parallel processes
+    options: dict = field(default_factory=dict)  # the options as written (defaults merged), for display
+
+    @property
+    def deps(self) -> tuple[str, ...]:
+        """Jobs that must finish first: referenced producers, then `after`, each once."""
+        seen: dict[str, None] = {}
+        for ref in self.inputs:
+            if ref.job is not None:
+                seen.setdefault(ref.job, None)
+        for name in self.after:
+            seen.setdefault(name, None)
+        return tuple(seen)
+
+    def main_output(self) -> Path:
+        """What `@job` refers to: a train job's last checkpoint, else its output."""
+        return self.outputs[-1] if self.kind == "train" else self.output
+
+    def fingerprint(self, out_dir: Path) -> dict:
+        """The settings that decide this job's outputs, as plain values; a change means rerun.
+
+        Runtime-only fields are left out, and paths are written relative to out_dir (outputs) or as
+        the preset wrote them (inputs), so moving the whole output folder does not invalidate it.
+        Input contents are compared by hash separately.
+        """
+        if self.kind == "train":
+            values = self.settings.to_dict()
+            values["out_dir"] = rel(self.output, out_dir)
+            values["data_dir"] = self.options.get("data_dir")
+        else:
+            values = {k: v for k, v in asdict(self.settings).items() if k not in RUNTIME_FIELDS}
+            if "labels" in values and values["labels"] is not None:
+                values["labels"] = list(values["labels"])
+            if values.get("keyframes_file") is not None:
+                values["keyframes_file"] = self.options.get("keyframes_file")
+            values["output"] = rel(self.output, out_dir)
+        return json.loads(json.dumps(values))  # as it reads back from manifest.json (tuples -> lists)
+
+    def runtime(self) -> dict:
+        """The recorded-but-not-compared settings (see RUNTIME_FIELDS)."""
+        if self.kind == "train":
+            return {}
+        values = {k: getattr(self.settings, k) for k in RUNTIME_FIELDS if hasattr(self.settings, k)}
+        if self.kind == "walk":
+            values["workers"] = self.workers
+        return values
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A validated preset: where it came from, where it writes, and its jobs in file order."""
+    path: Path                    # the preset file (absolute)
+    out_dir: Path                 # absolute
+    jobs: dict                    # name -> Job, in file order
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def resolved(self) -> dict:
+        """Everything the preset resolved to, as plain values (preset.resolved.json)."""
+        jobs = {}
+        for job in self.jobs.values():
+            settings = job.settings.to_dict() if job.kind == "train" else _plain(asdict(job.settings))
+            jobs[job.name] = {
+                "kind": job.kind, "deps": list(job.deps),
+                "inputs": [{"key": r.key, "text": r.text, "path": None if r.path is None else str(r.path),
+                            "job": r.job} for r in job.inputs],
+                "output": str(job.output), "outputs": [str(p) for p in job.outputs],
+                "workers": job.workers, "settings": settings, "options": _plain(job.options),
+            }
+        return {"preset": str(self.path), "out_dir": str(self.out_dir), "jobs": jobs}
+
+
+def rel(path: Path, base: Path) -> str:
+    """path relative to base when inside it, else absolute (as text, with / separators)."""
+    try:
+        return Path(path).relative_to(base).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _plain(value):
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+# ----------------------------------------------------------------------------- settings classes
+
+def settings_class(kind: str):
+    """The dataclass whose fields are a job kind's options (compare is imported only when used)."""
+    if kind == "train":
+        from pipeline.train.config import TrainConfig
+
+        return TrainConfig
+    if kind == "walk":
+        from pipeline.jobs.render import WalkSettings
+
+        return WalkSettings
+    if kind == "still":
+        from pipeline.jobs.render import StillSettings
+
+        return StillSettings
+    if kind == "compare":
+        from pipeline.jobs.compare import CompareSettings
+
+        return CompareSettings
+    raise ValueError(kind)
+
+
+def allowed_keys(kind: str) -> list[str]:
+    """Every key a job of this kind may set."""
+    names = [f.name for f in fields(settings_class(kind)) if f.name not in NOT_OPTIONS]
+    return list(COMMON_KEYS) + list(INPUT_KEYS[kind]) + list(EXTRA_KEYS.get(kind, ())) + names
+
+
+# ----------------------------------------------------------------------------- type checks
+
+def _toml_type(value) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "a whole number"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a table"
+    return f"a {type(value).__name__}"
+
+
+def _show(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+class _Mismatch(Exception):
+    def __init__(self, expected: str):
+        self.expected = expected
+
+
+def _convert(value, hint):
+    """value (from TOML) checked against a type hint -> the value for the dataclass; raises _Mismatch."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(hint) if a is not type(None)]
+        expected = []
+        for option in options:
+            try:
+                return _convert(value, option)
+            except _Mismatch as e:
+                expected.append(e.expected)
+        raise _Mismatch(" or ".join(dict.fromkeys(expected)))  # TOML has no null: "omit it" is the None
+    if origin in (tuple, list):
+        args = [a for a in typing.get_args(hint) if a is not Ellipsis] or [object]
+        item = args[0]
+        if not isinstance(value, list):
+            raise _Mismatch(f"a list of {_plural(item)}")
+        try:
+            items = [_convert(v, item) for v in value]
+        except _Mismatch:
+            raise _Mismatch(f"a list of {_plural(item)}") from None
+        return tuple(items) if origin is tuple else items
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise _Mismatch("true or false")
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise _Mismatch("a whole number")
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise _Mismatch("a number")
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise _Mismatch("a string")
+    if is_dataclass(hint):
+        if isinstance(value, dict):
+            return value  # nested tables are checked field by field by the caller
+        raise _Mismatch("a table")
+    return value
+
+
+def _plural(hint) -> str:
+    return {int: "whole numbers", float: "numbers", str: "strings", bool: "booleans"}.get(hint, "values")
+
+
+def _suggest(key: str, valid) -> str:
+    close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+# ----------------------------------------------------------------------------- loading
+
+def _toml():
+    try:
+        import tomllib  # Python 3.11+
+    except ModuleNotFoundError:  # Python 3.10 (pyproject allows it): the same parser as a package
+        try:
+            import tomli as tomllib
+        except ModuleNotFoundError:
+            raise UserError("reading presets needs Python 3.11+ or the tomli package (pip install tomli)") from None
+    return tomllib
+
+
+def _read_toml(path: Path) -> dict:
+    tomllib = _toml()
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise UserError(f"preset {path} not found; pass a TOML file such as presets/quick.toml") from None
+    except IsADirectoryError:
+        raise UserError(f"{path} is a directory; pass a TOML preset file such as presets/quick.toml") from None
+    except OSError as e:
+        raise UserError(f"cannot read preset {path}: {e.strerror or e}") from None
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise PresetError(path, [f"{path.name}: not UTF-8 text; a preset is a TOML file"]) from None
+    except tomllib.TOMLDecodeError as e:
+        raise PresetError(path, [f"{path.name}: not valid TOML: {e}; fix the syntax there"]) from None
+
+
+class _Checker:
+    """Collects problems while turning the TOML tables into Jobs."""
+
+    def __init__(self, path: Path, base: Path):
+        self.path, self.base = path, base
+        self.problems: list[str] = []
+
+    def problem(self, where: str, message: str) -> None:
+        self.problems.append(f"{self.path.name}: {where}: {message}")
+
+    def local(self, text: str) -> Path:
+        """A path written in the preset -> absolute, relative to the preset's directory."""
+        return (self.base / Path(text).expanduser()).resolve()
+
+    def options(self, where: str, kind: str, table: dict, cls, model: str | None = None) -> dict:
+        """Check each key of a job's (or a defaults') table; returns the converted settings fields."""
+        hints = typing.get_type_hints(cls)
+        field_names = {f.name for f in fields(cls)}
+        valid = allowed_keys(kind)
+        values = {}
+        for key, value in table.items():
+            if key in NOT_OPTIONS:
+                self.problem(f"{where}, key {key}", f"not a preset option: {NOT_OPTIONS[key]}")
+            elif key not in valid:
+                self.problem(f"{where}, key {key}",
+                             f"unknown key for a {kind} job{_suggest(key, valid)} (valid: {', '.join(valid)})")
+            elif key in field_names:
+                if key == "schedule" and kind == "train":
+                    converted = self.schedule(where, value, model)
+                    if converted is not None:
+                        values[key] = converted
+                    continue
+                try:
+                    values[key] = _convert(value, hints[key])
+                except _Mismatch as e:
+                    self.problem(f"{where}, key {key}", f"expected {e.expected}, got {_toml_type(value)} "
+                                                        f"{_show(value)}")
+        return values
+
+    def schedule(self, where: str, value, model: str | None):
+        from pipeline.train.config import SCHEDULES
+
+        if not isinstance(value, dict):
+            self.problem(f"{where}, key schedule", f"expected a table of schedule constants, got "
+                                                   f"{_toml_type(value)} {_show(value)}")
+            return None
+        model = model or "resnet"
+        cls = SCHEDULES.get(model)
+        if cls is None:
+            return None  # the unknown model is reported on its own
+        hints = typing.get_type_hints(cls)
+        names = [f.name for f in fields(cls)]
+        out, ok = {}, True
+        for key, v in value.items():
+            if key not in hints:
+                self.problem(f"{where}, key schedule.{key}", f"unknown {model} schedule constant"
+                                                             f"{_suggest(key, names)}")
+                ok = False
+                continue
+            try:
+                out[key] = _convert(v, hints[key])
+            except _Mismatch as e:
+                self.problem(f"{where}, key schedule.{key}", f"expected {e.expected}, got {_toml_type(v)} {_show(v)}")
+                ok = False
+        return cls(**out) if ok else None
+
+
+def load_preset(path, out_dir=None) -> Preset:
+    """Read and validate a preset file; raises PresetError listing every problem (one line each).
+
+    out_dir: overrides settings.out_dir (absolute, or relative to the working directory).
+    """
+    path = Path(path).expanduser().resolve()
+    data = _read_toml(path)
+    chk = _Checker(path, path.parent)
+
+    for key in data:
+        if key not in TOP_LEVEL:
+            chk.problem(f"[{key}]", f"unknown section{_suggest(key, TOP_LEVEL)} (valid: {', '.join(TOP_LEVEL)})")
+    settings = data.get("settings", {})
+    if not isinstance(settings, dict):
+        chk.problem("settings", "must be a table ([settings])")
+        settings = {}
+    for key, value in settings.items():
+        if key not in SETTINGS_KEYS:
+            chk.problem(f"settings, key {key}", f"unknown setting{_suggest(key, SETTINGS_KEYS)} "
+                                                f"(valid: {', '.join(SETTINGS_KEYS)})")
+        elif not isinstance(value, str):
+            chk.problem(f"settings, key {key}", f"expected a string (a path), got {_toml_type(value)} {_show(value)}")
+
+    if out_dir is not None:
+        out = Path(out_dir).expanduser().resolve()
+    elif isinstance(settings.get("out_dir"), str):
+        out = chk.local(settings["out_dir"])
+    else:
+        out = (path.parent / "runs" / path.stem).resolve()
+
+    defaults = data.get("defaults", {})
+    if not isinstance(defaults, dict):
+        chk.problem("defaults", "must hold one table per job kind, such as [defaults.walk]")
+        defaults = {}
+    good: dict[str, dict] = {}
+    for kind, table in defaults.items():
+        if kind not in KINDS:
+            chk.problem(f"defaults.{kind}", f"unknown job kind{_suggest(kind, KINDS)} (valid: {', '.join(KINDS)})")
+        elif not isinstance(table, dict):
+            chk.problem(f"defaults.{kind}", "must be a table of options")
+        else:
+            per_job = [k for k in table if k in COMMON_KEYS + INPUT_KEYS[kind]]
+            for key in per_job:
+                chk.problem(f"defaults.{kind}, key {key}", "set this in each job, not in defaults")
+            rest = {k: v for k, v in table.items() if k not in per_job}
+            try:
+                valid = chk.options(f"defaults.{kind}", kind, rest, settings_class(kind))
+            except ImportError as e:
+                chk.problem(f"defaults.{kind}", f"{kind} jobs need a module this install lacks ({e})")
+                continue
+            # Keep only what checked out, so a bad default is reported once, not once per job.
+            good[kind] = {k: v for k, v in rest.items() if k in valid or k in EXTRA_KEYS.get(kind, ())}
+    defaults = good
+
+    jobs_table = data.get("jobs", {})
+    if not isinstance(jobs_table, dict) or not jobs_table:
+        chk.problem("jobs", "no jobs; add at least one [jobs.NAME] table with a kind")
+        jobs_table = {}
+
+    jobs: dict[str, Job] = {}
+    raw_refs: dict[str, list] = {}   # job -> [(key, text, producer, file or None)]
+    after_keys: dict[str, tuple] = {}
+    for name, table in jobs_table.items():
+        job = _check_job(chk, name, table, defaults, settings, out, raw_refs, after_keys)
+        if job is not None:
+            jobs[name] = job
+
+    _check_links(chk, jobs_table, jobs, raw_refs, after_keys, out)
+    if chk.problems:
+        raise PresetError(path, chk.problems)
+    return Preset(path=path, out_dir=out, jobs=jobs)
+
+
+def _check_job(chk: _Checker, name: str, table, defaults: dict, settings: dict, out: Path,
+               raw_refs: dict, after_keys: dict) -> Job | None:
+    where = f"job {name}"
+    if not _NAME.match(name):
+        chk.problem(where, "job names may hold letters, digits, _ . - only (they name log files and references)")
+        return None
+    if not isinstance(table, dict):
+        chk.problem(where, f"must be a table ([jobs.{name}]) with a kind and its options")
+        return None
+    kind = table.get("kind")
+    if kind is None:
+        chk.problem(f"{where}, key kind", f"missing; set kind = one of {', '.join(KINDS)}")
+        return None
+    if kind not in KINDS:
+        chk.problem(f"{where}, key kind", f"unknown kind {_show(kind)}{_suggest(str(kind), KINDS)} "
+                                          f"(valid: {', '.join(KINDS)})")
+        return None
+    try:
+        cls = settings_class(kind)
+    except ImportError as e:
+        chk.problem(f"{where}, key kind", f"{kind} jobs need a module this install lacks ({e})")
+        return None
+    merged = {**defaults.get(kind, {}), **table}
+    if kind == "train" and "data_dir" not in merged and isinstance(settings.get("data_dir"), str):
+        merged["data_dir"] = settings["data_dir"]
+    model = merged.get("model") if isinstance(merged.get("model"), str) else None
+    n_before = len(chk.problems)
+    values = chk.options(where, kind, merged, cls, model)
+
+    inputs = _checkpoint_inputs(chk, where, kind, merged, raw_refs.setdefault(name, []))
+    inputs += _path_inputs(chk, where, kind, values)
+
+    workers = 1
+    if "workers" in merged:
+        w = merged["workers"]
+        if isinstance(w, bool) or not isinstance(w, int) or w < 1:
+            chk.problem(f"{where}, key workers", f"expected a whole number >= 1, got {_toml_type(w)} {_show(w)}")
+        else:
+            workers = w
+    after = merged.get("after", [])
+    if not isinstance(after, list) or not all(isinstance(a, str) for a in after):
+        chk.problem(f"{where}, key after", f"expected a list of job names, got {_toml_type(after)} {_show(after)}")
+        after = []
+    after_keys[name] = tuple(after)
+
+    output_text = merged.get("output")
+    if output_text is not None and (not isinstance(output_text, str) or not output_text.strip()):
+        chk.problem(f"{where}, key output", f"expected a path (a string), got {_toml_type(output_text)} "
+                                            f"{_show(output_text)}")
+        output_text = None
+    if len(chk.problems) > n_before:
+        return None  # settings cannot be built from options with problems
+
+    # Build the settings object and let it check values (ranges, choices) with its own messages.
+    if kind == "train":
+        values["out_dir"] = str((out / (output_text or name)).resolve())
+    elif output_text is None:
+        fmt = values.get("fmt")
+        output_text = {"gif": f"{name}.gif", "png": name}.get(fmt, f"{name}.png" if kind == "still" else f"{name}.mp4")
+    try:
+        s = cls(**values)
+        if kind == "train":
+            s = s.resolved()
+        elif hasattr(s, "validate"):
+            s.validate()
+        _check_values(kind, s, workers, sum(r.key == "ckpts" for r in inputs), out / (output_text or name))
+    except UserError as e:
+        key = _key_in_message(str(e), [f.name for f in fields(cls)] + ["workers", "layout"])
+        chk.problem(f"{where}, key {key}" if key else where, str(e))
+        return None
+    except (TypeError, ValueError) as e:
+        chk.problem(where, f"invalid options ({e})")
+        return None
+
+    if kind == "train":
+        output = Path(s.out_dir)
+        epochs = sorted(set(s.save_at) | {s.epochs})
+        outputs = tuple(output / f"e{e}.pt" for e in epochs)
+    else:
+        output = (out / output_text).resolve()
+        outputs = (output,)
+    options = {k: v for k, v in merged.items() if k != "kind"}
+    return Job(name=name, kind=kind, settings=s, inputs=tuple(inputs), output=output, outputs=outputs,
+               after=tuple(after), workers=workers, options=options)
+
+
+def _checkpoint_inputs(chk: _Checker, where: str, kind: str, merged: dict, refs: list) -> list[InputRef]:
+    """ckpt / ckpts: references are recorded in `refs` (checked once every job is known), files resolved now."""
+    inputs: list[InputRef] = []
+    for key in INPUT_KEYS[kind]:
+        if key not in merged:
+            example = "@train_resnet/e24.pt" if key == "ckpt" else '["@train_prev/e24.pt", "@train_resnet/e6.pt"]'
+            chk.problem(f"{where}, key {key}", f"missing; name the checkpoint{'s' if key == 'ckpts' else ''}: "
+                                               f"a file, a bundled name (prev, e6, e24) or e.g. {example}")
+            continue
+        value = merged[key]
+        if key == "ckpts" and (not isinstance(value, list) or not value):
+            chk.problem(f"{where}, key {key}", f"expected a non-empty list of checkpoints, got "
+                                               f"{_toml_type(value)} {_show(value)}")
+            continue
+        for text in value if key == "ckpts" else [value]:
+            if not isinstance(text, str):
+                chk.problem(f"{where}, key {key}", f"expected a string (a checkpoint), got {_toml_type(text)} "
+                                                   f"{_show(text)}")
+            elif text.startswith(REF_PREFIX):
+                producer, _, file = text[len(REF_PREFIX):].partition("/")
+                refs.append((key, text, producer, file or None))
+                inputs.append(InputRef(key=key, text=text, path=None, job=producer))
+            elif (found := _find_checkpoint(chk, text)) is not None:
+                inputs.append(InputRef(key=key, text=text, path=found))
+            else:
+                from pipeline.checkpoint import list_bundled
+
+                names = list_bundled()
+                bundled = f"bundled: {', '.join(names)}" if names else "none are bundled"
+                chk.problem(f"{where}, key {key}", f"checkpoint {text!r} not found (no file {chk.local(text)}, "
+                                                   f"no bundled checkpoint of that name: {bundled}); fix the path "
+                                                   f"or reference a train job with @job/eN.pt")
+    return inputs
+
+
+def _path_inputs(chk: _Checker, where: str, kind: str, values: dict) -> list[InputRef]:
+    """keyframes_file and a train job's data_dir: made absolute in `values` (relative to the preset) and checked."""
+    inputs = []
+    if isinstance(values.get("keyframes_file"), str):
+        text = values["keyframes_file"]
+        p = chk.local(text)
+        if not p.is_file():
+            chk.problem(f"{where}, key keyframes_file", f"file {p} not found; fix the path (relative to the preset)")
+        values["keyframes_file"] = str(p)
+        inputs.append(InputRef(key="keyframes_file", text=text, path=p))
+    if kind == "train" and isinstance(values.get("data_dir"), str):
+        text = values["data_dir"]
+        p = chk.local(text)
+        if not p.is_dir():
+            chk.problem(f"{where}, key data_dir", f"data directory {p} does not exist; fix the path (relative to "
+                                                  f"the preset) or omit data_dir to use the data cache/download")
+        values["data_dir"] = str(p)
+        inputs.append(InputRef(key="data_dir", text=text, path=p))
+    return inputs
+
+
+def _check_values(kind: str, s, workers: int, n_inputs: int, output: Path) -> None:
+    """Checks across options that the settings classes cannot make alone; raises UserError."""
+    if kind == "compare":
+        from pipeline.jobs.compare import parse_layout
+
+        s.walk().validate()
+        if s.labels is not None and len(s.labels) != n_inputs:
+            raise UserError(f"labels: {len(s.labels)} labels for {n_inputs} checkpoints; give one label per "
+                            f"checkpoint in ckpts")
+        parse_layout(s.layout, n_inputs)
+    if kind == "walk" and workers > 1:
+        from pipeline.video import output_format
+
+        if output_format(output, s.fmt) != "mp4":
+            raise UserError("workers > 1 joins MP4 segments: name the output .mp4 or use one worker")
+
+
+def _key_in_message(message: str, names: list[str]) -> str | None:
+    """The option a settings class's own error message is about ("--frames must be...", "epochs must..."), if any."""
+    for name in names:
+        pattern = rf"(?<![\w-])(--)?{name.replace('_', '[-_]')}(?![\w-])"
+        if re.search(pattern, message):
+            return name
+    return None
+
+
+def _find_checkpoint(chk: _Checker, text: str) -> Path | None:
+    """A checkpoint named in a preset: a file relative to the preset, else a bundled name."""
+    p = chk.local(text)
+    if p.is_file():
+        return p
+    stem = text[:-3] if text.endswith(".pt") else text
+    if stem and "/" not in stem and os.sep not in stem:
+        from pipeline.checkpoint import ASSETS_DIR
+
+        bundled = Path(ASSETS_DIR) / f"{stem}.pt"
+        if bundled.is_file():
+            return bundled.resolve()
+    return None
+
+
+def _check_links(chk: _Checker, jobs_table: dict, jobs: dict, raw_refs: dict, after_keys: dict, out: Path) -> None:
+    """References, explicit dependencies, duplicate outputs and cycles, across jobs."""
+    from pipeline.batch.plan import find_cycles
+
+    known = list(jobs_table)
+    edges: dict[str, list[tuple[str, str]]] = {n: [] for n in known}  # job -> [(dep, key)]
+    for name, refs in raw_refs.items():
+        resolved = {}
+        for key, text, producer, file in refs:
+            where = f"job {name}, key {key}"
+            if producer not in jobs_table:
+                chk.problem(where, f"{text} refers to unknown job {producer!r}{_suggest(producer, known)}")
+                continue
+            edges[name].append((producer, key))
+            prod = jobs.get(producer)
+            if prod is None:
+                continue  # the producer has its own problems
+            if prod.kind != "train":
+                chk.problem(where, f"{text} is the {prod.kind} output of job {producer}, not a checkpoint; "
+                                   f"reference a train job's checkpoint such as @{_a_train(jobs)}/e24.pt")
+                continue
+            if file is None:
+                resolved[text] = prod.main_output()
+            else:
+                target = (prod.output / file).resolve()
+                if target not in prod.outputs:
+                    writes = ", ".join(p.name for p in prod.outputs)
+                    chk.problem(where, f"{text} is not written by job {producer} (it writes {writes}); "
+                                       f"reference one of those or add the epoch to its save_at")
+                    continue
+                resolved[text] = target
+        job = jobs.get(name)
+        if job is not None and resolved:
+            inputs = tuple(replace(r, path=resolved[r.text]) if r.job is not None and r.text in resolved else r
+                           for r in job.inputs)
+            jobs[name] = replace(job, inputs=inputs)
+    for name, after in after_keys.items():
+        for dep in after:
+            if dep not in jobs_table:
+                chk.problem(f"job {name}, key after", f"unknown job {dep!r}{_suggest(dep, known)}")
+            else:
+                edges[name].append((dep, "after"))
+
+    # Duplicate and reserved outputs: two jobs writing one file would overwrite each other.
+    owners: dict[Path, str] = {}
+    reserved = {out / "manifest.json", out / "preset.resolved.json", out / "logs"}
+    for job in jobs.values():
+        paths = [job.output] + [p for p in job.outputs if p != job.output]
+        for p in paths:
+            if p in reserved:
+                chk.problem(f"job {job.name}, key output", f"{rel(p, out)} is reserved for the batch's own "
+                                                           f"files; choose another output")
+            elif p in owners and owners[p] != job.name:
+                chk.problem(f"job {job.name}, key output", f"{rel(p, out)} is also the output of job {owners[p]}; "
+                                                           f"give each job its own output")
+            else:
+                owners.setdefault(p, job.name)
+    trains = {j.output: j.name for j in jobs.values() if j.kind == "train"}
+    for job in jobs.values():
+        if job.kind != "train" and job.output.parent in trains:
+            chk.problem(f"job {job.name}, key output", f"{rel(job.output, out)} is inside the run directory of "
+                                                       f"train job {trains[job.output.parent]}; write it elsewhere")
+
+    for cycle in find_cycles({n: [d for d, _ in e] for n, e in edges.items()}):
+        hops = []
+        for a, b in zip(cycle, cycle[1:]):
+            key = next(k for d, k in edges[a] if d == b)
+            hops.append(f"{a}.{key} needs {b}")
+        chk.problem(f"job {cycle[0]}, key {next(k for d, k in edges[cycle[0]] if d == cycle[1])}",
+                    f"dependency cycle {' -> '.join(cycle)} ({'; '.join(hops)}); remove one of these references")
+
+
+def _a_train(jobs: dict) -> str:
+    return next((j.name for j in jobs.values() if j.kind == "train"), "train_job")
