@@ -167,7 +167,7 @@ def batch_command(ctx: click.Context, preset, dry_run, only, force, devices, out
             click.echo(f"error: {line}", err=True)
         click.echo(f"{preset}: {len(e.problems)} problem{'s' if len(e.problems) != 1 else ''}; nothing was run",
                    err=True)
-        raise SystemExit(EXIT_INVALID)
+        ctx.exit(EXIT_INVALID)
     try:
         select(p, names)
     except UserError as e:
@@ -197,10 +197,7 @@ def batch_command(ctx: click.Context, preset, dry_run, only, force, devices, out
     if as_json:
         echo_json(result.to_dict())
     click.echo(_summary(result), err=True)
-    if result.exit_code:
-        # SystemExit, not ctx.exit: run_cli calls click in non-standalone mode, which returns ctx.exit's
-        # code instead of exiting with it.
-        raise SystemExit(result.exit_code)
+    ctx.exit(result.exit_code)
 
 
 def register(cli: click.Group) -> None:
