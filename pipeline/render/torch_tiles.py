@@ -7,6 +7,12 @@ import torch.nn.functional as F
 from pipeline.render.quantize import to_uint8
 
 
+def _tanh_sigmoid_(x: torch.Tensor) -> torch.Tensor:
+    """In-place tanh as 2*sigmoid(2x) - 1: on this torch's CPU build sigmoid is vectorised and tanh is not
+    (measured 1.3 ms vs 11 ms per million floats); absolute error ~1e-7, well inside the 1e-4 budget."""
+    return torch.sigmoid_(x.mul_(2.0)).mul_(2.0).sub_(1.0)
+
+
 class TorchTiles:
     """Evaluates a generator over pixel tiles as `[width, frames * tile]` matrices with addmm."""
 
@@ -25,6 +31,7 @@ class TorchTiles:
             self.hidden = [(l.weight.detach().to(**to), l.bias.detach().to(**to)[:, None]) for l in gen.hidden]
         self.w_out = gen.out.weight.detach().to(**to)  # [1, W]
         self.b_out = gen.out.bias.detach().to(**to)[:, None]  # [1, 1]
+        self._tanh_ = torch.tanh_ if device.type == "cuda" else _tanh_sigmoid_
 
     @torch.no_grad()
     def __call__(self, coords_t: torch.Tensor, zbias: torch.Tensor, invert: bool | None = None) -> torch.Tensor:
@@ -42,15 +49,15 @@ class TorchTiles:
 
     def _network(self, h: torch.Tensor) -> torch.Tensor:
         if self.family == "resnet":
-            h = torch.tanh_(h)
+            h = self._tanh_(h)
             for layers in self.blocks:
                 x = h
                 for w, b in layers[:-1]:
                     x = torch.relu_(torch.addmm(b, w, x))
                 w, b = layers[-1]
-                h = h + torch.tanh_(torch.addmm(b, w, x))
+                h = h + self._tanh_(torch.addmm(b, w, x))
         else:
             h = F.softplus(h)
             for w, b in self.hidden:
-                h = torch.tanh_(torch.addmm(b, w, h))
+                h = self._tanh_(torch.addmm(b, w, h))
         return torch.sigmoid_(torch.addmm(self.b_out, self.w_out, h))  # [1, B*T]
