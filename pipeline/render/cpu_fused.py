@@ -2,79 +2,27 @@
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from pipeline.native import KernelUnavailable, compile_and_load
+
 _SOURCE = Path(__file__).with_name("cppn_kernel.c")
-_FLAGS = ["-O3", "-march=native", "-shared", "-fPIC", "-std=c99"]
-_lock = threading.Lock()
-_libs: dict[int, ctypes.CDLL] = {}
-
-
-class KernelUnavailable(RuntimeError):
-    """No C compiler (or the compile failed): the caller falls back to the torch tile path."""
-
-
-def cache_dir() -> Path:
-    root = os.environ.get("CPPN_VIDEO_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "cppn-video")
-    return Path(root) / "kernels"
-
-
-def _compiler() -> str | None:
-    return os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
 
 
 def load_kernel(width: int) -> ctypes.CDLL:
-    """Compile (once per source, flags, width and machine) and load the kernel for a hidden width."""
-    with _lock:
-        if width in _libs:
-            return _libs[width]
-        cc = _compiler()
-        if cc is None:
-            raise KernelUnavailable("no C compiler found (set CC)")
-        source = _SOURCE.read_bytes()
-        key = hashlib.sha256(source + " ".join(_FLAGS + [cc, str(width), sys.platform]).encode()).hexdigest()[:16]
-        # -march=native binds the binary to this CPU model: include it in the key for shared home dirs.
-        key += "-" + _cpu_tag()
-        target = cache_dir() / f"cppn_w{width}_{key}.so"
-        if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
-            os.close(fd)
-            cmd = [cc, *_FLAGS, f"-DWIDTH={width}", "-o", tmp, str(_SOURCE), "-lm"]
-            result = subprocess.run(cmd, capture_output=True, text=True)
-            if result.returncode != 0:
-                os.unlink(tmp)
-                raise KernelUnavailable(f"compiling the CPU kernel failed: {result.stderr.strip()[-500:]}")
-            os.replace(tmp, target)
-        lib = ctypes.CDLL(str(target))
+    """The render kernel for a hidden width (compiled once, cached on disk; see pipeline.native)."""
+    lib = compile_and_load(f"render_w{width}", _SOURCE.read_text(), {"WIDTH": width})
+    if not getattr(lib, "_cppn_typed", False):
         f32, i64, i32 = ctypes.c_void_p, ctypes.c_long, ctypes.c_int
         lib.cppn_resnet_f32.argtypes = [f32, i64, i64, i64, f32, i32, f32, i32, i32, f32]
         lib.cppn_resnet_u8.argtypes = [f32, i64, i64, i64, f32, i32, f32, i32, i32, i32, f32]
         lib.cppn_resnet_f32.restype = lib.cppn_resnet_u8.restype = None
-        _libs[width] = lib
-        return lib
-
-
-def _cpu_tag() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return hashlib.sha256(line.encode()).hexdigest()[:8]
-    except OSError:
-        pass
-    return "cpu"
+        lib._cppn_typed = True
+    return lib
 
 
 def available() -> bool:

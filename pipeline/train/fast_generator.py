@@ -26,18 +26,13 @@ recompute was tried and was slower): every backend runs it with plain autograd.
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import torch
 import torch.nn as nn
+
+from pipeline.native import KernelUnavailable, compile_and_load
 
 BACKENDS = ("auto", "c", "torch", "autograd")
 
@@ -321,86 +316,23 @@ int fg_backward(const float *zp, const float *cp, long P, long n0, long n1, cons
 }
 """
 
-_FLAGS = ["-O3", "-march=native", "-shared", "-fPIC", "-std=c11"]
 _TILE_VECS = 8
-_lock = threading.Lock()
-_libs: dict[int, ctypes.CDLL] = {}
-_failed: dict[int, str] = {}
+_lock = threading.Lock()  # guards the worker pool
 _pool: ThreadPoolExecutor | None = None
 _pool_threads = 0
 
 
-class KernelUnavailable(RuntimeError):
-    """No C compiler, or the kernel failed to compile: "auto" falls back to the "torch" backend."""
-
-
-def _cache_dir() -> Path:
-    root = os.environ.get("CPPN_VIDEO_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "cppn-video")
-    return Path(root) / "kernels"
-
-
-def _cpu_tag() -> str:
-    """-march=native binds the binary to the CPU model: part of the cache key for shared home dirs."""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith(("model name", "flags")):
-                    return hashlib.sha256(line.encode()).hexdigest()[:8]
-    except OSError:
-        pass
-    return "cpu"
-
-
 def load_kernel(width: int) -> ctypes.CDLL:
-    """Compile (once per source, flags, width and CPU; cached on disk) and load the kernel for a width."""
-    with _lock:
-        if width in _libs:
-            return _libs[width]
-        if width in _failed:
-            raise KernelUnavailable(_failed[width])
-        try:
-            lib = _build(width)
-        except KernelUnavailable as exc:
-            _failed[width] = str(exc)
-            raise
+    """The training kernel for a width (compiled once, cached on disk; see pipeline.native)."""
+    lib = compile_and_load(f"train_w{width}", _C_SOURCE, {"WIDTH": width, "TILE_VECS": _TILE_VECS})
+    if not getattr(lib, "_cppn_typed", False):
         vp, i64, i32 = ctypes.c_void_p, ctypes.c_long, ctypes.c_int
         lib.fg_forward.argtypes = [vp, vp, i64, i64, i64, vp, i32, i32, vp]
         lib.fg_forward.restype = None
         lib.fg_backward.argtypes = [vp, vp, i64, i64, i64, vp, i32, i32, vp, vp, vp, vp]
         lib.fg_backward.restype = ctypes.c_int
-        _libs[width] = lib
-        return lib
-
-
-def _build(width: int) -> ctypes.CDLL:
-    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
-    if cc is None:
-        raise KernelUnavailable("no C compiler found (set CC)")
-    defines = [f"-DWIDTH={width}", f"-DTILE_VECS={_TILE_VECS}"]
-    key = hashlib.sha256("\0".join([_C_SOURCE, cc, sys.platform, *_FLAGS, *defines]).encode()).hexdigest()[:16]
-    target = _cache_dir() / f"train_w{width}_{key}-{_cpu_tag()}.so"
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, src = tempfile.mkstemp(suffix=".c", dir=target.parent)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(_C_SOURCE)
-        fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
-        os.close(fd)
-        try:
-            result = subprocess.run([cc, *_FLAGS, *defines, "-o", tmp, src], capture_output=True, text=True)
-            if result.returncode != 0:
-                raise KernelUnavailable(f"compiling the training kernel failed: {result.stderr.strip()[-500:]}")
-            os.replace(tmp, target)  # atomic: a concurrent process sees no file or a whole one
-        except OSError as exc:
-            raise KernelUnavailable(f"running the C compiler failed: {exc}") from exc
-        finally:
-            for path in (src, tmp):
-                if os.path.exists(path):
-                    os.unlink(path)
-    try:
-        return ctypes.CDLL(str(target))
-    except OSError as exc:
-        raise KernelUnavailable(f"loading the training kernel failed: {exc}") from exc
+        lib._cppn_typed = True
+    return lib
 
 
 def kernel_available(width: int = 6) -> bool:
