@@ -20,13 +20,13 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 
+from pipeline import atomic
 from pipeline.errors import UserError
 from pipeline.models import GENERATOR_FAMILIES, build_generator, config_dict, generator_config
 
@@ -72,17 +72,9 @@ class Checkpoint:
 
 def atomic_torch_save(obj, path: str | os.PathLike) -> Path:
     """torch.save to a temp file in the same directory, then rename: a reader never sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return atomic.write_bytes(path, buf.getvalue())
 
 
 def _cpu_state(module: nn.Module) -> dict:

@@ -17,6 +17,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from pipeline import atomic
 from pipeline.errors import UserError
 
 IMAGES_MAGIC = 0x00000803  # IDX: unsigned bytes, 3 dimensions (count, rows, cols)
@@ -166,25 +167,12 @@ def read_idx_labels(path: str | os.PathLike) -> torch.Tensor:
     return _labels_from_bytes(path, _decompress(path, _read_bytes(path)))
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same directory, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _write_idx(path: Path, magic: int, array: np.ndarray) -> None:
     header = magic.to_bytes(4, "big") + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
     data = header + np.ascontiguousarray(array).tobytes()
     if path.name.endswith(".gz"):
         data = gzip.compress(data, mtime=0)  # mtime=0: the same arrays give the same bytes (and SHA-256)
-    _atomic_write(path, data)
+    atomic.write_bytes(path, data)
 
 
 def _as_uint8(values, what: str) -> np.ndarray:

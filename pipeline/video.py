@@ -10,12 +10,11 @@ import shutil
 import subprocess
 import tempfile
 import threading
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
+from pipeline.atomic import atomic_path, remove, temp_sibling
 from pipeline.errors import UserError
 
 FORMATS = ("mp4", "gif", "png")
@@ -120,34 +119,6 @@ def _check_crf(crf) -> None:
 
 
 # ---------------------------------------------------------------- atomic outputs
-
-
-def _temp_sibling(path: Path) -> Path:
-    """A fresh hidden name beside `path` keeping its suffix (ffmpeg and imageio pick formats by it)."""
-    return path.parent / f".{path.name}.{secrets.token_hex(4)}.partial{path.suffix}"
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
-
-
-@contextmanager
-def atomic_path(path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success rename it to `path`, on any exception remove it.
-
-    with atomic_path("a.png") as tmp: imageio.v3.imwrite(tmp, image)
-    """
-    path = Path(path)
-    tmp = _temp_sibling(path)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        _remove(tmp)
-        raise
 
 
 # ---------------------------------------------------------------- ffmpeg
@@ -285,7 +256,7 @@ class VideoWriter:
         # the one the thread is writing), so memory stays bounded when the encoder is
         # slower than the renderer: write() then blocks until a slot frees up.
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, int(queue_batches)))
-        self._tmp = _temp_sibling(self.path)
+        self._tmp = temp_sibling(self.path)
         if self.fmt == "png":
             os.mkdir(self._tmp)
         else:
@@ -440,7 +411,7 @@ class VideoWriter:
         # refused directories holding anything else; check again, it may have changed.
         if not _is_frame_dir(self.path):
             raise UserError(f"{self.path} now holds files other than PNG frames; not replacing it")
-        old = _temp_sibling(self.path)
+        old = temp_sibling(self.path)
         os.replace(self.path, old)
         os.replace(self._tmp, self.path)
         shutil.rmtree(old, ignore_errors=True)
@@ -475,7 +446,7 @@ class VideoWriter:
                 self._proc.stdin.close()
             except OSError:
                 pass
-        _remove(self._tmp)
+        remove(self._tmp)
         if self._stderr is not None:
             self._stderr.close()
 

@@ -1,5 +1,4 @@
 """Every fast render path against the oracle (the straight port), plus determinism and input checks."""
-import os
 
 import numpy as np
 import pytest

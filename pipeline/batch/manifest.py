@@ -19,11 +19,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline import atomic
 from pipeline.errors import UserError
 
 FORMAT_VERSION = 1
@@ -187,30 +186,7 @@ class Manifest:
         """Write atomically: a crash leaves the previous manifest or this one, never half a file."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
         text = json.dumps(self.data, indent=2, sort_keys=False, allow_nan=False, default=str) + "\n"
-        atomic_write_text(self.path, text)
+        atomic.write_text(self.path, text)
         return self.path
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_FILE_MODE = 0o666 & ~_umask()  # what open() would give; mkstemp's files are private (0600)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write text to a temp file beside `path`, then rename it over `path`."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, _FILE_MODE)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -41,8 +41,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+from pipeline import atomic
 from pipeline import __version__
-from pipeline.batch.manifest import HashCache, JobStatus, Manifest, atomic_write_text, check_job, data_files, \
+from pipeline.batch.manifest import HashCache, JobStatus, Manifest, check_job, data_files, \
     input_hashes, output_hashes
 from pipeline.batch.plan import forced_jobs, select
 from pipeline.batch.preset import Job, Preset, rel
@@ -432,7 +433,7 @@ def write_resolved(preset: Preset) -> Path:
     preset.out_dir.mkdir(parents=True, exist_ok=True)
     path = preset.out_dir / RESOLVED_NAME
     data = {**preset.resolved(), "version": __version__, "written": _now()}
-    atomic_write_text(path, json.dumps(data, indent=2, default=str) + "\n")
+    atomic.write_text(path, json.dumps(data, indent=2, default=str) + "\n")
     return path
 
 

@@ -10,7 +10,6 @@ from datetime import datetime, timezone
 from typing import Callable
 
 import torch
-import torch.nn as nn
 
 from pipeline import __version__
 from pipeline.coords import grid

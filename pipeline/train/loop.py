@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -13,6 +12,7 @@ from typing import Callable
 import torch
 
 import pipeline
+from pipeline import atomic
 from pipeline.checkpoint import (atomic_torch_save, compute_class_latents, read_checkpoint_dict,
                                  save_render_checkpoint)
 from pipeline.coords import grid
@@ -77,17 +77,6 @@ def _stop_checker(stop_flag) -> Callable[[], bool]:
     raise TypeError("stop_flag must be a callable or a threading.Event")
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _check_fresh(out: Path) -> None:
     if (out / STATE_NAME).exists() or any(out.glob("e*.pt")):
         raise UserError(f"{out} already holds a training run; pass --resume to continue it, "
@@ -150,7 +139,7 @@ def _truncate_metrics(path: Path, keep: int) -> None:
     """Drop metric lines written after the state being resumed (e.g. after a hard abort)."""
     lines = path.read_text().splitlines(keepends=True) if path.exists() else []
     if len(lines) != keep:
-        _atomic_write_text(path, "".join(lines[:keep]))
+        atomic.write_text(path, "".join(lines[:keep]))
 
 
 def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = None, stop_flag=None,
@@ -193,7 +182,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = No
     step_fn = SCHEDULE_FUNCTIONS[cfg.model]
 
     out.mkdir(parents=True, exist_ok=True)
-    _atomic_write_text(out / CONFIG_NAME, json.dumps(
+    atomic.write_text(out / CONFIG_NAME, json.dumps(
         {"config": cfg.to_dict(), "command": command, "version": pipeline.__version__, "resumed": resume},
         indent=2) + "\n")
 
