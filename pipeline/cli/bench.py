@@ -63,12 +63,14 @@ def bench_render(sizes, frames, reference_frames, mp4_frames, families, device, 
               help="Timed repeats per measurement (median reported).")
 @click.option("--model", "models", type=click.Choice(["resnet", "prev"]), multiple=True,
               default=("resnet", "prev"), show_default=True, help="Models to measure.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="torch threads for the run [default: torch's own setting].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-def bench_train(batch_size, repeats, models, as_json):
+def bench_train(batch_size, repeats, models, threads, as_json):
     """Seconds per training batch for each model: plain autograd vs the fast path, in one run."""
     from pipeline.bench.train_bench import run_train_bench
 
-    report = run_train_bench(batch_size=batch_size, repeats=repeats, models=tuple(models),
+    report = run_train_bench(batch_size=batch_size, repeats=repeats, models=tuple(models), threads=threads,
                              progress=_status(as_json))
     if as_json:
         echo_json(report)
