@@ -11,7 +11,8 @@ import time
 import numpy as np
 import torch
 
-from pipeline.bench.render_bench import flops_per_pixel, machine_info
+from pipeline.bench.machine import machine_info
+from pipeline.bench.render_bench import flops_per_pixel
 from pipeline.models import ResnetConfig, ResnetGenerator
 from pipeline.render import Renderer, reference_frames
 

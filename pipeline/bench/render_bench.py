@@ -1,19 +1,16 @@
 """Render benchmark: ms per frame of the reference and every available path, end-to-end MP4 fps, peak memory."""
 from __future__ import annotations
 
-import os
-import platform
 import statistics
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
-from pipeline import __version__
+from pipeline.bench.machine import machine_info
 from pipeline.models import ResnetGenerator
 from pipeline.render import Renderer, available_paths, resolve_device
 from pipeline.render.engine import default_batch
@@ -46,21 +43,6 @@ def _peak_rss_mb() -> float | None:
     except OSError:
         pass
     return None
-
-
-def machine_info(device: torch.device) -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next(l.split(":", 1)[1].strip() for l in fh if l.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    info = {"cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__, "python": platform.python_version(), "cppn_video": __version__,
-            "device": str(device), "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info
 
 
 def _time_path(gen, path: str, size: int, latents: np.ndarray, device, batch: int) -> tuple[float, float | None]:

@@ -2,16 +2,13 @@
 plain autograd vs the fast path (`pipeline.train.fast_generator`), measured in one run."""
 from __future__ import annotations
 
-import os
-import platform
 import statistics
 import time
-from datetime import datetime, timezone
 from typing import Callable
 
 import torch
 
-from pipeline import __version__
+from pipeline.bench.machine import machine_info
 from pipeline.coords import grid
 from pipeline.errors import UserError
 from pipeline.models import DISCRIMINATOR, Classifier, ClassifierConfig, Encoder, EncoderConfig, reparameterize
@@ -24,24 +21,6 @@ Progress = Callable[[str], None]  # called with what is about to be measured
 
 MODELS = ("resnet", "prev")
 IMAGE_SIZE = 26  # training crops are 26x26
-
-
-def machine_info() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next(l.split(":", 1)[1].strip() for l in fh if l.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    info = {"cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__, "python": platform.python_version(), "cppn_video": __version__,
-            "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    try:
-        # other processes on the same cores inflate wall times: the load says how quiet the machine was
-        info["load_average_1min"] = round(os.getloadavg()[0], 2)
-    except OSError:
-        pass
-    return info
 
 
 class _Setup:

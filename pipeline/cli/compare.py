@@ -4,9 +4,8 @@ from __future__ import annotations
 import click
 
 from pipeline.cli.common import echo_json, progress_bar
-from pipeline.cli.render import render_options
+from pipeline.cli.render import encoding_options, path_options, render_options
 from pipeline.jobs import CompareSettings, render_compare
-from pipeline.latents import EASINGS
 
 
 @click.command()
@@ -21,26 +20,9 @@ from pipeline.latents import EASINGS
                    "checkpoint's metadata, or its file name]")
 @click.option("--layout", default=None, metavar="CxR",
               help="Panels as C columns by R rows, filled row by row.  [default: all in one row]")
-@click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True,
-              help="Frames per second.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random keyframes (shared).")
-@click.option("--keyframes", type=click.IntRange(min=1), default=8, show_default=True,
-              help="Number of random keyframes the walk visits.")
-@click.option("--keyframes-file", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="A .npy file of keyframe latents [K, z_dim] instead of random ones.")
-@click.option("--loop", is_flag=True, help="Return to the first keyframe for a seamless loop.")
-@click.option("--ease", type=click.Choice(EASINGS), default="linear", show_default=True,
-              help="Easing within each segment (sine is the article's sin(t*pi/2)).")
-@click.option("--cubic", is_flag=True, help="A smooth cubic path through the keyframes instead of slerp segments.")
-@click.option("--classes", default=None,
-              help="Digit-class transitions in this order, e.g. 0-9; each panel uses its own checkpoint's "
-                   "class latents.")
-@click.option("--crf", type=click.IntRange(0, 51), default=18, show_default=True,
-              help="H.264 quality: lower is better (0 is lossless, which Safari/QuickTime cannot play).")
-@click.option("--preset", default="medium", show_default=True, help="x264 preset (ultrafast ... veryslow).")
-@click.option("--format", "fmt", type=click.Choice(["mp4", "gif", "png"]), default=None,
-              help="Output format.  [default: from the output's suffix]")
-@click.option("--batch", type=click.IntRange(min=1), default=None, help="Frames per render batch (speed only).")
+@path_options("Digit-class transitions in this order, e.g. 0-9; each panel uses its own checkpoint's "
+              "class latents.")
+@encoding_options
 @render_options
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result (the sidecar's contents) as JSON.")

@@ -12,18 +12,54 @@ from pipeline.render import PATHS
 CKPT_HELP = f"Checkpoint file, or the name of a bundled one (prev, e6, e24). Default: bundled {DEFAULT_CHECKPOINT}."
 
 
+def _stack(f, decorators):
+    for decorator in reversed(decorators):
+        f = decorator(f)
+    return f
+
+
+def path_options(classes_help: str):
+    """Options choosing the latent path (shared by walk and compare)."""
+    return lambda f: _stack(f, [
+        click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random keyframes."),
+        click.option("--keyframes", type=click.IntRange(min=1), default=8, show_default=True,
+                     help="Number of random keyframes the walk visits."),
+        click.option("--keyframes-file", type=click.Path(exists=True, dir_okay=False), default=None,
+                     help="A .npy file of keyframe latents [K, z_dim] instead of random ones."),
+        click.option("--loop", is_flag=True, help="Return to the first keyframe for a seamless loop."),
+        click.option("--ease", type=click.Choice(EASINGS), default="linear", show_default=True,
+                     help="Easing within each segment (sine is the article's sin(t*pi/2))."),
+        click.option("--cubic", is_flag=True,
+                     help="A smooth cubic path through the keyframes instead of slerp segments."),
+        click.option("--classes", default=None, help=classes_help),
+    ])
+
+
+def encoding_options(f):
+    """Options of the video file and render batching (shared by walk and compare)."""
+    return _stack(f, [
+        click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True,
+                     help="Frames per second."),
+        click.option("--crf", type=click.IntRange(0, 51), default=18, show_default=True,
+                     help="H.264 quality: lower is better (0 is lossless, which Safari/QuickTime cannot play)."),
+        click.option("--preset", default="medium", show_default=True, help="x264 preset (ultrafast ... veryslow)."),
+        click.option("--format", "fmt", type=click.Choice(["mp4", "gif", "png"]), default=None,
+                     help="Output format.  [default: from the output's suffix]"),
+        click.option("--batch", type=click.IntRange(min=1), default=None,
+                     help="Frames per render batch (speed only)."),
+    ])
+
+
 def render_options(f):
-    """Options shared by walk and still (and compare): size, scale, invert, device, path."""
-    for decorator in reversed([
+    """Options shared by walk, still and compare: scale, invert, device, path."""
+    return _stack(f, [
         click.option("--scale", type=click.FloatRange(min=0, min_open=True), default=8.0, show_default=True,
                      help="Coordinate range [-scale, scale]; larger zooms out (training used 8)."),
         click.option("--invert", is_flag=True, help="Dark strokes on white (the article's 'normal' renders)."),
         click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N]."),
         click.option("--path", "render_path", type=click.Choice(PATHS), default="auto", show_default=True,
                      help="Render path; auto picks the fastest available (triton on CUDA, cpu-fused on CPU)."),
-    ]):
-        f = decorator(f)
-    return f
+    ])
 
 
 @click.command()
@@ -33,24 +69,8 @@ def render_options(f):
 @click.option("--frames", type=click.IntRange(min=1), default=600, show_default=True, help="Number of frames.")
 @click.option("--size", type=click.IntRange(min=1, max=16384), default=1080, show_default=True,
               help="Frame width and height in pixels (even for MP4).")
-@click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True,
-              help="Frames per second.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random keyframes.")
-@click.option("--keyframes", type=click.IntRange(min=1), default=8, show_default=True,
-              help="Number of random keyframes the walk visits.")
-@click.option("--keyframes-file", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="A .npy file of keyframe latents [K, z_dim] instead of random ones.")
-@click.option("--loop", is_flag=True, help="Return to the first keyframe for a seamless loop.")
-@click.option("--ease", type=click.Choice(EASINGS), default="linear", show_default=True,
-              help="Easing within each segment (sine is the article's sin(t*pi/2)).")
-@click.option("--cubic", is_flag=True, help="A smooth cubic path through the keyframes instead of slerp segments.")
-@click.option("--classes", default=None, help="Digit-class transitions in this order, e.g. 0-9 or 0-9,0.")
-@click.option("--crf", type=click.IntRange(0, 51), default=18, show_default=True,
-              help="H.264 quality: lower is better (0 is lossless, which Safari/QuickTime cannot play).")
-@click.option("--preset", default="medium", show_default=True, help="x264 preset (ultrafast ... veryslow).")
-@click.option("--format", "fmt", type=click.Choice(["mp4", "gif", "png"]), default=None,
-              help="Output format.  [default: from the output's suffix]")
-@click.option("--batch", type=click.IntRange(min=1), default=None, help="Frames per render batch (speed only).")
+@path_options("Digit-class transitions in this order, e.g. 0-9 or 0-9,0.")
+@encoding_options
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Render MP4 frame segments in this many processes and join them without re-encoding.")
 @render_options
