@@ -64,7 +64,7 @@ def _time_path(gen, path: str, size: int, latents: np.ndarray, device, batch: in
 
 
 def run_render_bench(sizes=(1080, 3240), frames: int = 8, families=("resnet", "prev"), device: str = "auto",
-                     paths: tuple[str, ...] | None = None, mp4_frames: int = 60, reference_frames: int = 1,
+                     paths: tuple[str, ...] | None = None, mp4_frames: int = 150, reference_frames: int = 1,
                      progress: Callable[[str], None] | None = None) -> dict:
     """Benchmark every available render path in one run; returns {"machine": ..., "results": [...]}.
 

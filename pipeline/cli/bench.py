@@ -24,7 +24,7 @@ def _status(quiet: bool):
               help="Frames timed per fast path (the reference is timed on --reference-frames).")
 @click.option("--reference-frames", type=click.IntRange(min=0), default=1, show_default=True,
               help="Frames timed for the reference (slow: ~2 s per 1080x1080 frame on 2 cores).")
-@click.option("--mp4-frames", type=click.IntRange(min=0), default=60, show_default=True,
+@click.option("--mp4-frames", type=click.IntRange(min=0), default=150, show_default=True,
               help="Frames rendered into an MP4 for the end-to-end measurement (0: skip).")
 @click.option("--family", "families", type=click.Choice(["resnet", "prev"]), multiple=True,
               default=("resnet", "prev"), show_default=True, help="Generator families to measure.")
