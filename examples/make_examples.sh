@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Regenerate the files in examples/ from the bundled checkpoints (prev, e6, e24).
+set -euo pipefail
+cd "$(dirname "$0")"
+for ck in prev e6 e24; do
+  cppn-video still --ckpt "$ck" --size 1080 --seed 3 -o "still-$ck.png"
+  cppn-video still --ckpt "$ck" --size 1080 --seed 3 --invert -o "still-$ck-inverted.png"
+done
+cppn-video still --ckpt e24 --size 3240 --seed 3 -o still-e24-3240.png
+cppn-video compare prev e6 e24 --labels "previous,6 epochs,24 epochs" --panel-size 360 --frames 150 \
+  --keyframes 5 --loop --seed 3 --crf 23 -o compare.mp4 --quiet
+cppn-video walk --ckpt e24 --classes 0-9,0 --frames 200 --size 360 --crf 23 -o classes-e24.mp4 --quiet
