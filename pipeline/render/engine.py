@@ -6,6 +6,7 @@ tile size or thread count for a given path.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,7 +77,8 @@ class Renderer:
         self.spec = FrameSpec(height, width, float(scale))
         family = gen.cfg.family
         options = available_paths(family, self.device)
-        if path == "auto":
+        auto = path == "auto"
+        if auto:
             path = options[0]
         elif path not in options:
             raise UserError(f"render path {path!r} is not available for a {family} generator on {self.device}; "
@@ -94,9 +96,30 @@ class Renderer:
         elif path == "triton":
             self._impl = triton_kernel.TritonResnet(gen, self.device)
         elif path == "torch":
-            default_tile = 1 << 18 if self.device.type == "cuda" else (4096 if family == "resnet" else 1024)
-            self._impl = TorchTiles(gen, self.device, tile=tile or default_tile)
+            self._impl = self._torch_tiles(tile)
         self.pixels = P
+        if auto and path == "triton":
+            self._check_triton(tile)
+
+    def _torch_tiles(self, tile: int | None) -> TorchTiles:
+        # matrix width in pixels x frames: large on a GPU; on the CPU small enough to stay in cache
+        if self.device.type == "cuda":
+            default = 1 << 22 if self.gen.cfg.family == "resnet" else 1 << 18
+        else:
+            default = 1 << 16 if self.gen.cfg.family == "resnet" else 1 << 13
+        return TorchTiles(self.gen, self.device, tile=tile or default)
+
+    def _check_triton(self, tile: int | None) -> None:
+        """Auto-selected Triton must compile and run here; otherwise fall back to the torch path (with a
+        warning) rather than fail a render, as stylegan's bias_act falls back to its reference."""
+        try:
+            zb = self.z_bias(torch.zeros(1, self.gen.cfg.z_dim))
+            self._impl(self.coords_t[:, :64].contiguous(), zb, None)
+        except Exception as exc:  # any compile or launch failure of the kernel
+            warnings.warn(f"the Triton kernel failed here ({type(exc).__name__}: {exc}); "
+                          "using the torch path instead", RuntimeWarning, stacklevel=3)
+            self.path = "torch"
+            self._impl = self._torch_tiles(tile)
 
     @torch.no_grad()
     def z_bias(self, z: torch.Tensor) -> torch.Tensor:

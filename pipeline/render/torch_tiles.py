@@ -14,9 +14,9 @@ def _tanh_sigmoid_(x: torch.Tensor) -> torch.Tensor:
 
 
 class TorchTiles:
-    """Evaluates a generator over pixel tiles as `[width, frames * tile]` matrices with addmm."""
+    """Evaluates a generator over pixel tiles as `[width, frames * pixels]` matrices (at most `tile` wide)."""
 
-    def __init__(self, gen, device: torch.device, tile: int = 8192):
+    def __init__(self, gen, device: torch.device, tile: int = 65536):
         self.family = gen.cfg.family
         self.device = device
         self.tile = max(1, int(tile))
@@ -39,8 +39,10 @@ class TorchTiles:
         P, B = coords_t.shape[1], zbias.shape[0]
         out = torch.empty((B, P), device=self.device, dtype=torch.float32 if invert is None else torch.uint8)
         zb = zbias.t()[:, :, None]  # [W, B, 1]
-        for p0 in range(0, P, self.tile):
-            p1 = min(p0 + self.tile, P)
+        # `tile` bounds the matrix width (pixels x frames), so memory stays bounded whatever the batch.
+        step = max(1, self.tile // B)
+        for p0 in range(0, P, step):
+            p1 = min(p0 + step, P)
             cp = (self.w_xyr @ coords_t[:, p0:p1])[:, None, :]  # [W, 1, T]
             h = (cp + zb).reshape(zb.shape[0], -1)  # [W, B*T]
             v = self._network(h).view(B, p1 - p0)
