@@ -10,57 +10,11 @@
  *   for each block: RELU_LAYERS x (W[WIDTH][WIDTH] row = output channel, b[WIDTH]), then Wt, bt
  *   then wo[WIDTH], bo
  */
-#include <math.h>
-#include <stdint.h>
-#include <string.h>
+#include "cppn_vec.h"
 
 #ifndef WIDTH
 #define WIDTH 6
 #endif
-#ifndef V
-#ifdef __AVX512F__
-#define V 16 /* pixels per chunk: one vector register per channel (measured best: 8 and 32 are slower) */
-#else
-#define V 8
-#endif
-#endif
-
-typedef float vf __attribute__((vector_size(4 * V)));
-typedef int32_t vi __attribute__((vector_size(4 * V)));
-
-static inline vf splat(float a) { return (vf){0} + a; }
-static inline vf vselect(vi mask, vf a, vf b) { return (vf)(((vi)a & mask) | ((vi)b & ~mask)); }
-
-/* exp(y): 2^n * e^f with |f| <= ln2/2 and a degree-7 Taylor polynomial (rel. error ~1e-8);
- * y is clamped to [-87, 88] so 2^n stays a normal float. */
-static inline vf exp_approx(vf y) {
-    y = vselect(y < splat(-87.0f), splat(-87.0f), y);
-    y = vselect(y > splat(88.0f), splat(88.0f), y);
-    const vf magic = splat(12582912.0f); /* 1.5 * 2^23: adding it rounds to an integer */
-    vf n = (y * 1.44269504088896341f + magic) - magic;
-    vf f = y - n * 0.693145751953125f; /* ln2 split in two parts for an exact reduction */
-    f = f - n * 1.42860682030941723212e-6f;
-    vf p = splat(1.0f / 5040.0f);
-    p = p * f + 1.0f / 720.0f;
-    p = p * f + 1.0f / 120.0f;
-    p = p * f + 1.0f / 24.0f;
-    p = p * f + 1.0f / 6.0f;
-    p = p * f + 0.5f;
-    p = p * f + 1.0f;
-    p = p * f + 1.0f;
-    vi bits = (__builtin_convertvector(n, vi) + 127) << 23;
-    return p * (vf)bits;
-}
-
-static inline vf tanh_approx(vf x) {
-    const vi sign = (vi){0} + (int32_t)0x80000000;
-    vf a = (vf)((vi)x & ~sign);
-    vf e = exp_approx(-2.0f * a); /* in (0, 1]: no overflow */
-    vf t = (1.0f - e) / (1.0f + e);
-    return (vf)((vi)t | ((vi)x & sign));
-}
-
-static inline vf sigmoid_approx(vf x) { return 1.0f / (1.0f + exp_approx(-x)); }
 
 /* h: WIDTH vectors of input-layer pre-activations (V pixels each); returns the sigmoid outputs. */
 static inline vf eval_chunk(vf h[WIDTH], const float *params, int n_blocks, int relu_layers) {

@@ -123,9 +123,16 @@ class Renderer:
 
     @torch.no_grad()
     def z_bias(self, z: torch.Tensor) -> torch.Tensor:
-        """Per-frame part of the first layer: Wz (z_scale * z) + b, [B, W] (exactly as the oracle computes it)."""
+        """Per-frame part of the first layer: Wz (z_scale * z) + b, [B, W] float32.
+
+        Each row is a float64 dot product rounded once to float32: a matrix product's rounding depends on
+        how many rows it gets (BLAS picks other kernels), which would make a frame's bytes depend on the
+        batch it was rendered in.
+        """
         inp = self.gen.input
-        return inp.z(z.to(self.device, torch.float32) * inp.z_scale).contiguous()
+        zs = (z.to(self.device, torch.float32) * inp.z_scale).double()  # [B, Z], scaled as the oracle does
+        w, b = inp.z.weight.double(), inp.z.bias.double()  # [W, Z], [W]
+        return ((zs[:, None, :] * w[None]).sum(-1) + b).float().contiguous()  # [B, W]
 
     def _check_z(self, z) -> torch.Tensor:
         z = torch.as_tensor(np.asarray(z, dtype=np.float32) if not torch.is_tensor(z) else z, dtype=torch.float32)
