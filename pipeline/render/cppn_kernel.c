@@ -67,9 +67,11 @@ static inline void load_chunk(vf h[WIDTH], const float *cp, long P, long p, int 
     }
 }
 
-/* Float output: out[f * P + p] for frames f < n_frames and pixels p0 <= p < p1. */
-void cppn_resnet_f32(const float *cp, long P, long p0, long p1, const float *zbias, int n_frames,
-                     const float *params, int n_blocks, int relu_layers, float *out) {
+/* Frames f < n_frames, pixels p0 <= p < p1: values into out_f32[f * P + p] when it is not NULL, else
+ * round(255 * value) (255 minus that when invert != 0) into out_u8[f * P + p]. */
+static void render_range(const float *cp, long P, long p0, long p1, const float *zbias, int n_frames,
+                         const float *params, int n_blocks, int relu_layers, float *out_f32, uint8_t *out_u8,
+                         int invert) {
     for (int f = 0; f < n_frames; f++) {
         const float *zb = zbias + (long)f * WIDTH;
         for (long p = p0; p < p1; p += V) {
@@ -79,28 +81,26 @@ void cppn_resnet_f32(const float *cp, long P, long p0, long p1, const float *zbi
             vf o = eval_chunk(h, params, n_blocks, relu_layers);
             float tmp[V];
             memcpy(tmp, &o, sizeof tmp);
-            memcpy(out + (long)f * P + p, tmp, sizeof(float) * n);
+            long at = (long)f * P + p;
+            if (out_f32) {
+                memcpy(out_f32 + at, tmp, sizeof(float) * n);
+                continue;
+            }
+            for (int v = 0; v < n; v++) {
+                int q = (int)(tmp[v] * 255.0f + 0.5f);
+                q = q < 0 ? 0 : (q > 255 ? 255 : q);
+                out_u8[at + v] = (uint8_t)(invert ? 255 - q : q);
+            }
         }
     }
 }
 
-/* uint8 output, round(255 * value), inverted (255 - value) when invert != 0. */
+void cppn_resnet_f32(const float *cp, long P, long p0, long p1, const float *zbias, int n_frames,
+                     const float *params, int n_blocks, int relu_layers, float *out) {
+    render_range(cp, P, p0, p1, zbias, n_frames, params, n_blocks, relu_layers, out, 0, 0);
+}
+
 void cppn_resnet_u8(const float *cp, long P, long p0, long p1, const float *zbias, int n_frames,
                     const float *params, int n_blocks, int relu_layers, int invert, uint8_t *out) {
-    for (int f = 0; f < n_frames; f++) {
-        const float *zb = zbias + (long)f * WIDTH;
-        for (long p = p0; p < p1; p += V) {
-            int n = (p1 - p) < V ? (int)(p1 - p) : V;
-            vf h[WIDTH];
-            load_chunk(h, cp, P, p, n, zb);
-            vf o = eval_chunk(h, params, n_blocks, relu_layers);
-            float tmp[V];
-            memcpy(tmp, &o, sizeof tmp);
-            for (int v = 0; v < n; v++) {
-                int q = (int)(tmp[v] * 255.0f + 0.5f);
-                q = q < 0 ? 0 : (q > 255 ? 255 : q);
-                out[(long)f * P + p + v] = (uint8_t)(invert ? 255 - q : q);
-            }
-        }
-    }
+    render_range(cp, P, p0, p1, zbias, n_frames, params, n_blocks, relu_layers, 0, out, invert);
 }
