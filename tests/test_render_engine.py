@@ -1,5 +1,7 @@
 """Every fast render path against the oracle (the straight port), plus determinism and input checks."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -133,3 +135,17 @@ def test_auto_triton_falls_back_to_torch_when_the_kernel_fails(monkeypatch):
         r = Renderer(gen, 16, 16)
     assert r.path == "torch"
     assert (r.render_float(z) - reference_frames(gen, z, 16, 16)).abs().max() < 1e-4
+
+
+def test_without_a_c_compiler_auto_uses_the_torch_path(tmp_path):
+    """A machine with no C compiler still renders: the fused kernel is unavailable and auto picks torch."""
+    import subprocess
+    import sys
+
+    code = ("from pipeline.models import ResnetGenerator; from pipeline.render import Renderer; "
+            "from pipeline.render import cpu_fused; r = Renderer(ResnetGenerator(), 8, 8); "
+            "print(cpu_fused.available(), r.path, r.render([[0.0] * 32]).shape)")
+    env = {**os.environ, "CC": str(tmp_path / "no-such-cc"), "CPPN_VIDEO_CACHE": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["False", "torch", "(1,", "8,", "8)"]
