@@ -131,24 +131,21 @@ def resnet_batch(st: TrainState, real: torch.Tensor, labels: torch.Tensor, coord
     m["eval_real_acc"], m["eval_fake_acc"], m["eval_d_loss"] = m["real_acc"], m["fake_acc"], m["d_loss"]
     for k in ("d_loss", "d_real", "d_fake"):
         _finite(k, torch.tensor(m[k]))
+    def classifier_steps(kind: str, loss: str, with_fakes: bool, max_steps: int, metric: str, stop_above: float):
+        """Up to max_steps classifier steps on `loss` (own optimiser `kind`), stopping once m[metric] > stop_above."""
+        for _ in range(max_steps):
+            out = d_forward(with_fakes=with_fakes, grad=True)
+            _finite(loss.replace("d_", "D_"), out[loss])
+            _step(st.optimizers[kind], out[loss], c_params, s.grad_clip, "classifier")
+            n[kind] += 1
+            record(out)
+            if m[metric] > stop_above:
+                break
+
     if m["fake_acc"] < s.d_fake_below and m["g_acc"] > s.d_gen_above:
-        for _ in range(s.d_steps):
-            out = d_forward(with_fakes=True, grad=True)
-            _finite("D_loss", out["d_loss"])
-            _step(st.optimizers["d"], out["d_loss"], c_params, s.grad_clip, "classifier")
-            n["d"] += 1
-            record(out)
-            if m["fake_acc"] > s.d_stop_fake_acc:
-                break
+        classifier_steps("d", "d_loss", True, s.d_steps, "fake_acc", s.d_stop_fake_acc)
     elif m["real_acc"] < s.d_real_below:
-        for _ in range(s.d_real_steps):
-            out = d_forward(with_fakes=False, grad=True)
-            _finite("D_real", out["d_real"])
-            _step(st.optimizers["d_real"], out["d_real"], c_params, s.grad_clip, "classifier")
-            n["d_real"] += 1
-            record(out)
-            if m["real_acc"] > s.d_real_stop_acc:
-                break
+        classifier_steps("d_real", "d_real", False, s.d_real_steps, "real_acc", s.d_real_stop_acc)
     m["steps"] = n
     return m
 
