@@ -10,6 +10,8 @@ Keys shared by both kinds (what rendering needs):
     generator_config dict the generator's config as plain values
     generator       dict  the generator's state_dict
     class_latents   Tensor float32 [10, z_dim]: mean encoder mu of each class
+    digit_bank      dict  (optional) {"latents": float32 [N, z_dim], "labels": int64 [N]}: encodings
+                          of single real digits, the article's keyframes
     meta            dict  provenance: hyperparameters, epoch, steps, dataset hashes, seed, version...
 
 A training state adds the encoder/classifier/optimiser state_dicts, RNG states and
@@ -51,6 +53,18 @@ class Checkpoint:
     generator_config: object       # the frozen config dataclass the generator was built from
     class_latents: torch.Tensor    # float32 [10, z_dim]
     meta: dict = field(default_factory=dict)
+    digit_latents: torch.Tensor | None = None  # float32 [N, z_dim]: encodings of single real digits
+    digit_labels: torch.Tensor | None = None   # int64 [N]: their classes
+
+    def digit_latent(self, digit: int, index: int = 0) -> torch.Tensor:
+        """The index-th stored encoding of a real `digit` -> float32 [z_dim]; UserError if there is none."""
+        if self.digit_latents is None:
+            raise UserError(f"checkpoint {self.name} stores no digit encodings (it predates them); "
+                            f"use --class-means, or retrain it with this version")
+        rows = torch.nonzero(self.digit_labels == digit).flatten()
+        if rows.numel() == 0:
+            raise UserError(f"checkpoint {self.name} stores no encoding of digit {digit}")
+        return self.digit_latents[rows[index % rows.numel()]]
 
     @property
     def name(self) -> str:
@@ -82,12 +96,21 @@ def _cpu_state(module: nn.Module) -> dict:
     return {k: v.detach().to("cpu").clone() for k, v in module.state_dict().items()}
 
 
-def render_payload(generator: nn.Module, class_latents: torch.Tensor, meta: dict) -> dict:
+def render_payload(generator: nn.Module, class_latents: torch.Tensor, meta: dict,
+                   digit_bank: dict | None = None) -> dict:
     """The keys every checkpoint kind carries (a training state adds its own on top)."""
     cfg = generator.cfg
     latents = class_latents.detach().to("cpu", torch.float32).clone()
     if latents.shape != (N_CLASSES, cfg.z_dim):
         raise ValueError(f"class_latents must be [{N_CLASSES}, {cfg.z_dim}], got {tuple(latents.shape)}")
+    extra = {}
+    if digit_bank is not None:
+        bank = {"latents": digit_bank["latents"].detach().to("cpu", torch.float32).clone(),
+                "labels": digit_bank["labels"].detach().to("cpu", torch.int64).clone()}
+        problem = _bank_problem(bank, cfg.z_dim)
+        if problem:
+            raise ValueError(problem)
+        extra["digit_bank"] = bank
     return {
         "format_version": FORMAT_VERSION,
         "family": cfg.family,
@@ -95,13 +118,32 @@ def render_payload(generator: nn.Module, class_latents: torch.Tensor, meta: dict
         "generator": _cpu_state(generator),
         "class_latents": latents,
         "meta": dict(meta),
+        **extra,
     }
 
 
+def _bank_problem(bank, z_dim: int) -> str:
+    """Why a digit bank is malformed, or "" if it is fine."""
+    if not isinstance(bank, dict) or set(bank) != {"latents", "labels"}:
+        return "digit_bank must be a dict with exactly the keys latents and labels"
+    lat, lab = bank["latents"], bank["labels"]
+    if not isinstance(lat, torch.Tensor) or not isinstance(lab, torch.Tensor):
+        return "digit_bank latents and labels must be tensors"
+    if lat.dim() != 2 or lat.shape[1] != z_dim or lat.dtype != torch.float32:
+        return f"digit_bank latents must be float32 [N, {z_dim}], got {lat.dtype} {tuple(lat.shape)}"
+    if lab.shape != (lat.shape[0],) or lab.dtype != torch.int64:
+        return f"digit_bank labels must be int64 [{lat.shape[0]}], got {lab.dtype} {tuple(lab.shape)}"
+    if lab.numel() and (int(lab.min()) < 0 or int(lab.max()) >= N_CLASSES):
+        return f"digit_bank labels must be within 0..{N_CLASSES - 1}"
+    if not torch.isfinite(lat).all():
+        return "digit_bank latents must be finite"
+    return ""
+
+
 def save_render_checkpoint(path: str | os.PathLike, generator: nn.Module, class_latents: torch.Tensor,
-                           meta: dict) -> Path:
-    """Write a render checkpoint (generator + its config + class latents + meta) atomically."""
-    payload = render_payload(generator, class_latents, meta)
+                           meta: dict, digit_bank: dict | None = None) -> Path:
+    """Write a render checkpoint (generator + its config + class latents + digit bank + meta) atomically."""
+    payload = render_payload(generator, class_latents, meta, digit_bank)
     payload["kind"] = "render"
     return atomic_torch_save(payload, path)
 
@@ -207,38 +249,14 @@ def load_checkpoint(path_or_name: str | os.PathLike) -> Checkpoint:
     if not isinstance(latents, torch.Tensor) or tuple(latents.shape) != (N_CLASSES, cfg.z_dim):
         shape = tuple(latents.shape) if isinstance(latents, torch.Tensor) else type(latents).__name__
         raise UserError(f"{path}: class latents must be [{N_CLASSES}, {cfg.z_dim}], found {shape}; the file is corrupt")
+    bank = data.get("digit_bank")
+    if bank is not None:
+        problem = _bank_problem(bank, cfg.z_dim)
+        if problem:
+            raise UserError(f"{path}: {problem}; the file is corrupt")
     meta = data["meta"] if isinstance(data["meta"], dict) else {}
     return Checkpoint(path=path, sha256=digest, kind=data["kind"], format_version=data["format_version"],
                       family=family, generator=generator, generator_config=cfg,
-                      class_latents=latents.to(torch.float32), meta=meta)
-
-
-# ----------------------------------------------------------------------------- class latents
-
-@torch.no_grad()
-def compute_class_latents(encoder: nn.Module, images: torch.Tensor, labels: torch.Tensor,
-                          batch_size: int = 1000) -> tuple[torch.Tensor, list[int]]:
-    """Mean encoder mu per class -> (float32 [10, z_dim], classes with no images).
-
-    images: uint8 [N, 28, 28]; the encoder sees center 26x26 crops in eval mode (no
-    dropout), in batches so memory stays small. Absent classes get zeros.
-    """
-    from pipeline.data import center_crops  # the data layer imports nothing from here
-
-    was_training = encoder.training
-    encoder.eval()
-    try:
-        z_dim = encoder.cfg.z_dim
-        sums = torch.zeros(N_CLASSES, z_dim, dtype=torch.float64)
-        counts = torch.zeros(N_CLASSES, dtype=torch.float64)
-        for start in range(0, images.shape[0], batch_size):
-            crops = center_crops(images[start:start + batch_size])  # [b, 26, 26]
-            mu, _ = encoder(crops)  # [b, z_dim]
-            lab = labels[start:start + batch_size]
-            sums.index_add_(0, lab, mu.double())
-            counts.index_add_(0, lab, torch.ones_like(lab, dtype=torch.float64))
-    finally:
-        encoder.train(was_training)
-    missing = [c for c in range(N_CLASSES) if counts[c] == 0]
-    means = sums / counts.clamp(min=1).unsqueeze(1)  # absent classes stay 0
-    return means.float(), missing
+                      class_latents=latents.to(torch.float32), meta=meta,
+                      digit_latents=None if bank is None else bank["latents"],
+                      digit_labels=None if bank is None else bank["labels"])

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 import pipeline.checkpoint as ckpt_mod
-from pipeline.checkpoint import (FORMAT_VERSION, compute_class_latents, list_bundled, load_checkpoint,
-                                 resolve_checkpoint, save_render_checkpoint)
+from pipeline.checkpoint import (FORMAT_VERSION, list_bundled, load_checkpoint, resolve_checkpoint,
+                                 save_render_checkpoint)
+from pipeline.train.latents import compute_class_latents
 from pipeline.coords import grid
 from pipeline.errors import UserError
 from pipeline.models import Encoder, EncoderConfig, build_generator, generator_config

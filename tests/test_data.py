@@ -329,14 +329,19 @@ def test_default_fashion_mnist_location_is_debians():
 
 # ----------------------------------------------------------------------------- real MNIST
 
-def test_real_mnist_test_set():
-    if not REAL_MNIST.is_dir():
+def test_real_mnist_full_set():
+    """The complete set in ../shared/data/mnist: 70,000 digits, the published files' hashes, no note."""
+    if not (REAL_MNIST / TRAIN_IMAGES).is_file():
         pytest.skip(f"real MNIST files not present at {REAL_MNIST} (only on the project's machines)")
     ds = load_dataset(data_dir=REAL_MNIST, download=False)
-    assert ds.images.shape == (10_000, 28, 28) and ds.labels.shape == (10_000,)
-    assert sorted(ds.labels.unique().tolist()) == list(range(10))
-    assert ds.files == {TEST_IMAGES: MNIST_SHA256[TEST_IMAGES], TEST_LABELS: MNIST_SHA256[TEST_LABELS]}
-    assert "only the test files" in ds.note and "10,000 images instead of 70,000" in ds.note
+    assert ds.images.shape == (70_000, 28, 28) and ds.labels.shape == (70_000,)
+    assert ds.files == {name: MNIST_SHA256[name] for name in (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)}
+    assert ds.note == ""
+    # The training labels' class counts as published (../shared/data/README.md).
+    train_counts = torch.bincount(ds.labels[:60_000], minlength=10).tolist()
+    assert train_counts == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+    test = load_dataset(data_dir=REAL_MNIST, split="test", download=False)
+    assert len(test) == 10_000 and torch.equal(test.images, ds.images[60_000:])
     # White digits on black: mostly-zero background, bright strokes.
     assert (ds.images == 0).float().mean() > 0.7 and ds.images.max() == 255
 

@@ -68,7 +68,8 @@ def data_files(job) -> list[Path]:
     from pipeline.data import SPLIT_FILES
 
     directory = Path(job.settings.data_dir)
-    splits = ("train", "test") if job.settings.split == "all" else (job.settings.split,)
+    split = job.settings.resolved().split
+    splits = ("train", "test") if split == "all" else (split,)
     found = []
     for split in splits:
         for name in SPLIT_FILES[split]:

@@ -6,6 +6,7 @@ import sys
 import threading
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import click
@@ -33,23 +34,25 @@ def _parse_save_at(value: str | None) -> tuple[int, ...] | None:
 
 @contextmanager
 def stop_on_interrupt(event: threading.Event):
-    """First Ctrl-C sets `event` (training stops at the next batch and saves); the second aborts."""
+    """First Ctrl-C or SIGTERM sets `event` (training stops at the next batch and saves); a second aborts."""
     def handler(signum, frame):
         if event.is_set():
             raise KeyboardInterrupt
         event.set()
-        click.echo("\nstopping after this batch to save the state (Ctrl-C again to abort without saving)",
-                   err=True)
+        what = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
+        click.echo(f"\n{what}: stopping after this batch to save the state (Ctrl-C again to abort without "
+                   f"saving)", err=True)
 
     try:
-        previous = signal.signal(signal.SIGINT, handler)
-    except ValueError:  # not the main thread: leave Ctrl-C alone
+        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread: leave signals alone
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _batch_info(row: dict, epochs: int, n_batches: int) -> str:
@@ -70,6 +73,9 @@ class _Reporter:
         self.advance = None
         self.epochs = self.n_batches = 0
         self.downloading = set()
+        self.times: list[float] = []
+        self.total = self.done = 0
+        self.collapse = ""
 
     def __call__(self, event: dict) -> None:
         kind = event["event"]
@@ -90,9 +96,26 @@ class _Reporter:
                            f"{event['n_images']:,} {cfg.dataset} images, {cfg.epochs} epoch(s) of {self.n_batches} "
                            f"batches of {cfg.batch_size}{where} -> {cfg.out_dir}", err=True)
             remaining = event["total"] - event["done"]
+            self.total, self.done = event["total"], event["done"]
             self.advance = self.stack.enter_context(progress_bar("train", remaining, "batch", self.quiet))
         elif kind == "batch":
-            self.advance(1, info=_batch_info(event["metrics"], self.epochs, self.n_batches))
+            row = event["metrics"]
+            self.times.append(row["time"])
+            info = _batch_info(row, self.epochs, self.n_batches)
+            if self.times:  # projected finish from the recent batches' pace
+                recent = self.times[-20:]
+                left = self.total - (self.done + 1)
+                finish = datetime.now() + timedelta(seconds=left * sum(recent) / len(recent))
+                info += f" done ~{finish:%a %H:%M}"
+            if self.collapse:
+                info += " [bold red]COLLAPSE?[/]"
+            self.done += 1
+            self.advance(1, info=info)
+        elif kind == "collapse":
+            if not self.collapse:
+                click.echo(f"warning: {event['message']} (epoch {event['epoch']} batch {event['batch']}); "
+                           f"see metrics.jsonl", err=True)
+            self.collapse = event["message"]
         elif kind == "epoch" and not self.quiet:
             for path in event["saved"]:
                 click.echo(f"epoch {event['epoch']}: wrote {path}", err=True)
@@ -125,14 +148,17 @@ class _Reporter:
 @click.option("--resume", is_flag=True,
               help="Continue the run in --out from its state.pt at the exact batch; options not given are "
                    "taken from the run.")
+@click.option("--save-every", "save_every", type=click.FloatRange(0.1), default=10.0, show_default=True,
+              metavar="MIN", help="Also write state.pt every MIN minutes, so a hard kill loses at most that much.")
 @click.option("--quiet", is_flag=True, help="No progress bar or summary (notes and errors still print).")
 @click.pass_context
 def train_command(ctx: click.Context, model, width, epochs, save_at, out_dir, data_dir, dataset, batch_size,
-                  limit, seed, resume, quiet) -> None:
+                  limit, seed, resume, save_every, quiet) -> None:
     """Train a generator as the article does, writing OUT/e{epoch}.pt checkpoints.
 
-    Ctrl-C stops after the current batch and writes OUT/state.pt; --resume continues it
-    and ends with the same weights as an uninterrupted run.
+    Ctrl-C or SIGTERM stops after the current batch and writes OUT/state.pt (as do every epoch
+    and every --save-every minutes); --resume continues it and ends with the same weights as an
+    uninterrupted run.
     """
     from pipeline.train import load_train_config, train
 
@@ -164,7 +190,7 @@ def train_command(ctx: click.Context, model, width, epochs, save_at, out_dir, da
         reporter = _Reporter(stack, quiet)
         stack.enter_context(stop_on_interrupt(stop))
         # meta records the canonical command that reproduces the run (cfg.command_line()).
-        result = train(cfg, resume=resume, progress=reporter, stop_flag=stop)
+        result = train(cfg, resume=resume, progress=reporter, stop_flag=stop, save_every=save_every * 60.0)
     if result.interrupted:
         click.echo(f"interrupted at epoch {result.epoch + 1}; state saved to {result.state_path}", err=True)
         click.echo(f"resume with: {result.resume_command()}", err=True)

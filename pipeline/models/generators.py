@@ -35,7 +35,7 @@ class PrevConfig:
     width: int = 128         # channels of every hidden layer
     tanh_layers: int = 3     # tanh layers after the softplus input layer
     z_scale: float = 8.0     # z is multiplied by this before the first layer
-    init_std: float = 0.05   # init std of every weight and bias
+    init_std: float = 0.1    # init std of every weight and bias (part one's ops.py)
 
 
 class CoordInput(nn.Module):

@@ -49,7 +49,8 @@ class PrevSchedule:
 
 
 SCHEDULES = {"resnet": ResnetSchedule, "prev": PrevSchedule}
-DEFAULT_BATCH = {"resnet": 1000, "prev": 500}    # the original scripts' batch sizes
+DEFAULT_BATCH = {"resnet": 2000, "prev": 500}    # the released part-two run (config.pkl) / part one's script
+DEFAULT_SPLIT = {"resnet": "all", "prev": "train"}  # part two trained on all 70,000 digits, part one on the 60,000
 DEFAULT_WIDTH = {"resnet": 6, "prev": 128}
 DEFAULT_DEPTH = {"resnet": 24, "prev": 3}        # residual blocks / tanh layers
 
@@ -69,8 +70,8 @@ class TrainConfig:
     out_dir: str = "runs/resnet"           # run directory: e*.pt, state.pt, metrics.jsonl, config.json
     data_dir: str | None = None            # folder with the IDX files; None -> cache / download
     dataset: str = "mnist"                 # "mnist" or "fashion-mnist"
-    split: str = "all"                     # "all" (train+test, as the article), "train" or "test"
-    batch_size: int | None = None          # None -> 1000 (resnet) / 500 (prev), the original scripts'
+    split: str | None = None               # "all", "train" or "test"; None -> "all" (resnet) / "train" (prev)
+    batch_size: int | None = None          # None -> 2000 (resnet, the released run) / 500 (prev)
     limit: int | None = None               # train on the first N images only (quick runs)
     seed: int = 0                          # seeds weights, data order, crops, z noise and dropout
     schedule: ResnetSchedule | PrevSchedule | None = None  # None -> the article's constants for `model`
@@ -102,6 +103,7 @@ class TrainConfig:
             width=self.width or DEFAULT_WIDTH[self.model],
             depth=self.depth or DEFAULT_DEPTH[self.model],
             batch_size=self.batch_size or DEFAULT_BATCH[self.model],
+            split=self.split or DEFAULT_SPLIT[self.model],
             save_at=save_at,
             out_dir=str(self.out_dir),
             data_dir=None if self.data_dir is None else str(self.data_dir),

@@ -13,12 +13,13 @@ import torch
 
 import pipeline
 from pipeline import atomic
-from pipeline.checkpoint import (atomic_torch_save, compute_class_latents, read_checkpoint_dict,
-                                 save_render_checkpoint)
+from pipeline.checkpoint import atomic_torch_save, read_checkpoint_dict, save_render_checkpoint
 from pipeline.coords import grid
 from pipeline.data import CROP_SIZE, epoch_batches, load_dataset, random_crops
 from pipeline.errors import UserError
 from pipeline.train.config import TrainConfig, mismatches
+from pipeline.train.health import CollapseMonitor
+from pipeline.train.latents import BANK_PER_CLASS, compute_class_latents, compute_digit_bank
 from pipeline.train.schedules import SCHEDULE_FUNCTIONS, NonFinite
 from pipeline.train.state import TrainState, new_state, payload, restore
 
@@ -26,6 +27,7 @@ COORD_SCALE = 8.0  # the article trains with coordinates (and z) scaled by 8
 STATE_NAME = "state.pt"
 METRICS_NAME = "metrics.jsonl"
 CONFIG_NAME = "config.json"
+SAVE_EVERY = 600.0  # seconds between periodic state.pt writes (besides every epoch and every stop)
 
 Progress = Callable[[dict], None]
 
@@ -105,12 +107,21 @@ def _check_same_data(data: dict, dataset, path: Path) -> None:
                         f"resume with the same --data, --dataset and --limit")
 
 
+def _bank_source(cfg: TrainConfig, dataset):
+    """Images and labels for the digit bank: the test split when there is one (held out for prev), else the data."""
+    try:
+        test = load_dataset(cfg.dataset, cfg.data_dir, split="test", download=False)
+        return test.images, test.labels, f"first {BANK_PER_CLASS} test digits of each class"
+    except UserError:
+        return dataset.images, dataset.labels, f"first {BANK_PER_CLASS} training digits of each class (no test split)"
+
+
 def _meta(st: TrainState, dataset, command: list, missing: list) -> dict:
     cfg = st.cfg
     return {
         "family": cfg.model,
         "hyperparameters": {
-            "train": cfg.to_dict(),
+            "train": {k: _portable(v) for k, v in cfg.to_dict().items()},
             "encoder": asdict(st.encoder.cfg),
             "classifier": {**asdict(st.classifier.cfg), "channels": list(st.classifier.cfg.channels)},
             "coord_scale": COORD_SCALE,
@@ -135,6 +146,18 @@ def _meta(st: TrainState, dataset, command: list, missing: list) -> dict:
     }
 
 
+def _portable(text):
+    """An absolute path shortened to its last two parts, so no machine's folders are recorded; else as is."""
+    if isinstance(text, str) and os.path.isabs(text):
+        parts = Path(text).parts
+        return str(Path(*parts[-2:])) if len(parts) > 2 else Path(text).name
+    return text
+
+
+def _portable_command(command: list) -> list:
+    return [_portable(str(arg)) for arg in command]
+
+
 def _truncate_metrics(path: Path, keep: int) -> None:
     """Drop metric lines written after the state being resumed (e.g. after a hard abort)."""
     lines = path.read_text().splitlines(keepends=True) if path.exists() else []
@@ -143,7 +166,8 @@ def _truncate_metrics(path: Path, keep: int) -> None:
 
 
 def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = None, stop_flag=None,
-          command: list | None = None) -> TrainResult:
+          command: list | None = None, save_every: float | None = SAVE_EVERY,
+          clock: Callable[[], float] = time.monotonic) -> TrainResult:
     """Train one model as the article describes; see TrainConfig for every setting.
 
     Writes into cfg.out_dir: config.json (resolved settings), metrics.jsonl (one line per
@@ -153,12 +177,16 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = No
     event "start", "batch", "epoch" and "download". stop_flag (callable or
     threading.Event) is checked between batches; when set, state.pt is written and
     the result has interrupted=True. command: the CLI arguments to record in meta.
+    save_every: also write state.pt when this many seconds of `clock` have passed since the
+    last write (None: only at epochs and stops), so a hard kill loses at most that much.
+    Each batch row carries "collapse" when training shows signs of saturating (see health.py),
+    and a "collapse" progress event is emitted.
     Raises UserError for bad settings, bad data and a NaN/inf loss.
     """
     cfg = cfg.resolved()
     out = Path(cfg.out_dir)
     state_path, metrics_path = out / STATE_NAME, out / METRICS_NAME
-    command = list(command) if command else cfg.command_line() + (["--resume"] if resume else [])
+    command = _portable_command(command if command else cfg.command_line() + (["--resume"] if resume else []))
     saved = None
     if resume:
         saved = _read_state(state_path)
@@ -179,6 +207,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = No
         raise UserError(f"batch size {bs} is larger than the {n:,} training images; pass --batch-size {n} or less")
     n_batches = n // bs  # the original's int(n / batch_size): every batch full, the remainder skipped
     coords = grid(CROP_SIZE, CROP_SIZE, COORD_SCALE)  # [676, 3]
+    bank_images, bank_labels, bank_source = _bank_source(cfg, dataset)
     step_fn = SCHEDULE_FUNCTIONS[cfg.model]
 
     out.mkdir(parents=True, exist_ok=True)
@@ -197,9 +226,21 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = No
               "done": st.epoch * n_batches + st.batch, "total": cfg.epochs * n_batches,
               "epoch": st.epoch, "batch": st.batch, "resumed": resume, "note": dataset.note, "config": cfg})
 
-        def save_state() -> None:
+        def snapshot():
+            """(class latents, digit bank, meta) of the current weights."""
             latents, missing = compute_class_latents(st.encoder, dataset.images, dataset.labels)
-            atomic_torch_save(payload(st, latents, _meta(st, dataset, command, missing)), state_path)
+            meta = _meta(st, dataset, command, missing)
+            meta["digit_bank"] = {"source": bank_source, "per_class": BANK_PER_CLASS}
+            return latents, compute_digit_bank(st.encoder, bank_images, bank_labels), meta
+
+        last_save = [clock()]
+
+        def save_state(snap=None) -> None:
+            latents, bank, meta = snap or snapshot()
+            atomic_torch_save(payload(st, latents, meta, bank), state_path)
+            last_save[0] = clock()
+
+        monitor = CollapseMonitor(n_batches)
 
         with open(metrics_path, "a") as metrics_file:
             while st.epoch < cfg.epochs:
@@ -229,23 +270,30 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = No
                         st.steps[k] = st.steps.get(k, 0) + v
                     row = {"epoch": st.epoch + 1, "batch": st.batch, "batches": st.batches, **m,
                            "time": round(dt, 4)}
+                    warning = monitor.check(row)
+                    if warning:
+                        row["collapse"] = warning
                     metrics_file.write(json.dumps(row) + "\n")
                     metrics_file.flush()
                     st.metrics_lines += 1
                     result.last = row
                     emit({"event": "batch", "epoch": st.epoch + 1, "batch": st.batch,
                           "batches_per_epoch": n_batches, "metrics": row})
+                    if warning:
+                        emit({"event": "collapse", "message": warning, "epoch": st.epoch + 1, "batch": st.batch})
+                    if save_every is not None and clock() - last_save[0] >= save_every and st.batch < n_batches:
+                        save_state()
+                        emit({"event": "saved", "state": state_path, "epoch": st.epoch + 1, "batch": st.batch})
                 st.epoch += 1
                 st.order, st.batch = None, 0
-                latents, missing = compute_class_latents(st.encoder, dataset.images, dataset.labels)
-                meta = _meta(st, dataset, command, missing)
+                snap = snapshot()
                 written = []
                 if st.epoch in cfg.save_at or st.epoch == cfg.epochs:
                     path = out / checkpoint_name(st.epoch)
-                    save_render_checkpoint(path, st.generator, latents, meta)
+                    save_render_checkpoint(path, st.generator, snap[0], snap[2], snap[1])
                     written.append(path)
                     result.checkpoints.append(path)
-                atomic_torch_save(payload(st, latents, meta), state_path)
+                save_state(snap)
                 emit({"event": "epoch", "epoch": st.epoch, "saved": written, "state": state_path})
         result.epoch, result.batches = st.epoch, st.batches
         return result

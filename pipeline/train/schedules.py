@@ -27,6 +27,7 @@ import torch.nn as nn
 from pipeline.models import reparameterize
 from pipeline.train import losses
 from pipeline.train.fast_generator import generator_forward
+from pipeline.train.health import fake_stats
 from pipeline.train.state import TrainState
 
 
@@ -99,6 +100,7 @@ def resnet_batch(st: TrainState, real: torch.Tensor, labels: torch.Tensor, coord
             n["g"] += 1
             m["g_loss"], m["kl"] = g_loss.item(), kl.item()
             m["g_acc"] = losses.accuracy(fake_logits, labels)
+            m.update(fake_stats(fakes))
             if n["g"] == 1:  # before any step on this batch
                 m["first_g_acc"] = m["g_acc"]
             if m["g_acc"] > s.g_stop_acc:
@@ -179,6 +181,7 @@ def prev_batch(st: TrainState, real: torch.Tensor, labels: torch.Tensor, coords:
             n["g"] += 1
             m["g_loss"], m["vae_loss"] = g_loss.item(), vae.item()
             m["g_acc"] = losses.binary_accuracy(fake_logits, real=True)  # fakes judged real
+            m.update(fake_stats(fakes))
             if m["g_loss"] < s.g_stop_loss:
                 break
     finally:

@@ -86,9 +86,9 @@ def _sd(module: nn.Module) -> dict:
     return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 
-def payload(state: TrainState, class_latents: torch.Tensor, meta: dict) -> dict:
-    """state.pt as plain data: loadable as a render Checkpoint too (generator + class latents + meta)."""
-    p = render_payload(state.generator, class_latents, meta)
+def payload(state: TrainState, class_latents: torch.Tensor, meta: dict, digit_bank: dict | None = None) -> dict:
+    """state.pt as plain data: loadable as a render Checkpoint too (generator + latents + meta)."""
+    p = render_payload(state.generator, class_latents, meta, digit_bank)
     p["kind"] = "train"
     p.update({
         "train_config": state.cfg.to_dict(),
