@@ -7,6 +7,10 @@ from pipeline.errors import UserError
 
 FAMILIES = ("resnet", "prev")
 DATASETS = ("mnist", "fashion-mnist")
+# "float32": everything in float32. "bf16": the classifier/discriminator's convolutions and linear head
+# run under bfloat16 autocast (float32 weights, accumulation, batch norm and losses), about 2-3x faster
+# on CPUs with native bf16 (AVX512-BF16, AMX) and on GPUs; checked against float32 in the tests.
+PRECISIONS = ("float32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,7 @@ DEFAULT_DEPTH = {"resnet": 24, "prev": 3}        # residual blocks / tanh layers
 
 # Settings that may change when resuming: how long to train and what to keep,
 # and where the (hash-checked) data lives.
-RESUMABLE_CHANGES = ("epochs", "save_at", "out_dir", "data_dir")
+RESUMABLE_CHANGES = ("epochs", "save_at", "out_dir", "data_dir", "precision")
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,7 @@ class TrainConfig:
     batch_size: int | None = None          # None -> 2000 (resnet, the released run) / 500 (prev)
     limit: int | None = None               # train on the first N images only (quick runs)
     seed: int = 0                          # seeds weights, data order, crops, z noise and dropout
+    precision: str = "float32"             # "float32" or "bf16" (the classifier under bf16 autocast)
     schedule: ResnetSchedule | PrevSchedule | None = None  # None -> the article's constants for `model`
 
     def resolved(self) -> "TrainConfig":
@@ -82,6 +87,8 @@ class TrainConfig:
             raise UserError(f"unknown model {self.model!r}; choose one of: {', '.join(FAMILIES)}")
         if self.dataset not in DATASETS:
             raise UserError(f"unknown dataset {self.dataset!r}; choose one of: {', '.join(DATASETS)}")
+        if self.precision not in PRECISIONS:
+            raise UserError(f"unknown precision {self.precision!r}; choose one of: {', '.join(PRECISIONS)}")
         if not isinstance(self.epochs, int) or self.epochs < 1:
             raise UserError(f"epochs must be a whole number >= 1, got {self.epochs!r}")
         save_at = tuple(sorted(set(int(e) for e in self.save_at)))
@@ -147,6 +154,8 @@ class TrainConfig:
         if self.limit is not None:
             args += ["--limit", str(self.limit)]
         args += ["--seed", str(self.seed)]
+        if self.precision != "float32":
+            args += ["--precision", self.precision]
         return args
 
 

@@ -48,6 +48,18 @@ def generate(generator: nn.Module, z: torch.Tensor, coords: torch.Tensor) -> tor
     return generator_forward(generator, z, coords)
 
 
+def classify(st: TrainState, images: torch.Tensor) -> torch.Tensor:
+    """The one place training runs the classifier/discriminator -> float32 logits.
+
+    With precision "bf16" its convolutions and head run under bfloat16 autocast (weights, batch
+    norm, accumulation and everything after the logits stay float32).
+    """
+    if st.cfg.precision == "bf16":
+        with torch.autocast(images.device.type, dtype=torch.bfloat16):
+            return st.classifier(images).float()
+    return st.classifier(images)
+
+
 def _finite(name: str, value: torch.Tensor) -> None:
     if not math.isfinite(value.item()):
         raise NonFinite(name)
@@ -90,7 +102,7 @@ def resnet_batch(st: TrainState, real: torch.Tensor, labels: torch.Tensor, coord
     try:
         for _ in range(s.g_steps):
             fakes, mu, logvar = _fakes(st, real, coords)
-            fake_logits = C(fakes)  # [B, 11]
+            fake_logits = classify(st, fakes)  # [B, 11]
             g_loss = losses.generator_loss(fake_logits, labels)
             kl = losses.kl_loss(mu, logvar, n_pixels)
             loss = g_loss + s.kl_weight * kl
@@ -110,14 +122,14 @@ def resnet_batch(st: TrainState, real: torch.Tensor, labels: torch.Tensor, coord
 
     def d_forward(with_fakes: bool, grad: bool) -> dict:
         with torch.set_grad_enabled(grad):
-            real_logits = C(real)  # [B, 11]
+            real_logits = classify(st, real)  # [B, 11]
             if not with_fakes:
                 d_real = torch.nn.functional.cross_entropy(real_logits, labels)
                 return {"d_real": d_real, "real_acc": losses.accuracy(real_logits, labels)}
         with torch.no_grad():
             fakes, _, _ = _fakes(st, real, coords)
         with torch.set_grad_enabled(grad):
-            fake_logits = C(fakes)
+            fake_logits = classify(st, fakes)
             out = losses.classifier_losses(real_logits, fake_logits, labels)
         out["real_acc"] = losses.accuracy(real_logits, labels)
         out["fake_acc"] = losses.fake_accuracy(fake_logits)
@@ -173,7 +185,7 @@ def prev_batch(st: TrainState, real: torch.Tensor, labels: torch.Tensor, coords:
         for _ in range(s.g_steps):
             fakes, mu, logvar = _fakes(st, real, coords)
             vae = losses.prev_vae_loss(fakes, real, mu, logvar)
-            fake_logits = D(fakes)  # [B, 1]
+            fake_logits = classify(st, fakes)  # [B, 1]
             g_loss = losses.bce_real(fake_logits)
             _finite("G_loss", g_loss)
             _finite("VAE_loss", vae)
@@ -191,7 +203,7 @@ def prev_batch(st: TrainState, real: torch.Tensor, labels: torch.Tensor, coords:
         with torch.no_grad():
             fakes, _, _ = _fakes(st, real, coords)
         with torch.set_grad_enabled(grad):
-            real_logits, fake_logits = D(real), D(fakes)  # [B, 1] each
+            real_logits, fake_logits = classify(st, real), classify(st, fakes)  # [B, 1] each
             d_real, d_fake = losses.bce_real(real_logits), losses.bce_fake(fake_logits)
             d_loss = (d_real + d_fake) / 2.0
         return {"d_loss": d_loss, "d_real": d_real, "d_fake": d_fake,
