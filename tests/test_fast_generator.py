@@ -183,28 +183,3 @@ def test_bad_arguments_are_errors():
         generator_forward(gen, z[:, :5], coords)
     with pytest.raises(ValueError, match="coords must be"):
         generator_forward(gen, z, coords[:, :2])
-
-
-def test_train_bench_reports_both_paths_for_each_model():
-    from pipeline.bench.train_bench import run_train_bench
-
-    seen = []
-    report = run_train_bench(batch_size=2, repeats=1, warmup=0, models=("resnet", "prev"), progress=seen.append)
-    assert report["machine"]["cpu_count"] >= 1 and report["machine"]["torch"] == torch.__version__
-    rows = {(r["model"], r["what"], r["path"]): r for r in report["results"]}
-    for model in ("resnet", "prev"):
-        for what in ("generator fwd+bwd", "train step"):
-            assert rows[(model, what, "autograd")]["s_per_batch"] > 0
-            fast = rows[(model, what, "fast")]
-            assert fast["batch_size"] == 2 and fast["speedup"] > 0
-    assert len(seen) == 4  # one message per model and measurement
-
-
-def test_train_bench_rejects_bad_arguments():
-    from pipeline.bench.train_bench import run_train_bench
-    from pipeline.errors import UserError
-
-    with pytest.raises(UserError, match="batch size"):
-        run_train_bench(batch_size=0)
-    with pytest.raises(UserError, match="unknown model"):
-        run_train_bench(models=("gan",))

@@ -1,9 +1,27 @@
-"""Training speed: seconds per batch of the generator's forward+backward and of a whole G+E step,
-plain autograd vs the fast path (`pipeline.train.fast_generator`), measured in one run."""
+"""Training speed, measured per kind of optimiser step and projected onto the article's full runs.
+
+For each model the benchmark times every kind of step the balancing schedule takes (resnet: G+E step,
+classifier evaluation, D_loss step, D_real step; prev: VAE step, G+VAE step, evaluation, D step) with
+the training loop's own building blocks, on a synthetic batch, twice:
+
+* "autograd": the straight port (the model's own forward under plain autograd, float32 classifier in
+  the default memory layout);
+* "fast": what `cppn-video train` runs (the fused generator forward/backward, channels-last classifier,
+  and with precision "bf16" the classifier under bfloat16 autocast).
+
+The two alternate run by run so that a change in the machine's load hits both alike. A batch costs
+the sum over step kinds of (seconds per step x steps per batch); the steps per batch come from a real
+run's metrics.jsonl when given (its averages), else from the schedule's maximum (an upper bound). The
+projection is that cost x batches per epoch x epochs of the article's runs (70,000 digits in batches
+of 2,000 for 24 epochs; prev: 60,000 in batches of 500, per epoch).
+"""
 from __future__ import annotations
 
+import json
 import statistics
 import time
+from dataclasses import replace
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -11,73 +29,109 @@ import torch
 from pipeline.bench.machine import machine_info
 from pipeline.coords import grid
 from pipeline.errors import UserError
-from pipeline.models import DISCRIMINATOR, Classifier, ClassifierConfig, Encoder, EncoderConfig, reparameterize
-from pipeline.models import PrevGenerator, ResnetConfig, ResnetGenerator
-from pipeline.train import fast_generator
 from pipeline.train import losses
-from pipeline.train.config import PrevSchedule, ResnetSchedule
+from pipeline.train.config import TrainConfig
+from pipeline.train.schedules import _fakes, _params, _step, classify
+from pipeline.train.state import new_state
 
 Progress = Callable[[str], None]  # called with what is about to be measured
 
 MODELS = ("resnet", "prev")
 IMAGE_SIZE = 26  # training crops are 26x26
+# The article's runs: images, batch size, epochs (prev: the article does not say; projected per epoch).
+ARTICLE_RUNS = {"resnet": (70_000, 2000, 24), "prev": (60_000, 500, 1)}
+# metrics.jsonl "steps" keys -> step kinds timed here (every batch also runs one evaluation).
+STEP_KINDS = {"resnet": ("g", "eval", "d", "d_real"), "prev": ("vae", "g", "eval", "d")}
+
+
+def schedule_maximum(model: str) -> dict:
+    """Steps per batch when every loop of the schedule runs to its limit (an upper bound)."""
+    s = TrainConfig(model=model).resolved().schedule
+    if model == "resnet":  # the two classifier branches are exclusive: count the longer
+        return {"g": s.g_steps, "eval": 1, "d": max(s.d_steps, s.d_real_steps), "d_real": 0}
+    return {"vae": s.vae_steps, "g": s.g_steps, "eval": 1, "d": s.d_steps}
+
+
+def mix_from_metrics(path: str | Path, model: str) -> dict:
+    """Average steps per batch of each kind in a run's metrics.jsonl (batch rows only)."""
+    path = Path(path)
+    try:
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    except (OSError, json.JSONDecodeError) as e:
+        raise UserError(f"cannot read {path} as a metrics.jsonl ({e}); pass a run's metrics.jsonl") from None
+    rows = [r for r in rows if isinstance(r.get("steps"), dict)]
+    if not rows:
+        raise UserError(f"{path} has no batch rows; pass the metrics.jsonl of a run that trained")
+    kinds = STEP_KINDS[model]
+    unknown = sorted({k for r in rows for k in r["steps"]} - set(kinds))
+    if unknown:
+        raise UserError(f"{path} is from another model (steps {', '.join(unknown)}); pass --model to match")
+    mix = {k: sum(r["steps"].get(k, 0) for r in rows) / len(rows) for k in kinds if k != "eval"}
+    return {**mix, "eval": 1.0, "batches": len(rows)}
 
 
 class _Setup:
-    """One model's networks, optimiser and a synthetic batch, as the training loop builds them."""
+    """One model's training state (as the loop builds it) and a synthetic batch, for one path."""
 
-    def __init__(self, model: str, batch_size: int, seed: int):
-        torch.manual_seed(seed)
+    def __init__(self, model: str, batch_size: int, seed: int, fast: bool, precision: str):
+        cfg = TrainConfig(model=model, seed=seed, batch_size=batch_size,
+                          precision=precision if fast else "float32").resolved()
+        with torch.random.fork_rng(devices=[]):
+            self.st = new_state(cfg)
+        self.st.backend = "auto" if fast else "autograd"
+        if not fast:  # the straight port: the classifier in torch's default (NCHW) layout
+            self.st.classifier.to(memory_format=torch.contiguous_format)
         rng = torch.Generator().manual_seed(seed)
-        self.model = model
-        if model == "resnet":
-            self.schedule = ResnetSchedule()
-            self.gen = ResnetGenerator()
-            self.critic = Classifier(ClassifierConfig())
-        else:
-            self.schedule = PrevSchedule()
-            self.gen = PrevGenerator()
-            self.critic = Classifier(DISCRIMINATOR)
-        self.enc = Encoder(EncoderConfig(keep_prob=self.schedule.keep_prob))
-        for m in (self.gen, self.enc, self.critic):
-            m.train()
-        # As in the training loop's G+E steps: gradients flow through the critic to the fakes, but are
-        # not computed for its weights.
-        self.critic.requires_grad_(False)
-        self.params = list(self.gen.parameters()) + list(self.enc.parameters())
-        s = self.schedule
-        self.opt = torch.optim.Adam(self.params, lr=s.lr_g, betas=(s.beta1, s.beta2))
         # Timing does not depend on what the digits look like: random crops and labels stand in for MNIST.
         self.real = torch.rand((batch_size, IMAGE_SIZE, IMAGE_SIZE), generator=rng)  # [B, S, S]
         self.labels = torch.randint(0, 10, (batch_size,), generator=rng)  # [B]
-        self.coords = grid(IMAGE_SIZE, IMAGE_SIZE)  # [S*S, 3]
-        self.z = torch.randn((batch_size, self.gen.cfg.z_dim), generator=rng)  # [B, z_dim]
-        self.g_out = torch.randn((batch_size, IMAGE_SIZE * IMAGE_SIZE), generator=rng) * 1e-3  # [B, S*S]
-        self.noise = rng
+        self.coords = grid(IMAGE_SIZE, IMAGE_SIZE, 8.0)  # [S*S, 3]
+        st = self.st
+        self.ge_params, self.c_params = _params(st.encoder, st.generator), _params(st.classifier)
 
-    def generator_fwd_bwd(self, backend: str) -> None:
-        self.gen.zero_grad(set_to_none=True)
-        z = self.z.clone().requires_grad_()
-        out = fast_generator.generator_forward(self.gen, z, self.coords, backend)  # [B, P]
-        # a dense output gradient, as a loss gives (`.sum()` would hand autograd a stride-0 one)
-        out.backward(self.g_out)
+    # -- step kinds, each as the schedule runs it ------------------------------------------------
+    def g(self) -> None:
+        st, s = self.st, self.st.cfg.schedule
+        st.classifier.requires_grad_(False)
+        try:
+            fakes, mu, logvar = _fakes(st, self.real, self.coords)
+            logits = classify(st, fakes)
+            if st.cfg.model == "resnet":
+                loss = losses.generator_loss(logits, self.labels) + s.kl_weight * losses.kl_loss(
+                    mu, logvar, IMAGE_SIZE * IMAGE_SIZE)
+            else:
+                loss = losses.bce_real(logits) + losses.prev_vae_loss(fakes, self.real, mu, logvar)
+            _step(st.optimizers["g"], loss, self.ge_params, s.grad_clip, "G")
+        finally:
+            st.classifier.requires_grad_(True)
 
-    def train_step(self, backend: str) -> None:
-        """One G+E optimiser step: encode, sample z, generate, critic, loss, backward, clip, Adam."""
-        B, S = self.real.shape[0], IMAGE_SIZE
-        s = self.schedule
-        mu, logvar = self.enc(self.real)  # [B, z_dim] each
-        z = reparameterize(mu, logvar, self.noise)  # [B, z_dim]
-        fakes = fast_generator.generator_forward(self.gen, z, self.coords, backend).view(B, S, S)
-        logits = self.critic(fakes)
-        if self.model == "resnet":
-            loss = losses.generator_loss(logits, self.labels) + s.kl_weight * losses.kl_loss(mu, logvar, S * S)
-        else:
-            loss = losses.bce_real(logits) + losses.prev_vae_loss(fakes, self.real, mu, logvar)
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.params, s.grad_clip if s.grad_clip > 0 else float("inf"))
-        self.opt.step()
+    def vae(self) -> None:
+        st = self.st
+        fakes, mu, logvar = _fakes(st, self.real, self.coords)
+        _step(st.optimizers["vae"], losses.prev_vae_loss(fakes, self.real, mu, logvar), self.ge_params,
+              st.cfg.schedule.grad_clip, "VAE")
+
+    def _critic_losses(self, grad: bool) -> torch.Tensor:
+        st = self.st
+        with torch.no_grad():
+            fakes, _, _ = _fakes(st, self.real, self.coords)
+        with torch.set_grad_enabled(grad):
+            real_logits, fake_logits = classify(st, self.real), classify(st, fakes)
+            if st.cfg.model == "resnet":
+                return losses.classifier_losses(real_logits, fake_logits, self.labels)["d_loss"]
+            return (losses.bce_real(real_logits) + losses.bce_fake(fake_logits)) / 2.0
+
+    def eval(self) -> None:
+        self._critic_losses(grad=False).item()
+
+    def d(self) -> None:
+        _step(self.st.optimizers["d"], self._critic_losses(grad=True), self.c_params,
+              self.st.cfg.schedule.grad_clip, "D")
+
+    def d_real(self) -> None:
+        st = self.st
+        loss = torch.nn.functional.cross_entropy(classify(st, self.real), self.labels)
+        _step(st.optimizers["d_real"], loss, self.c_params, st.cfg.schedule.grad_clip, "D_real")
 
 
 def _time(fn: Callable[[], None]) -> float:
@@ -86,23 +140,17 @@ def _time(fn: Callable[[], None]) -> float:
     return time.perf_counter() - t0
 
 
-def run_train_bench(batch_size: int = 1000, repeats: int = 3, models: tuple = MODELS,
+def run_train_bench(batch_size: int | None = None, repeats: int = 3, models: tuple = MODELS,
                     progress: Progress | None = None, warmup: int = 1, seed: int = 0,
-                    threads: int | None = None) -> dict:
-    """Seconds per batch (median of `repeats` after `warmup` untimed runs) for each model, of
-    (a) "generator fwd+bwd" and (b) "train step", with the "autograd" path (the model's own forward)
-    and the "fast" path (`generator_forward`'s default backend). The two paths alternate run by run so
-    that a change in the machine's load hits both alike.
-
-    The prev generator's fast path is plain autograd (see fast_generator), so it is not timed twice:
-    its "fast" rows repeat the autograd numbers with a note.
-
-    threads: torch's thread count for the run (None: as set). On a machine whose cores other processes
-    also use, torch's multi-threaded small ops stall on their barriers and plain autograd slows down
-    several times over; threads=1 then gives the steadier comparison.
+                    threads: int | None = None, precision: str = "bf16",
+                    metrics: dict | None = None) -> dict:
+    """Seconds per step of each kind (median of `repeats` after `warmup` untimed runs), autograd vs fast,
+    and the projected wall time of the article's runs. batch_size: None -> the article's (2000 / 500).
+    metrics: model -> path of a metrics.jsonl whose step mix to project with (else the schedule maximum).
+    threads: torch's thread count for the run (None: as set).
     """
-    if batch_size < 1:
-        raise UserError(f"batch size must be at least 1, got {batch_size}; pass --batch-size 1000")
+    if batch_size is not None and batch_size < 1:
+        raise UserError(f"batch size must be at least 1, got {batch_size}; pass --batch-size 2000")
     if repeats < 1:
         raise UserError(f"repeats must be at least 1, got {repeats}; pass --repeats 3")
     unknown = [m for m in models if m not in MODELS]
@@ -110,45 +158,55 @@ def run_train_bench(batch_size: int = 1000, repeats: int = 3, models: tuple = MO
         raise UserError(f"unknown model {unknown[0]!r}; choose from {', '.join(MODELS)}")
     if threads is not None and threads < 1:
         raise UserError(f"threads must be at least 1, got {threads}; pass --threads 1")
+    mixes = {m: (mix_from_metrics(p, m) if p else None) for m, p in (metrics or {}).items()}
     say = progress or (lambda msg: None)
     saved_threads = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        return _run(batch_size, repeats, models, say, warmup, seed)
+        machine = machine_info()
+        results, projections = [], []
+        for model in models:
+            bs = batch_size or ARTICLE_RUNS[model][1]
+            rows, per_batch = _model(model, bs, repeats, warmup, seed, precision, say)
+            results += rows
+            mix = mixes.get(model) or {**schedule_maximum(model), "source": "schedule maximum (upper bound)"}
+            mix.setdefault("source", "averages of the given metrics.jsonl")
+            n_images, _, epochs = ARTICLE_RUNS[model]
+            batches = (n_images // bs) * epochs
+            proj = {"model": model, "batch_size": bs, "epochs": epochs, "batches": batches,
+                    "steps_per_batch": {k: round(mix.get(k, 0), 3) for k in STEP_KINDS[model]},
+                    "mix_source": mix["source"]}
+            for path in ("autograd", "fast"):
+                s_batch = sum(per_batch[path][k] * mix.get(k, 0) for k in STEP_KINDS[model])
+                proj[f"{path}_s_per_batch"] = round(s_batch, 3)
+                proj[f"{path}_hours"] = round(s_batch * batches / 3600, 3)
+            proj["speedup"] = round(proj["autograd_s_per_batch"] / proj["fast_s_per_batch"], 2)
+            projections.append(proj)
+        machine["load_average_1min_end"] = machine_info().get("load_average_1min")
+        machine["precision"] = precision
+        return {"machine": machine, "results": results, "projections": projections}
     finally:
         torch.set_num_threads(saved_threads)
 
 
-def _run(batch_size: int, repeats: int, models: tuple, say: Progress, warmup: int, seed: int) -> dict:
-    backend = "c" if fast_generator.kernel_available(ResnetConfig().width) else "torch"
-    machine = machine_info()
-    machine["resnet_fast_backend"] = backend
-    results = []
-    for model in models:
-        setup = _Setup(model, batch_size, seed)
-        paths = {"autograd": "autograd", "fast": "auto"} if model == "resnet" else {"autograd": "autograd"}
-        for what, fn in (("generator fwd+bwd", setup.generator_fwd_bwd), ("train step", setup.train_step)):
-            say(f"{model} {what} ({' vs '.join(paths)}, batch {batch_size}, {warmup}+{repeats} runs each)")
-            times = {p: [] for p in paths}
-            for i in range(warmup + repeats):
-                for path, be in paths.items():
-                    t = _time(lambda: fn(be))
-                    if i >= warmup:
-                        times[path].append(t)
-            base = statistics.median(times["autograd"])
-            for path in ("autograd", "fast"):
-                row = {"model": model, "what": what, "path": path, "batch_size": batch_size}
-                if path in times:
-                    med = statistics.median(times[path])
-                    row.update(s_per_batch=med, speedup=None if path == "autograd" else base / med,
-                               runs_s=[round(t, 4) for t in times[path]])
-                    if path == "fast":
-                        row["backend"] = backend
-                else:
-                    row.update(s_per_batch=base, speedup=1.0, backend="autograd",
-                               note="the prev generator's fast path is plain autograd; not timed again")
-                results.append(row)
-        del setup
-    machine["load_average_1min_end"] = machine_info().get("load_average_1min")
-    return {"machine": machine, "results": results}
+def _model(model: str, batch_size: int, repeats: int, warmup: int, seed: int, precision: str, say: Progress):
+    setups = {"autograd": _Setup(model, batch_size, seed, False, precision),
+              "fast": _Setup(model, batch_size, seed, True, precision)}
+    rows, per_batch = [], {"autograd": {}, "fast": {}}
+    for kind in STEP_KINDS[model]:
+        say(f"{model} {kind} step (autograd vs fast, batch {batch_size}, {warmup}+{repeats} runs each)")
+        times = {p: [] for p in setups}
+        for i in range(warmup + repeats):
+            for path, setup in setups.items():
+                t = _time(getattr(setup, kind))
+                if i >= warmup:
+                    times[path].append(t)
+        base = statistics.median(times["autograd"])
+        for path in setups:
+            med = statistics.median(times[path])
+            per_batch[path][kind] = med
+            rows.append({"model": model, "step": kind, "path": path, "batch_size": batch_size,
+                         "s_per_step": round(med, 4), "speedup": None if path == "autograd" else round(base / med, 2),
+                         "runs_s": [round(t, 4) for t in times[path]]})
+    return rows, per_batch

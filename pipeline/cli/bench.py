@@ -57,30 +57,43 @@ def bench_render(sizes, frames, reference_frames, mp4_frames, families, device, 
 
 
 @bench.command("train")
-@click.option("--batch-size", type=click.IntRange(min=1), default=1000, show_default=True,
-              help="Images per batch (26x26).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Images per batch (26x26) [default: the article's, 2000 for resnet and 500 for prev].")
 @click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True,
               help="Timed repeats per measurement (median reported).")
 @click.option("--model", "models", type=click.Choice(["resnet", "prev"]), multiple=True,
               default=("resnet", "prev"), show_default=True, help="Models to measure.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="torch threads for the run [default: torch's own setting].")
+@click.option("--precision", type=click.Choice(["float32", "bf16"]), default="bf16", show_default=True,
+              help="The fast path's classifier precision (the autograd baseline is always float32).")
+@click.option("--metrics", "metrics", type=(click.Choice(["resnet", "prev"]), click.Path(exists=True, dir_okay=False)),
+              multiple=True, metavar="MODEL FILE",
+              help="Project with the step mix of a real run's metrics.jsonl, e.g. --metrics resnet "
+                   "runs/resnet/metrics.jsonl [default: the schedule's maximum, an upper bound].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-def bench_train(batch_size, repeats, models, threads, as_json):
-    """Seconds per training batch for each model: plain autograd vs the fast path, in one run."""
+def bench_train(batch_size, repeats, models, threads, precision, metrics, as_json):
+    """Seconds per training step of each kind, plain autograd vs the fast path in one run, and the
+    projected wall time of the article's runs."""
     from pipeline.bench.train_bench import run_train_bench
 
     report = run_train_bench(batch_size=batch_size, repeats=repeats, models=tuple(models), threads=threads,
-                             progress=_status(as_json))
+                             precision=precision, metrics=dict(metrics), progress=_status(as_json))
     if as_json:
         echo_json(report)
         return
     m = report.get("machine", {})
     click.echo("machine: " + ", ".join(f"{k}={v}" for k, v in m.items()))
-    click.echo(f"{'model':7} {'what':18} {'path':9} {'batch':>6} {'s/batch':>9} {'speedup':>8}")
+    click.echo(f"{'model':7} {'step':7} {'path':9} {'batch':>6} {'s/step':>8} {'speedup':>8}")
     for r in report["results"]:
         sp = f"{r['speedup']:.2f}x" if r.get("speedup") else "-"
-        click.echo(f"{r['model']:7} {r['what']:18} {r['path']:9} {r['batch_size']:>6} {r['s_per_batch']:>9.3f} {sp:>8}")
+        click.echo(f"{r['model']:7} {r['step']:7} {r['path']:9} {r['batch_size']:>6} {r['s_per_step']:>8.3f} {sp:>8}")
+    for p in report["projections"]:
+        mix = ", ".join(f"{k} {v:g}" for k, v in p["steps_per_batch"].items())
+        click.echo(f"{p['model']}: {p['batches']} batches of {p['batch_size']} ({p['epochs']} epoch(s)); steps per "
+                   f"batch {mix} ({p['mix_source']}): autograd {p['autograd_s_per_batch']:.1f} s/batch = "
+                   f"{p['autograd_hours']:.2f} h, fast {p['fast_s_per_batch']:.1f} s/batch = {p['fast_hours']:.2f} h "
+                   f"({p['speedup']:.2f}x)")
 
 
 def register(cli: click.Group) -> None:

@@ -31,6 +31,7 @@ class TrainState:
     images_seen: int = 0                # real images that went through a batch
     metrics_lines: int = 0              # lines of metrics.jsonl that belong to this state
     train_seconds: float = 0.0          # time spent in batches so far
+    backend: str = "auto"               # generator forward/backward (fast_generator.BACKENDS); not saved
 
     def models(self) -> dict:
         return {"generator": self.generator, "encoder": self.encoder, "classifier": self.classifier}

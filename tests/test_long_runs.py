@@ -1,0 +1,247 @@
+"""Long runs: periodic state saves (injected clock), SIGTERM like Ctrl-C with an exact resume, collapse
+warnings, the digit bank in checkpoints, and the bf16 classifier checked against float32."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from idx_helpers import write_idx_dataset
+from pipeline.checkpoint import load_checkpoint, read_checkpoint_dict
+from pipeline.models import Classifier, ClassifierConfig
+from pipeline.models.classifier import same_padding
+from pipeline.train import TrainConfig, train
+from pipeline.train.health import BLANK_BATCHES, CollapseMonitor, KL_FLOOR, fake_stats
+from pipeline.train.latents import BANK_PER_CLASS, bank_indices, compute_digit_bank
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models; see tests/test_train.py
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    return write_idx_dataset(tmp_path_factory.mktemp("digits"), n_train=192, n_test=40, seed=3)
+
+
+def small(out, data, **kw) -> TrainConfig:
+    base = dict(model="resnet", depth=1, width=6, epochs=2, batch_size=16, limit=96, seed=11,
+                data_dir=str(data), out_dir=str(out))
+    return TrainConfig(**{**base, **kw})
+
+
+def rows(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+# ----------------------------------------------------------------------------- periodic saves
+
+def test_state_is_saved_every_interval_of_the_injected_clock(data, tmp_path):
+    now = {"t": 0.0}
+
+    def clock():
+        return now["t"]
+
+    events = []
+
+    def progress(e):
+        events.append(e)
+        if e["event"] == "batch":
+            now["t"] += 100.0  # each batch "takes" 100 s
+
+    train(small(tmp_path / "run", data, epochs=1), progress=progress, save_every=250.0, clock=clock)
+    saved = [(e["epoch"], e["batch"]) for e in events if e["event"] == "saved"]
+    # 6 batches per epoch; saves after 300 s and 600 s (batches 3 and 6, but the 6th is the epoch's end
+    # where state.pt is written anyway)
+    assert saved == [(1, 3)]
+    st = read_checkpoint_dict(tmp_path / "run" / "state.pt")[0]
+    assert st["position"] == {"epoch": 1, "batch": 0}
+
+
+def test_a_hard_kill_loses_at_most_the_interval_and_resume_continues(data, tmp_path):
+    """A periodic save mid-epoch is a full resume point: resuming from it equals an uninterrupted run."""
+    train(small(tmp_path / "a", data))
+    now = {"t": 0.0}
+    stop_after = {"n": 0}
+
+    def progress(e):
+        if e["event"] == "batch":
+            now["t"] += 100.0
+        if e["event"] == "saved":
+            raise KeyboardInterrupt  # the process dies right after the periodic save (a SIGKILL)
+
+    with pytest.raises(KeyboardInterrupt):
+        train(small(tmp_path / "b", data), progress=progress, save_every=250.0, clock=lambda: now["t"])
+    assert read_checkpoint_dict(tmp_path / "b" / "state.pt")[0]["position"] == {"epoch": 0, "batch": 3}
+    train(small(tmp_path / "b", data), resume=True)
+    a, b = load_checkpoint(tmp_path / "a" / "e2.pt"), load_checkpoint(tmp_path / "b" / "e2.pt")
+    for k, v in a.generator.state_dict().items():
+        assert torch.equal(v, b.generator.state_dict()[k]), k
+    strip = lambda rs: [{k: v for k, v in r.items() if k != "time"} for r in rs]  # noqa: E731
+    assert strip(rows(tmp_path / "a")) == strip(rows(tmp_path / "b"))
+
+
+# ----------------------------------------------------------------------------- SIGTERM
+
+def test_sigterm_saves_the_state_and_resume_equals_an_uninterrupted_run(data, tmp_path):
+    out = tmp_path / "b"
+    flags = [sys.executable, "-m", "pipeline", "train", "--model", "prev", "--width", "16", "--epochs", "3",
+             "--batch-size", "16", "--limit", "96", "--seed", "11", "--data", str(data), "--quiet"]
+    args = flags + ["--out", str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = out / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if metrics.exists() and metrics.read_text().count("\n") >= 1:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "SIGTERM" in err and "--resume" in err
+    position = read_checkpoint_dict(out / "state.pt")[0]["position"]
+    assert position["epoch"] * 6 + position["batch"] < 18  # stopped before the end
+    done = subprocess.run([sys.executable, "-m", "pipeline", "train", "--out", str(out), "--resume", "--quiet"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    # the uninterrupted reference, trained by the CLI with the same flags
+    ref = tmp_path / "ref"
+    full = subprocess.run(flags + ["--out", str(ref)], env=env, capture_output=True, text=True, timeout=300)
+    assert full.returncode == 0, full.stderr
+    a, b = load_checkpoint(ref / "e3.pt"), load_checkpoint(out / "e3.pt")
+    for k, v in a.generator.state_dict().items():
+        assert torch.equal(v, b.generator.state_dict()[k]), k
+
+
+# ----------------------------------------------------------------------------- collapse
+
+def test_fake_stats_and_monitor():
+    blank = torch.zeros(10, 26, 26)
+    blank[0, 5, 5] = 1.0  # one image with a stroke
+    s = fake_stats(blank)
+    assert s["fake_blank"] == pytest.approx(0.9) and s["fake_mean"] < 0.01
+    assert fake_stats(torch.ones(4, 26, 26))["fake_blank"] == 1.0  # all light is blank too
+    m = CollapseMonitor(batches_per_epoch=4)
+    healthy = {"fake_blank": 0.1, "fake_mean": 0.12, "kl": 0.01}
+    assert all(m.check(healthy) == "" for _ in range(10))
+    saturated = {"fake_blank": 0.99, "fake_mean": 0.001, "kl": 0.01}
+    out = [m.check(saturated) for _ in range(BLANK_BATCHES)]
+    assert out[:-1] == [""] * (BLANK_BATCHES - 1) and "blank" in out[-1]
+    m = CollapseMonitor(batches_per_epoch=4)
+    dead = {"fake_blank": 0.0, "kl": KL_FLOOR / 10}
+    assert [bool(m.check(dead)) for _ in range(4)] == [False, False, False, True]
+
+
+def test_collapse_warning_fires_on_a_saturated_generator_and_not_on_a_healthy_run(data, tmp_path):
+    out = tmp_path / "run"
+    train(small(out, data, epochs=1))
+    assert not any("collapse" in r for r in rows(out))  # healthy short run: no warning
+    # saturate the generator: a huge negative output bias makes every pixel 0
+    state = torch.load(out / "state.pt", weights_only=True)
+    state["generator"]["out.bias"].fill_(-1e4)
+    torch.save(state, out / "state.pt")
+    events = []
+    train(small(out, data, epochs=2), resume=True, progress=events.append)
+    warned = [r for r in rows(out) if "collapse" in r]
+    assert warned and all(r["epoch"] == 2 for r in warned) and "blank" in warned[0]["collapse"]
+    assert warned[0]["batch"] == BLANK_BATCHES
+    assert [e for e in events if e["event"] == "collapse"]
+
+
+# ----------------------------------------------------------------------------- digit bank
+
+def test_checkpoints_carry_a_bank_of_test_digit_encodings(data, tmp_path):
+    out = tmp_path / "run"
+    train(small(out, data, epochs=1))
+    ck = load_checkpoint(out / "e1.pt")
+    assert ck.digit_latents is not None and ck.digit_latents.shape[1] == 32
+    assert ck.digit_labels.tolist() == sorted(ck.digit_labels.tolist())  # grouped by class
+    assert "test digits" in ck.meta["digit_bank"]["source"]
+    counts = torch.bincount(ck.digit_labels, minlength=10)
+    assert counts.max() <= BANK_PER_CLASS
+    # the bank is the encoder's mu of those test digits: recompute it from the saved encoder
+    from pipeline.data import load_dataset
+    from pipeline.models import Encoder, EncoderConfig
+    state = torch.load(out / "state.pt", weights_only=True)
+    enc = Encoder(EncoderConfig(keep_prob=0.65))
+    enc.load_state_dict(state["encoder"])
+    test = load_dataset(data_dir=data, split="test", download=False)
+    bank = compute_digit_bank(enc, test.images, test.labels)
+    assert torch.allclose(bank["latents"], ck.digit_latents, atol=1e-6)
+    assert torch.equal(bank["labels"], test.labels[bank_indices(test.labels)])
+    assert torch.equal(ck.digit_latent(int(ck.digit_labels[0])), ck.digit_latents[0])
+
+
+def test_no_absolute_paths_in_checkpoint_metadata(data, tmp_path):
+    out = tmp_path / "run"
+    train(small(out, data, epochs=1))
+    meta = load_checkpoint(out / "e1.pt").meta
+    text = json.dumps(meta)
+    assert str(tmp_path) not in text and str(data) not in text
+
+
+# ----------------------------------------------------------------------------- classifier fidelity
+
+def test_tensorflow_same_padding():
+    assert same_padding(26) == (1, 2)  # the odd pixel at the bottom/right, as TensorFlow pads
+    assert same_padding(13) == (2, 2) and same_padding(7) == (2, 2)
+    c = Classifier(ClassifierConfig())
+    # a single bright pixel at the top-left corner reaches the first conv's first output only through
+    # its kernel row/col 1 (one pixel of padding above/left)
+    with torch.no_grad():
+        c.convs[0].weight.zero_()
+        c.convs[0].weight[0, 0, 1, 1] = 1.0
+        x = torch.zeros(1, 1, 26, 26)
+        x[0, 0, 0, 0] = 1.0
+        y = c.convs[0](torch.nn.functional.pad(x, c.pads[0]))
+    assert y.shape[-2:] == (13, 13) and y[0, 0, 0, 0] == 1.0
+
+
+def test_classifier_init_follows_the_original():
+    torch.manual_seed(0)
+    c = Classifier(ClassifierConfig())
+    for conv in c.convs:  # truncated normal: nothing beyond two standard deviations
+        assert conv.weight.abs().max() <= 2 * 0.02 and conv.bias.abs().max() == 0
+    assert c.head.weight.std().item() == pytest.approx(0.02, rel=0.05) and c.head.bias.abs().max() == 0
+    assert not any("running" in k for k in c.state_dict())  # batch norm never keeps running moments
+
+
+def test_bf16_classifier_matches_float32():
+    """The bf16 precision option: logits and the input gradient the generator trains on stay close."""
+    torch.manual_seed(0)
+    c = Classifier(ClassifierConfig())
+    c.requires_grad_(False)
+    x = torch.rand(64, 26, 26, requires_grad=True)
+    labels = torch.randint(0, 10, (64,))
+    ref = c(x)
+    g_ref, = torch.autograd.grad(torch.nn.functional.cross_entropy(ref, labels), x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = c(x).float()
+    g_low, = torch.autograd.grad(torch.nn.functional.cross_entropy(low, labels), x)
+    assert (low - ref).abs().max() < 0.05 * ref.abs().max() + 1e-3
+    cos = torch.nn.functional.cosine_similarity(g_low.flatten(), g_ref.flatten(), dim=0)
+    assert cos > 0.99
+
+
+def test_bf16_training_follows_float32(data, tmp_path):
+    """The same short run in both precisions: the losses and accuracies track each other closely."""
+    a = train(small(tmp_path / "f32", data, epochs=2))
+    b = train(small(tmp_path / "bf16", data, epochs=2, precision="bf16"))
+    ra, rb = rows(tmp_path / "f32"), rows(tmp_path / "bf16")
+    assert len(ra) == len(rb) == a.batches == b.batches
+    for key in ("g_loss", "kl"):
+        mean_a = sum(r[key] for r in ra) / len(ra)
+        mean_b = sum(r[key] for r in rb) / len(rb)
+        assert mean_b == pytest.approx(mean_a, rel=0.1), key
