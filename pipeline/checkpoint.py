@@ -56,16 +56,6 @@ class Checkpoint:
     digit_latents: torch.Tensor | None = None  # float32 [N, z_dim]: encodings of single real digits
     digit_labels: torch.Tensor | None = None   # int64 [N]: their classes
 
-    def digit_latent(self, digit: int, index: int = 0) -> torch.Tensor:
-        """The index-th stored encoding of a real `digit` -> float32 [z_dim]; UserError if there is none."""
-        if self.digit_latents is None:
-            raise UserError(f"checkpoint {self.name} stores no digit encodings (it predates them); "
-                            f"use --class-means, or retrain it with this version")
-        rows = torch.nonzero(self.digit_labels == digit).flatten()
-        if rows.numel() == 0:
-            raise UserError(f"checkpoint {self.name} stores no encoding of digit {digit}")
-        return self.digit_latents[rows[index % rows.numel()]]
-
     @property
     def name(self) -> str:
         return self.path.stem

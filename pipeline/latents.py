@@ -1,4 +1,5 @@
-"""Latent paths for videos: seeded keyframes, slerp/cubic walks, class transitions, easing."""
+"""Latent paths for videos: seeded keyframes, slerp/lerp/cubic walks, class transitions, real-digit keyframes,
+easing."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -153,6 +154,11 @@ def walk_path(
     when K > 1). Looping: the last segment goes K-1 -> 0 and the last frame is one
     step before keyframe 0, so the video repeats without a duplicated frame.
 
+    Frames per transition: with m frames per transition, n_frames = m*(K-1) + 1 (not
+    looping) or m*K (looping) puts keyframe i exactly at frame m*i, each keyframe
+    shown once; with linear ease and lerp every step within a segment is the same
+    (1/m of it). The article's videos: 30 per transition, 9 digits -> 241 frames.
+
     interp: "slerp" (great circles between keyframes), "lerp" (straight lines), or
     "cubic": a uniform Catmull-Rom spline through the keyframes (periodic when
     looping, one-sided end tangents otherwise), C1 with linear easing. A straight
@@ -258,11 +264,12 @@ def class_path(
     return walk_path(lat[order], n_frames, loop=loop, ease=ease, interp="lerp")
 
 
-def parse_classes(spec: str, n_classes: int = N_CLASSES) -> list[int]:
-    """Parse a class order like "0-9", "3,1,4", "0-9,0" or "9-0" into a list of class indices."""
+def _parse_order(spec: str, n_classes: int, noun: str, examples: str) -> list[int]:
+    """"0-9", "3,1,4", "0-9,0" or "9-0" -> a list of indices in 0..n_classes-1 (errors name the `noun`)."""
+    nouns = "classes" if noun == "class" else f"{noun}s"
     text = str(spec).strip()
     if not text:
-        raise UserError(f"empty class list; give classes like 0-9 or 3,1,4 (each 0..{n_classes - 1})")
+        raise UserError(f"empty {noun} list; give {nouns} like {examples} (each 0..{n_classes - 1})")
     out: list[int] = []
     for part in text.split(","):
         part = part.strip()
@@ -275,16 +282,61 @@ def parse_classes(spec: str, n_classes: int = N_CLASSES) -> list[int]:
             else:
                 items = [int(part)]
         except ValueError:
-            raise UserError(
-                f"bad class list {spec!r} at {part!r}; give classes like 0-9, 3,1,4 or 0-9,0"
-            ) from None
+            raise UserError(f"bad {noun} list {spec!r} at {part!r}; give {nouns} like {examples} or 0-9,0") from None
         for c in items:
             if not 0 <= c < n_classes:
-                raise UserError(f"class {c} in {spec!r} is out of range; classes are 0..{n_classes - 1}")
+                raise UserError(f"{noun} {c} in {spec!r} is out of range; {nouns} are 0..{n_classes - 1}")
         out.extend(items)
+    return out
+
+
+def parse_classes(spec: str, n_classes: int = N_CLASSES) -> list[int]:
+    """Parse a class order like "0-9", "3,1,4", "0-9,0" or "9-0" into a list of class indices."""
+    out = _parse_order(spec, n_classes, "class", "0-9, 3,1,4")
     if len(set(out)) < 2:
         raise UserError(f"class list {spec!r} needs at least 2 different classes, e.g. 0-9 or 3,1")
     return out
+
+
+def parse_digits(spec: str, n_classes: int = N_CLASSES) -> list[int]:
+    """Parse a digit sequence like "8,6,4,2,0,1,3,5,7" or "0-9" (same syntax as `parse_classes`).
+
+    Unlike a class order, a digit may repeat (each occurrence is another real example of it), so
+    "8,8" is a walk between two different eights; at least 2 entries are needed.
+    """
+    out = _parse_order(spec, n_classes, "digit", "8,6,4,2,0,1,3,5,7")
+    if len(out) < 2:
+        raise UserError(f"digit list {spec!r} needs at least 2 digits to walk between, e.g. 8,6,4 or 0-9")
+    return out
+
+
+def digit_keyframes(order, digit_latents, digit_labels, source: str = "the checkpoint"):
+    """Keyframes [K, Z] for a digit sequence from a bank of single-digit encodings; also their bank rows [K].
+
+    The i-th occurrence of a digit in `order` takes the i-th stored encoding of that digit (in the
+    bank's order), wrapping around when the bank holds fewer, so a repeated digit shows another real
+    example. digit_latents [N, Z] / digit_labels [N] (tensors or arrays); None: the checkpoint has no
+    bank, which is a UserError naming the fixes. Returns (float32 [K, Z], int64 [K]).
+    """
+    if digit_latents is None or digit_labels is None:
+        raise UserError(f"{source} stores no single-digit encodings (it predates them), so --digits has no real "
+                        f"digits to use; use --classes for class means, or a checkpoint trained by this version")
+    lat = np.asarray(digit_latents, dtype=np.float32)
+    lab = np.asarray(digit_labels, dtype=np.int64).reshape(-1)
+    rows: list[int] = []
+    seen: dict[int, int] = {}
+    for d in order:
+        d = int(d)
+        candidates = np.nonzero(lab == d)[0]
+        if candidates.size == 0:
+            have = sorted(set(lab.tolist()))
+            raise UserError(f"{source} stores no encoding of digit {d} (it has digits "
+                            f"{','.join(map(str, have)) or 'none'}); leave {d} out of --digits or use --classes")
+        i = seen.get(d, 0)
+        seen[d] = i + 1
+        rows.append(int(candidates[i % candidates.size]))
+    idx = np.asarray(rows, dtype=np.int64)
+    return lat[idx].copy(), idx
 
 
 def load_keyframes(path, z_dim: int | None = None) -> np.ndarray:
@@ -322,5 +374,7 @@ __all__ = [
     "walk_path",
     "class_path",
     "parse_classes",
+    "parse_digits",
+    "digit_keyframes",
     "load_keyframes",
 ]

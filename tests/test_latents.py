@@ -6,9 +6,11 @@ from pipeline.errors import UserError
 from pipeline.latents import (
     EASINGS,
     class_path,
+    digit_keyframes,
     ease,
     load_keyframes,
     parse_classes,
+    parse_digits,
     slerp,
     walk_keyframes,
     walk_path,
@@ -149,6 +151,35 @@ def test_walk_passes_through_keyframes_exactly(interp, ease_name):
         assert np.array_equal(loop[j * m], keys[j])
 
 
+@pytest.mark.parametrize("k", [2, 3, 9])
+def test_lerp_article_timing_keyframes_on_every_30th_frame_constant_steps(k):
+    """The article's videos: 30 frames per transition, straight lines at constant speed. With K keyframes,
+    frames = 30*(K-1)+1 puts keyframe i at frame 30*i, and every step within a segment is the same."""
+    keys = walk_keyframes(21, k, 32)
+    m = 30
+    path = walk_path(keys, m * (k - 1) + 1, interp="lerp", ease="linear").astype(np.float64)
+    assert path.shape == (m * (k - 1) + 1, 32)
+    for i in range(k):
+        assert np.allclose(path[m * i], keys[i], rtol=0, atol=1e-6)
+    for i in range(k - 1):
+        seg = path[m * i : m * (i + 1) + 1]
+        d = np.diff(seg, axis=0)  # [30, Z]
+        expected = (keys[i + 1].astype(np.float64) - keys[i]) / m
+        assert np.allclose(d, expected[None, :], rtol=0, atol=1e-6)  # constant velocity: straight, same speed
+        mid = path[m * i + m // 2]
+        assert np.allclose(mid, (keys[i].astype(np.float64) + keys[i + 1]) / 2, atol=1e-6)  # the straight line
+
+
+def test_lerp_loop_article_timing():
+    keys = walk_keyframes(22, 4, 16)
+    m = 30
+    path = walk_path(keys, m * 4, loop=True, interp="lerp").astype(np.float64)
+    for i in range(4):
+        assert np.allclose(path[m * i], keys[i], atol=1e-6)
+    closed = np.concatenate([path[3 * m:], path[:1]])  # keyframe 3 -> 0 across the seam
+    assert np.allclose(np.diff(closed, axis=0), (keys[0].astype(np.float64) - keys[3]) / m, atol=1e-6)
+
+
 def test_walk_not_looping_endpoints_exact_with_uneven_frames():
     keys = walk_keyframes(9, 5, 8)
     path = walk_path(keys, 23)
@@ -284,6 +315,44 @@ def test_parse_classes_errors(spec, match):
 
 
 # ---------------------------------------------------------------- keyframe files
+
+
+@pytest.mark.parametrize("spec, expected", [
+    ("8,6,4,2,0,1,3,5,7", [8, 6, 4, 2, 0, 1, 3, 5, 7]),
+    ("1,4,6,9,4,5,6,2", [1, 4, 6, 9, 4, 5, 6, 2]),
+    ("0-3", [0, 1, 2, 3]),
+    ("8,8", [8, 8]),  # a digit may repeat: two different real eights
+])
+def test_parse_digits(spec, expected):
+    assert parse_digits(spec) == expected
+
+
+@pytest.mark.parametrize("spec, match", [
+    ("", "empty digit list"),
+    ("8", "at least 2 digits"),
+    ("a,1", "bad digit list"),
+    ("3,12", "digit 12 in '3,12' is out of range"),
+])
+def test_parse_digits_errors(spec, match):
+    with pytest.raises(UserError, match=match) as err:
+        parse_digits(spec)
+    assert "\n" not in str(err.value)
+
+
+def test_digit_keyframes_pick_successive_examples_and_wrap():
+    labels = np.array([0, 0, 0, 1, 1, 2], dtype=np.int64)  # three 0s, two 1s, one 2
+    latents = np.arange(6 * 3, dtype=np.float32).reshape(6, 3)
+    keys, rows = digit_keyframes([0, 1, 0, 2, 1, 1, 2, 0, 0], latents, labels)
+    assert rows.tolist() == [0, 3, 1, 5, 4, 3, 5, 2, 0]
+    assert keys.dtype == np.float32 and np.array_equal(keys, latents[rows])
+
+
+def test_digit_keyframes_without_bank_or_digit_is_one_line():
+    with pytest.raises(UserError, match="stores no single-digit encodings.*--classes.*trained by this version") as e:
+        digit_keyframes([1, 2], None, None, source="checkpoint old")
+    assert "checkpoint old" in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(UserError, match="no encoding of digit 7"):
+        digit_keyframes([1, 7], np.zeros((2, 3), np.float32), np.array([1, 2]))
 
 
 def test_load_keyframes_round_trip(tmp_path):

@@ -84,6 +84,23 @@ def test_lossless_join_equals_single_render(ckpt, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["one.mp4", "one.mp4.json", "seg.mp4", "seg.mp4.json"]
 
 
+def test_digit_walk_segmented_equals_single_render(tmp_path):
+    """A --digits walk in two workers: the same frames as one process, and the sidecar names the bank rows."""
+    from render_helpers import lively_generator
+
+    gen, _ = lively_generator("resnet")
+    labels = torch.arange(10).repeat_interleave(2)  # two examples of each digit, grouped by class
+    bank = {"latents": torch.randn(20, gen.cfg.z_dim, generator=torch.Generator().manual_seed(3)), "labels": labels}
+    path = save_render_checkpoint(tmp_path / "bank.pt", gen, torch.zeros(10, gen.cfg.z_dim), {"epoch": 1},
+                                  digit_bank=bank)
+    s = WalkSettings(frames=7, size=32, digits="5,2,5", interp="lerp", lossless=True)
+    info = render_walk_segmented(path, tmp_path / "seg.mp4", s, workers=2)
+    render_walk(path, tmp_path / "one.mp4", s)
+    assert np.array_equal(read_video(tmp_path / "seg.mp4"), read_video(tmp_path / "one.mp4"))
+    assert info["kind"] == "digits" and info["digit_bank_rows"] == [10, 4, 11]
+    assert np.array_equal(info["keyframes"], bank["latents"][[10, 4, 11]].numpy())
+
+
 def test_cli_workers_crf18_psnr_against_exact_frames(soft_ckpt, tmp_path):
     """`walk --workers 2` at the default CRF: above 45 dB against the exact frames, as good as one process."""
     args = ["--ckpt", str(soft_ckpt), "--frames", "12", "--size", "64", "--keyframes", "2", "--quiet"]

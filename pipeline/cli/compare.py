@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from pipeline.cli.common import echo_json, progress_bar
-from pipeline.cli.render import encoding_options, path_options, render_options
+from pipeline.cli.render import FRAMES_HELP, encoding_options, interp_choice, path_options, render_options
 from pipeline.jobs import CompareSettings, render_compare
 
 
@@ -12,7 +12,7 @@ from pipeline.jobs import CompareSettings, render_compare
 @click.argument("checkpoints", nargs=-1, required=True, metavar="CKPT...")
 @click.option("-o", "--output", default="compare.mp4", show_default=True, type=click.Path(dir_okay=True),
               help="Output .mp4, .gif, or a directory for PNG frames.")
-@click.option("--frames", type=click.IntRange(min=1), default=300, show_default=True, help="Number of frames.")
+@click.option("--frames", type=click.IntRange(min=1), default=300, show_default=True, help=FRAMES_HELP)
 @click.option("--panel-size", type=click.IntRange(min=2, max=16384), default=1080, show_default=True,
               help="Width and height of each checkpoint's panel in pixels (even for MP4).")
 @click.option("--labels", default=None,
@@ -20,14 +20,15 @@ from pipeline.jobs import CompareSettings, render_compare
                    "checkpoint's metadata, or its file name]")
 @click.option("--layout", default=None, metavar="CxR",
               help="Panels as C columns by R rows, filled row by row.  [default: all in one row]")
-@path_options("Digit-class transitions in this order, e.g. 0-9; each panel uses its own checkpoint's "
-              "class latents.")
+@path_options("Digit-class transitions in this order through the class means, e.g. 0-9; each panel uses its "
+              "own checkpoint's class latents (as with --digits its own digit encodings).")
 @encoding_options
 @render_options
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result (the sidecar's contents) as JSON.")
 def compare(checkpoints, output, frames, panel_size, labels, layout, fps, seed, keyframes, keyframes_file, loop,
-            ease, cubic, classes, crf, preset, fmt, batch, scale, invert, device, render_path, quiet, as_json):
+            ease, interp, cubic, classes, digits, crf, preset, fmt, batch, scale, invert, device, render_path, quiet,
+            as_json):
     """Render checkpoints side by side on the same latent path, one captioned panel each.
 
     CKPT is a checkpoint file or a bundled name (prev, e6, e24). Each panel is PANEL_SIZE square with a
@@ -37,8 +38,8 @@ def compare(checkpoints, output, frames, panel_size, labels, layout, fps, seed, 
     settings = CompareSettings(
         frames=frames, panel_size=panel_size, labels=tuple(labels.split(",")) if labels is not None else None,
         layout=layout, fps=fps, seed=seed, keyframes=keyframes, loop=loop, ease=ease,
-        interp="cubic" if cubic else "slerp", scale=scale, invert=invert, classes=classes,
-        keyframes_file=keyframes_file, crf=crf, preset=preset, fmt=fmt, device=device, path=render_path,
+        interp=interp_choice(interp, cubic), scale=scale, invert=invert, classes=classes,
+        keyframes_file=keyframes_file, digits=digits, crf=crf, preset=preset, fmt=fmt, device=device, path=render_path,
         batch=batch)
     with progress_bar(f"rendering {output}", frames, unit="frames", quiet=quiet or as_json) as advance:
         info = render_compare(list(checkpoints), output, settings, progress=advance)

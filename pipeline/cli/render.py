@@ -6,10 +6,24 @@ import click
 from pipeline.cli.common import echo_json, progress_bar
 from pipeline.jobs import (DEFAULT_CHECKPOINT, StillSettings, WalkSettings, render_still, render_walk,
                            render_walk_segmented)
-from pipeline.latents import EASINGS
+from pipeline.latents import EASINGS, INTERPOLATIONS
 from pipeline.render import PATHS
 
 CKPT_HELP = f"Checkpoint file, or the name of a bundled one (prev, e6, e24). Default: bundled {DEFAULT_CHECKPOINT}."
+FRAMES_HELP = ("Number of frames in the video. Keyframes are evenly spaced in time: with K keyframes and M frames "
+               "per transition, --frames M*(K-1)+1 (or M*K with --loop) puts keyframe i exactly at frame M*i, "
+               "each keyframe shown once. The article's videos used 30 per transition: 9 digits -> 241 frames "
+               "(its sampler also repeated each keyframe frame; here every frame is a distinct step).")
+DIGITS_HELP = ("Keyframes are the checkpoint's stored encodings of single real digits, in this order, e.g. "
+               "8,6,4,2,0,1,3,5,7 (the article's 24-epoch video) or 0-9; a repeated digit shows its next stored "
+               "example. Needs a checkpoint trained by this version (older ones: use --classes).")
+
+
+def interp_choice(interp: str | None, cubic: bool) -> str:
+    """--interp, with --cubic as an alias of --interp cubic; default slerp."""
+    if cubic and interp not in (None, "cubic"):
+        raise click.UsageError(f"--cubic and --interp {interp} disagree; give only --interp {interp}")
+    return "cubic" if cubic else (interp or "slerp")
 
 
 def _stack(f, decorators):
@@ -29,9 +43,14 @@ def path_options(classes_help: str):
         click.option("--loop", is_flag=True, help="Return to the first keyframe for a seamless loop."),
         click.option("--ease", type=click.Choice(EASINGS), default="linear", show_default=True,
                      help="Easing within each segment (sine is the article's sin(t*pi/2))."),
-        click.option("--cubic", is_flag=True,
-                     help="A smooth cubic path through the keyframes instead of slerp segments."),
+        click.option("--interp", type=click.Choice(sorted(INTERPOLATIONS, key=("slerp", "lerp", "cubic").index)),
+                     default=None,
+                     help="Path between keyframes: slerp (great circles), lerp (straight lines at constant speed, "
+                          "the article's videos, with --ease linear) or cubic (a smooth spline through them). "
+                          "Class transitions are always straight lines.  [default: slerp]"),
+        click.option("--cubic", is_flag=True, help="Same as --interp cubic."),
         click.option("--classes", default=None, help=classes_help),
+        click.option("--digits", default=None, help=DIGITS_HELP),
     ])
 
 
@@ -66,29 +85,35 @@ def render_options(f):
 @click.option("--ckpt", default=None, help=CKPT_HELP)
 @click.option("-o", "--output", default=None, type=click.Path(dir_okay=True),
               help="Output .mp4, .gif, or a directory for PNG frames.  [default: <ckpt>-walk.mp4]")
-@click.option("--frames", type=click.IntRange(min=1), default=600, show_default=True, help="Number of frames.")
+@click.option("--frames", type=click.IntRange(min=1), default=600, show_default=True, help=FRAMES_HELP)
 @click.option("--size", type=click.IntRange(min=1, max=16384), default=1080, show_default=True,
               help="Frame width and height in pixels (even for MP4).")
-@path_options("Digit-class transitions in this order, e.g. 0-9 or 0-9,0.")
+@path_options("Digit-class transitions in this order through the class means, e.g. 0-9 or 0-9,0 "
+              "(--digits uses real digits instead).")
 @encoding_options
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Render MP4 frame segments in this many processes and join them without re-encoding.")
 @render_options
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result (the sidecar's contents) as JSON.")
-def walk(ckpt, output, frames, size, fps, seed, keyframes, keyframes_file, loop, ease, cubic, classes, crf, preset,
-         fmt, batch, workers, scale, invert, device, render_path, quiet, as_json):
-    """Render a spherical latent walk (or, with --classes, digit-class transitions) as a video."""
+def walk(ckpt, output, frames, size, fps, seed, keyframes, keyframes_file, loop, ease, interp, cubic, classes, digits,
+         crf, preset, fmt, batch, workers, scale, invert, device, render_path, quiet, as_json):
+    """Render a latent walk as a video: through random latents (spherical by default), through encodings
+    of real digits (--digits, the article's videos: --interp lerp), or digit-class transitions (--classes).
+
+    The article's videos: --digits 8,6,4,2,0,1,3,5,7 --interp lerp --frames 241 (30 frames per transition).
+    """
     settings = WalkSettings(frames=frames, size=size, fps=fps, seed=seed, keyframes=keyframes, loop=loop, ease=ease,
-                            interp="cubic" if cubic else "slerp", scale=scale, invert=invert, classes=classes,
-                            keyframes_file=keyframes_file, crf=crf, preset=preset, fmt=fmt, device=device,
-                            path=render_path, batch=batch)
+                            interp=interp_choice(interp, cubic), scale=scale, invert=invert, classes=classes,
+                            keyframes_file=keyframes_file, digits=digits, crf=crf, preset=preset, fmt=fmt,
+                            device=device, path=render_path, batch=batch)
     ckpt_name = ckpt or DEFAULT_CHECKPOINT
     if output is None:
         from pathlib import Path
 
         suffix = {"gif": ".gif", "png": ""}.get(fmt, ".mp4")
-        output = f"{Path(ckpt_name).stem}-{'classes' if classes else 'walk'}{suffix}"
+        kind = "classes" if classes is not None else "digits" if digits is not None else "walk"
+        output = f"{Path(ckpt_name).stem}-{kind}{suffix}"
     with progress_bar(f"rendering {output}", frames, unit="frames", quiet=quiet or as_json) as advance:
         if workers > 1:
             info = render_walk_segmented(ckpt_name, output, settings, workers=workers, progress=advance)
@@ -108,17 +133,22 @@ def walk(ckpt, output, frames, size, fps, seed, keyframes, keyframes_file, loop,
 @click.option("--size", type=click.IntRange(min=1, max=16384), default=3240, show_default=True,
               help="Image width and height in pixels.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random latent.")
-@click.option("--digit", type=click.IntRange(0, 9), default=None, help="Render this digit's class latent instead.")
+@click.option("--digit", type=click.IntRange(0, 9), default=None,
+              help="Render this digit instead of a random latent: a stored encoding of a single real digit "
+                   "(the article's way), or the class mean when the checkpoint stores none.")
+@click.option("--sample", type=click.IntRange(min=0), default=0, show_default=True,
+              help="With --digit: which stored example of the digit (wraps around the ones stored).")
+@click.option("--class-means", is_flag=True, help="With --digit: render the class mean, not a real digit's encoding.")
 @render_options
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def still(ckpt, output, size, seed, digit, scale, invert, device, render_path, as_json):
+def still(ckpt, output, size, seed, digit, sample, class_means, scale, invert, device, render_path, as_json):
     """Render one high-resolution still image (PNG)."""
     from pathlib import Path
 
     ckpt_name = ckpt or DEFAULT_CHECKPOINT
     output = output or f"{Path(ckpt_name).stem}-still.png"
-    settings = StillSettings(size=size, seed=seed, digit=digit, scale=scale, invert=invert, device=device,
-                             path=render_path)
+    settings = StillSettings(size=size, seed=seed, digit=digit, sample=sample, class_means=class_means, scale=scale,
+                             invert=invert, device=device, path=render_path)
     info = render_still(ckpt_name, output, settings)
     if as_json:
         echo_json(info)

@@ -11,7 +11,7 @@ import numpy as np
 from pipeline import __version__
 from pipeline.checkpoint import Checkpoint, load_checkpoint
 from pipeline.errors import UserError
-from pipeline.jobs.render import Progress, WalkSettings, checkpoint_info, path_latents
+from pipeline.jobs.render import Progress, WalkSettings, checkpoint_info, checkpoint_path, path_info, path_kind
 from pipeline.render import Renderer, default_batch
 from pipeline.video import check_size, check_writable, open_writer, output_format, probe, write_sidecar
 
@@ -31,11 +31,14 @@ class CompareSettings:
     keyframes: int = 8             # random keyframes visited by the walk
     loop: bool = False             # return to the first keyframe (seamless loop, no duplicated frame)
     ease: str = "linear"           # easing within each segment: linear, sine (the article's), smoothstep
-    interp: str = "slerp"          # slerp (great circles) or cubic (smooth spline through keyframes)
+    interp: str = "slerp"          # slerp (great circles), lerp (straight lines, the article's videos) or
+                                   # cubic (smooth spline through keyframes); class transitions always lerp
     scale: float = 8.0             # coordinate range [-scale, scale]; larger zooms out (training used 8)
     invert: bool = False           # dark strokes on white, as the article's "normal" renders
     classes: str | None = None     # class order such as "0-9": class transitions, each panel with its own class latents
     keyframes_file: str | None = None  # .npy [K, z_dim] keyframes instead of random ones
+    digits: str | None = None      # digit sequence such as "8,6,4,2,0,1,3,5,7": real-digit keyframes, each panel
+                                   # with its own checkpoint's stored encodings
     crf: int = 18                  # H.264 quality (lower is better; 0 is lossless but plays in few players)
     preset: str = "medium"         # x264 speed/size trade-off
     lossless: bool = False         # exact gray frames (tests); few players can play it
@@ -49,7 +52,8 @@ class CompareSettings:
         return WalkSettings(
             frames=self.frames, size=self.panel_size, fps=self.fps, seed=self.seed, keyframes=self.keyframes,
             loop=self.loop, ease=self.ease, interp=self.interp, scale=self.scale, invert=self.invert,
-            classes=self.classes, keyframes_file=self.keyframes_file, crf=self.crf, preset=self.preset,
+            classes=self.classes, keyframes_file=self.keyframes_file, digits=self.digits, crf=self.crf,
+            preset=self.preset,
             lossless=self.lossless, fmt=self.fmt, device=self.device, path=self.path, batch=self.batch)
 
 
@@ -157,6 +161,16 @@ def _labels(labels, cks) -> list[str]:
     return labels
 
 
+def _latents_note(walk: WalkSettings) -> str:
+    if walk.classes is not None:
+        return ("per checkpoint: the same class order and timing, but each panel uses its own checkpoint's "
+                "class latents (they differ per model)")
+    if walk.digits is not None:
+        return ("per checkpoint: the same digit sequence and timing, but each panel uses its own checkpoint's "
+                "stored encodings of real digits (they differ per model)")
+    return "shared: every panel renders the same latents"
+
+
 def render_compare(ckpts: list, out, settings: CompareSettings = CompareSettings(),
                    progress: Progress | None = None) -> dict:
     """Render checkpoints side by side on one latent path into one video; returns the sidecar's contents.
@@ -166,9 +180,10 @@ def render_compare(ckpts: list, out, settings: CompareSettings = CompareSettings
     is C * panel_size wide and R * (panel_size + caption) high (both even for MP4, since panel_size must be
     even). 3 panels of 1080 in a row: 3240 x 1160. Unused cells stay background.
 
-    Every panel renders the same latents (same seed, keyframes, easing). Class transitions (`classes`) go
-    through the same class order with the same timing, but each panel uses its own checkpoint's class
-    latents, since those differ per model. All checks (settings, output, checkpoints, latent sizes,
+    Every panel renders the same latents (same seed, keyframes, easing). Class transitions (`classes`) and
+    real-digit walks (`digits`) go through the same order with the same timing, but each panel uses its
+    own checkpoint's class latents or stored digit encodings, since those differ per model (every
+    checkpoint must store encodings for `digits`). All checks (settings, output, checkpoints, latent sizes,
     labels, layout, ffmpeg probe, render path) run before the first frame; the video appears at `out`
     only when complete, with `<out>.json` beside it.
     """
@@ -193,7 +208,7 @@ def render_compare(ckpts: list, out, settings: CompareSettings = CompareSettings
         raise UserError(f"the checkpoints have different latent sizes ({sizes}), so they cannot share a "
                         f"latent path; compare checkpoints with the same z size")
     labels = _labels(s.labels, cks)
-    paths = [path_latents(walk, ck.z_dim, ck.class_latents) for ck in cks]  # (keys [K, Z], latents [N, Z]) each
+    paths = [checkpoint_path(walk, ck) for ck in cks]  # (keys [K, Z], latents [N, Z], bank rows or None) each
     probe(fmt, (geo.width, geo.height), fps=s.fps, crf=s.crf, preset=s.preset, lossless=s.lossless)
 
     t0 = time.perf_counter()
@@ -212,7 +227,7 @@ def render_compare(ckpts: list, out, settings: CompareSettings = CompareSettings
                          lossless=s.lossless) as writer:
             for start in range(0, s.frames, batch):
                 b = min(batch, s.frames - start)
-                for i, (renderer, (_, latents)) in enumerate(zip(renderers, paths)):
+                for i, (renderer, (_, latents, _)) in enumerate(zip(renderers, paths)):
                     x, y = geo.origin(i)
                     canvas[:b, y : y + geo.panel, x : x + geo.panel] = renderer.render(
                         latents[start : start + b], invert=s.invert)  # [b, P, P] uint8
@@ -223,9 +238,10 @@ def render_compare(ckpts: list, out, settings: CompareSettings = CompareSettings
         device = str(renderers[0].device)
     seconds = time.perf_counter() - t0
     panels = []
-    for i, (ck, label, (keys, _)) in enumerate(zip(cks, labels, paths)):
+    for i, (ck, label, (keys, _, bank_rows)) in enumerate(zip(cks, labels, paths)):
         x, y = geo.origin(i)
-        panels.append({**checkpoint_info(ck), "label": label, "x": x, "y": y, "keyframes": keys})
+        panels.append({**checkpoint_info(ck), "label": label, "x": x, "y": y, "keyframes": keys,
+                       **path_info(walk, bank_rows)})
     info = {
         "kind": "compare",
         "version": __version__,
@@ -233,10 +249,8 @@ def render_compare(ckpts: list, out, settings: CompareSettings = CompareSettings
         "fps": s.fps, "layout": {"columns": columns, "rows": rows, "panel_size": geo.panel,
                                  "caption_height": geo.caption},
         "settings": {**asdict(replace(s, batch=None)), "labels": labels},
-        "path": "classes" if s.classes is not None else "walk",
-        "latents": ("per checkpoint: the same class order and timing, but each panel uses its own checkpoint's "
-                    "class latents (they differ per model)") if s.classes is not None else
-                   "shared: every panel renders the same latents",
+        "path": path_kind(walk),
+        "latents": _latents_note(walk),
         "checkpoints": panels,
         "render_path": ",".join(render_paths), "device": device,
         "seconds": round(seconds, 3), "frames_per_second": round(s.frames / seconds, 3),

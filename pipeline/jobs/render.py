@@ -1,4 +1,4 @@
-"""Walk / class-transition videos and stills: checkpoint + latent path + render engine + video writer."""
+"""Walk / class-transition / real-digit videos and stills: checkpoint + latent path + render engine + video writer."""
 from __future__ import annotations
 
 import time
@@ -12,7 +12,8 @@ import torch
 from pipeline import __version__
 from pipeline.checkpoint import Checkpoint, load_checkpoint
 from pipeline.errors import UserError
-from pipeline.latents import EASINGS, class_path, load_keyframes, parse_classes, walk_keyframes, walk_path
+from pipeline.latents import (EASINGS, INTERPOLATIONS, class_path, digit_keyframes, load_keyframes, parse_classes,
+                              parse_digits, walk_keyframes, walk_path)
 from pipeline.render import Renderer, default_batch
 from pipeline.video import atomic_path, check_size, check_writable, open_writer, output_format, probe, write_sidecar
 
@@ -31,11 +32,15 @@ class WalkSettings:
     keyframes: int = 8             # random keyframes visited by the walk
     loop: bool = False             # return to the first keyframe (seamless loop, no duplicated frame)
     ease: str = "linear"           # easing within each segment: linear, sine (the article's), smoothstep
-    interp: str = "slerp"          # slerp (great circles) or cubic (smooth spline through keyframes)
+    interp: str = "slerp"          # slerp (great circles), lerp (straight lines, the article's videos) or
+                                   # cubic (smooth spline through keyframes); class transitions always lerp
     scale: float = 8.0             # coordinate range [-scale, scale]; larger zooms out (training used 8)
     invert: bool = False           # dark strokes on white, as the article's "normal" renders
-    classes: str | None = None     # class order such as "0-9": class transitions instead of a random walk
+    classes: str | None = None     # class order such as "0-9": transitions between class means
     keyframes_file: str | None = None  # .npy [K, z_dim] keyframes instead of random ones
+    digits: str | None = None      # digit sequence such as "8,6,4,2,0,1,3,5,7": keyframes are the checkpoint's
+                                   # stored encodings of single real digits (the article's keyframes); the
+                                   # i-th occurrence of a digit takes its i-th stored encoding
     crf: int = 18                  # H.264 quality (lower is better; 0 is lossless but plays in few players)
     preset: str = "medium"         # x264 speed/size trade-off
     lossless: bool = False         # exact gray frames (tests, segment joins); few players can play it
@@ -47,40 +52,104 @@ class WalkSettings:
     def validate(self) -> None:
         if self.frames < 1:
             raise UserError(f"--frames must be at least 1, got {self.frames}")
-        if self.keyframes < 1 and self.classes is None and self.keyframes_file is None:
+        chosen = [name for name, value in (("--digits", self.digits), ("--classes", self.classes),
+                                           ("--keyframes-file", self.keyframes_file)) if value is not None]
+        if len(chosen) > 1:
+            raise UserError(f"{' and '.join(chosen)} each choose the latent path; give only one of --digits, "
+                            f"--classes, --keyframes-file")
+        if self.keyframes < 1 and not chosen:
             raise UserError(f"--keyframes must be at least 1, got {self.keyframes}")
         if self.ease not in EASINGS:
             raise UserError(f"unknown easing {self.ease!r}; choose one of {', '.join(EASINGS)}")
+        if self.interp not in INTERPOLATIONS:
+            raise UserError(f"unknown interpolation --interp {self.interp!r}; choose one of "
+                            f"{', '.join(INTERPOLATIONS)}")
         if self.batch is not None and self.batch < 1:
             raise UserError(f"--batch must be at least 1, got {self.batch}")
-        if self.classes is not None and self.keyframes_file is not None:
-            raise UserError("--classes and --keyframes-file both choose the path; give only one")
+        if self.digits is not None:
+            parse_digits(self.digits)  # a bad sequence fails before any checkpoint is read
 
 
 @dataclass(frozen=True)
 class StillSettings:
     size: int = 3240               # image width and height in pixels
     seed: int = 0                  # seed of the latent (ignored with digit)
-    digit: int | None = None       # render this class's latent instead of a random one
+    digit: int | None = None       # render this digit instead of a random latent: a stored encoding of a
+                                   # single real digit when the checkpoint has them, else the class mean
+    sample: int = 0                # with digit: which stored encoding of it (wraps around the ones stored)
+    class_means: bool = False      # with digit: render the class mean even when encodings are stored
     scale: float = 8.0             # coordinate range [-scale, scale]
     invert: bool = False           # dark strokes on white
     device: str = "auto"           # auto, cpu or cuda[:N]
     path: str = "auto"             # render path
+
+    def validate(self) -> None:
+        if self.digit is not None and not 0 <= self.digit <= 9:
+            raise UserError(f"--digit must be 0..9, got {self.digit}")
+        if self.sample < 0:
+            raise UserError(f"--sample must be at least 0, got {self.sample}")
 
 
 def _checkpoint(ckpt) -> Checkpoint:
     return ckpt if isinstance(ckpt, Checkpoint) else load_checkpoint(ckpt if ckpt is not None else DEFAULT_CHECKPOINT)
 
 
-def path_latents(settings: WalkSettings, z_dim: int, class_latents: torch.Tensor | None) -> tuple[np.ndarray, np.ndarray]:
-    """(keyframes [K, z_dim], per-frame latents [frames, z_dim]) of a walk or class transition."""
-    s = settings
+def digit_bank(ck: Checkpoint) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """A checkpoint's stored single-digit encodings as (latents [N, Z], labels [N]), or None if it has none."""
+    if ck.digit_latents is None or ck.digit_labels is None:
+        return None
+    return ck.digit_latents, ck.digit_labels
+
+
+def _path(s: WalkSettings, z_dim: int, class_latents, bank, source: str):
+    """(keyframes [K, Z], per-frame latents [frames, Z], bank rows of the keyframes [K] or None)."""
     if s.classes is not None:
         order = parse_classes(s.classes)
         keys = np.asarray(class_latents, dtype=np.float32)[order]
-        return keys, class_path(class_latents, order, s.frames, loop=s.loop, ease=s.ease)
+        return keys, class_path(class_latents, order, s.frames, loop=s.loop, ease=s.ease), None
+    if s.digits is not None:
+        order = parse_digits(s.digits)
+        keys, rows = digit_keyframes(order, *(bank if bank is not None else (None, None)), source=source)
+        if keys.shape[1] != z_dim:
+            raise UserError(f"{source}: its digit encodings have z_dim {keys.shape[1]} but its generator takes "
+                            f"{z_dim}; the file is corrupt")
+        return keys, walk_path(keys, s.frames, loop=s.loop, ease=s.ease, interp=s.interp), rows
     keys = load_keyframes(s.keyframes_file, z_dim) if s.keyframes_file else walk_keyframes(s.seed, s.keyframes, z_dim)
-    return keys, walk_path(keys, s.frames, loop=s.loop, ease=s.ease, interp=s.interp)
+    return keys, walk_path(keys, s.frames, loop=s.loop, ease=s.ease, interp=s.interp), None
+
+
+def path_latents(settings: WalkSettings, z_dim: int, class_latents: torch.Tensor | None,
+                 digit_bank: tuple | None = None, source: str = "the checkpoint") -> tuple[np.ndarray, np.ndarray]:
+    """(keyframes [K, z_dim], per-frame latents [frames, z_dim]) of a walk, class transition or digit walk.
+
+    class_latents [10, Z] is used by `classes`; digit_bank (latents [N, Z], labels [N]) by `digits`
+    (None: the checkpoint stores no encodings, a UserError naming `source` and the fixes).
+    """
+    keys, latents, _ = _path(settings, z_dim, class_latents, digit_bank, source)
+    return keys, latents
+
+
+def checkpoint_path(settings: WalkSettings, ck: Checkpoint) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The path of `settings` through this checkpoint's own latents (class means, digit encodings).
+
+    Returns (keyframes [K, Z], per-frame latents [frames, Z], the keyframes' rows in the checkpoint's
+    digit bank [K] for a `digits` walk, else None).
+    """
+    return _path(settings, ck.z_dim, ck.class_latents, digit_bank(ck), f"checkpoint {ck.name}")
+
+
+def path_kind(settings) -> str:
+    """What a walk's keyframes are: "classes" (class means), "digits" (real digits) or "walk"."""
+    if settings.classes is not None:
+        return "classes"
+    return "digits" if settings.digits is not None else "walk"
+
+
+def path_info(settings, rows: np.ndarray | None) -> dict:
+    """Sidecar entries describing a digit walk's keyframes (empty for other paths)."""
+    if settings.digits is None or rows is None:
+        return {}
+    return {"keyframe_digits": parse_digits(settings.digits), "digit_bank_rows": [int(r) for r in rows]}
 
 
 def checkpoint_info(ck: Checkpoint) -> dict:
@@ -99,7 +168,7 @@ def stream_frames(renderer: Renderer, latents: np.ndarray, writer, batch: int, i
 
 
 def render_walk(ckpt, out, settings: WalkSettings = WalkSettings(), progress: Progress | None = None) -> dict:
-    """Render a latent walk (or class transition) video from a checkpoint; returns the sidecar's contents.
+    """Render a latent walk (class transition, real-digit walk) video from a checkpoint; returns the sidecar.
 
     Every input is checked and ffmpeg is probed before the first frame renders; the video appears at
     `out` only when complete, with `<out>.json` beside it holding everything needed to reproduce it.
@@ -111,7 +180,7 @@ def render_walk(ckpt, out, settings: WalkSettings = WalkSettings(), progress: Pr
     check_size((s.size, s.size), fmt)
     check_writable(out, fmt)
     ck = _checkpoint(ckpt)
-    keys, latents = path_latents(s, ck.z_dim, ck.class_latents)
+    keys, latents, bank_rows = checkpoint_path(s, ck)
     probe(fmt, (s.size, s.size), fps=s.fps, crf=s.crf, preset=s.preset, lossless=s.lossless)
     if progress is not None:
         progress(0)  # checks passed: rendering starts
@@ -124,15 +193,39 @@ def render_walk(ckpt, out, settings: WalkSettings = WalkSettings(), progress: Pr
         render_path, device = renderer.path, str(renderer.device)
     seconds = time.perf_counter() - t0
     info = {
-        "kind": "walk" if s.classes is None else "classes",
+        "kind": path_kind(s),
         "version": __version__,
         "output": str(out), "format": fmt, "frames": len(latents), "width": s.size, "height": s.size,
         "fps": s.fps, "settings": asdict(replace(s, batch=None)), "checkpoint": checkpoint_info(ck),
-        "keyframes": keys, "render_path": render_path, "device": device,
+        "keyframes": keys, **path_info(s, bank_rows), "render_path": render_path, "device": device,
         "seconds": round(seconds, 3), "frames_per_second": round(len(latents) / seconds, 3),
     }
     write_sidecar(out, info)
     return info
+
+
+def still_latent(settings: StillSettings, ck: Checkpoint) -> tuple[np.ndarray, dict]:
+    """The latent [1, Z] of a still and where it came from (for the sidecar).
+
+    digit set: the checkpoint's `sample`-th stored encoding of that real digit (wrapping around the
+    ones stored), or the class mean with class_means or when the checkpoint stores no encodings;
+    digit unset: a random latent from `seed`.
+    """
+    s = settings
+    if s.digit is None:
+        return walk_keyframes(s.seed, 1, ck.z_dim), {"kind": "random", "seed": s.seed}
+    if not 0 <= s.digit < ck.class_latents.shape[0]:
+        raise UserError(f"--digit must be 0..{ck.class_latents.shape[0] - 1}, got {s.digit}")
+    bank = digit_bank(ck)
+    if s.class_means or bank is None:
+        why = "asked for (class_means)" if s.class_means else "the checkpoint stores no single-digit encodings"
+        return ck.class_latents[s.digit : s.digit + 1].numpy(), {"kind": "class mean", "digit": s.digit,
+                                                                 "why": why}
+    digit_keyframes([s.digit], *bank, source=f"checkpoint {ck.name}")  # no encoding of this digit: UserError
+    rows = np.nonzero(np.asarray(bank[1], dtype=np.int64) == s.digit)[0]
+    row = int(rows[s.sample % rows.size])
+    return (np.asarray(bank[0][row : row + 1], dtype=np.float32),
+            {"kind": "digit encoding", "digit": s.digit, "sample": s.sample, "digit_bank_row": row})
 
 
 def render_still(ckpt, out, settings: StillSettings = StillSettings()) -> dict:
@@ -140,17 +233,13 @@ def render_still(ckpt, out, settings: StillSettings = StillSettings()) -> dict:
     import imageio.v3 as iio
 
     s = settings
+    s.validate()
     out = Path(out)
     if out.suffix.lower() != ".png":
         raise UserError(f"stills are written as PNG; name the output {out.with_suffix('.png')}")
     check_writable(out, "gif")  # any single-file format: only the directory matters
     ck = _checkpoint(ckpt)
-    if s.digit is not None:
-        if not 0 <= s.digit < ck.class_latents.shape[0]:
-            raise UserError(f"--digit must be 0..{ck.class_latents.shape[0] - 1}, got {s.digit}")
-        z = ck.class_latents[s.digit : s.digit + 1].numpy()
-    else:
-        z = walk_keyframes(s.seed, 1, ck.z_dim)
+    z, source = still_latent(s, ck)
     t0 = time.perf_counter()
     with Renderer(ck.generator, s.size, s.size, scale=s.scale, path=s.path, device=s.device) as renderer:
         image = renderer.render(z, invert=s.invert)[0]  # [H, W] uint8
@@ -158,7 +247,8 @@ def render_still(ckpt, out, settings: StillSettings = StillSettings()) -> dict:
     with atomic_path(out) as tmp:
         iio.imwrite(tmp, image, extension=".png")
     info = {"kind": "still", "version": __version__, "output": str(out), "width": s.size, "height": s.size,
-            "settings": asdict(s), "checkpoint": checkpoint_info(ck), "latent": z[0], "render_path": render_path,
+            "settings": asdict(s), "checkpoint": checkpoint_info(ck), "latent": z[0], "latent_source": source,
+            "render_path": render_path,
             "seconds": round(time.perf_counter() - t0, 3)}
     write_sidecar(out, info)
     return info

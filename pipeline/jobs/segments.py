@@ -20,7 +20,8 @@ import numpy as np
 from pipeline import __version__
 from pipeline.checkpoint import Checkpoint, load_checkpoint
 from pipeline.errors import UserError
-from pipeline.jobs.render import DEFAULT_CHECKPOINT, Progress, WalkSettings, checkpoint_info, path_latents, render_walk
+from pipeline.jobs.render import (DEFAULT_CHECKPOINT, Progress, WalkSettings, checkpoint_info, checkpoint_path,
+                                  path_info, path_kind, render_walk)
 from pipeline.render import available_paths, resolve_device
 from pipeline.video import VideoError, atomic_path, check_size, check_writable, ffmpeg_exe, output_format, probe, \
     write_sidecar
@@ -183,7 +184,7 @@ def render_walk_segmented(ckpt, out, settings: WalkSettings = WalkSettings(), wo
     check_size((s.size, s.size), fmt)
     check_writable(out, fmt)
     ck = ckpt if isinstance(ckpt, Checkpoint) else load_checkpoint(ckpt if ckpt is not None else DEFAULT_CHECKPOINT)
-    keys, latents = path_latents(s, ck.z_dim, ck.class_latents)  # the whole path, once: [frames, Z]
+    keys, latents, bank_rows = checkpoint_path(s, ck)  # the whole path, once: [frames, Z]
     devices = list(devices) if devices else [s.device]
     for dev in devices:  # an unusable device or path fails here, not in a child a few seconds later
         resolved = resolve_device(dev)
@@ -252,11 +253,11 @@ def render_walk_segmented(ckpt, out, settings: WalkSettings = WalkSettings(), wo
     seconds = time.perf_counter() - t0
     first = done[0]
     info = {
-        "kind": "walk" if s.classes is None else "classes",
+        "kind": path_kind(s),
         "version": __version__,
         "output": str(out), "format": fmt, "frames": len(latents), "width": s.size, "height": s.size,
         "fps": s.fps, "settings": asdict(replace(s, batch=None)), "checkpoint": checkpoint_info(ck),
-        "keyframes": keys, "render_path": first["render_path"], "device": first["device"],
+        "keyframes": keys, **path_info(s, bank_rows), "render_path": first["render_path"], "device": first["device"],
         "seconds": round(seconds, 3), "frames_per_second": round(len(latents) / seconds, 3),
         "workers": len(bounds),
         "segments": [{"index": i, "start": a, "stop": b, **done[i]} for i, (a, b) in enumerate(bounds)],
