@@ -30,7 +30,9 @@ def test_article_preset_validates_and_has_the_articles_jobs(tmp_path):
     jobs = p.jobs
     trains = {n: j.settings for n, j in jobs.items() if j.kind == "train"}
     assert trains["train_prev"].model == "prev" and trains["train_prev"].batch_size == 500
-    assert trains["train_resnet"].model == "resnet" and trains["train_resnet"].batch_size == 1000
+    assert trains["train_resnet"].model == "resnet" and trains["train_resnet"].batch_size == 2000  # config.pkl
+    assert trains["train_prev"].resolved().split == "train" and trains["train_resnet"].resolved().split == "all"
+    assert all(s.precision == "bf16" for s in trains.values())
     assert [o.name for o in jobs["train_resnet"].outputs] == ["e6.pt", "e24.pt"]
     assert trains["train_resnet_w4"].width == 4
     assert all(s.data_dir is None for s in trains.values())  # the data cache / verified download
