@@ -51,12 +51,24 @@ def progress_bar(description: str, total: int | None, unit: str = "it", quiet: b
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn,
                                TimeElapsedColumn, TimeRemainingColumn)
 
+    from rich.text import Text
+
+    class _WithStatus(Progress):
+        """The bar on one line and the latest `info` on its own line below, so neither is cut at 80 columns."""
+
+        def get_renderables(self):
+            yield self.make_tasks_table(self.tasks)
+            info = self.tasks[0].fields.get("info", "") if self.tasks else ""
+            if info:
+                text = Text.from_markup(info, overflow="ellipsis")
+                text.no_wrap = True
+                yield text
+
     columns = [
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
+        TextColumn("[bold]{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(), TaskProgressColumn(),
         TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-        TextColumn("{task.fields[info]}"),
     ]
-    progress = Progress(*columns, console=_stderr_console(), transient=False)
+    progress = _WithStatus(*columns, console=_stderr_console(), transient=False)
     state = {"task": None, "done": 0, "start": 0.0}
 
     def advance(n: int = 1, info: str = "", **_):

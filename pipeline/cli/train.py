@@ -56,13 +56,20 @@ def stop_on_interrupt(event: threading.Event):
 
 
 def _batch_info(row: dict, epochs: int, n_batches: int) -> str:
+    """Compact, most important first (a narrow terminal cuts the end): epoch, losses, accuracies."""
     if "kl" in row:  # resnet
-        losses = f"G {row.get('g_loss', 0):.3f} KL {row.get('kl', 0):.4f} D {row.get('d_loss', 0):.3f}"
+        losses = f"G {row.get('g_loss', 0):.2f} KL {row.get('kl', 0):.3f} D {row.get('d_loss', 0):.2f}"
     else:
-        losses = f"G {row.get('g_loss', 0):.3f} VAE {row.get('vae_loss', 0):.3f} D {row.get('d_loss', 0):.3f}"
-    return (f"epoch {row['epoch']}/{epochs} batch {row['batch']}/{n_batches} {losses} "
-            f"acc gen {row.get('g_acc', 0):.2f} real {row.get('eval_real_acc', 0):.2f} "
-            f"fake {row.get('eval_fake_acc', 0):.2f}")
+        losses = f"G {row.get('g_loss', 0):.2f} VAE {row.get('vae_loss', 0):.2f} D {row.get('d_loss', 0):.2f}"
+    return (f"e{row['epoch']}/{epochs} {losses} acc g {row.get('g_acc', 0):.2f} "
+            f"r {row.get('eval_real_acc', 0):.2f} f {row.get('eval_fake_acc', 0):.2f}")
+
+
+def _finish(seconds_left: float, now: datetime | None = None) -> str:
+    """The projected finish as a clock time ('ends 14:05', with the weekday when not today)."""
+    now = now or datetime.now()
+    end = now + timedelta(seconds=seconds_left)
+    return f"ends {end:%H:%M}" if end.date() == now.date() else f"ends {end:%a %H:%M}"
 
 
 class _Reporter:
@@ -101,14 +108,11 @@ class _Reporter:
         elif kind == "batch":
             row = event["metrics"]
             self.times.append(row["time"])
-            info = _batch_info(row, self.epochs, self.n_batches)
-            if self.times:  # projected finish from the recent batches' pace
-                recent = self.times[-20:]
-                left = self.total - (self.done + 1)
-                finish = datetime.now() + timedelta(seconds=left * sum(recent) / len(recent))
-                info += f" done ~{finish:%a %H:%M}"
+            recent = self.times[-20:]  # projected finish from the recent batches' pace
+            left = self.total - (self.done + 1)
+            info = f"{_finish(left * sum(recent) / len(recent))} {_batch_info(row, self.epochs, self.n_batches)}"
             if self.collapse:
-                info += " [bold red]COLLAPSE?[/]"
+                info = f"[bold red]COLLAPSE?[/] {info}"
             self.done += 1
             self.advance(1, info=info)
         elif kind == "collapse":
