@@ -186,7 +186,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = No
     cfg = cfg.resolved()
     out = Path(cfg.out_dir)
     state_path, metrics_path = out / STATE_NAME, out / METRICS_NAME
-    command = _portable_command(command if command else cfg.command_line() + (["--resume"] if resume else []))
+    # The command that reproduces the run from scratch (a resume continues it exactly, so it is the same).
+    command = _portable_command(command if command else cfg.command_line())
     saved = None
     if resume:
         saved = _read_state(state_path)
