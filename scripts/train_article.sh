@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The article's four trainings at full scale on all of MNIST, one after another (best throughput on a
+# The article's trainings at full scale (resnet width 6 with e6/e24, width 4, prev) on all of MNIST, one after another (best throughput on a
 # small CPU box), each resumed from its state.pt when it already exists. Safe to rerun after any stop.
 #
 #   nice -n 10 scripts/train_article.sh [DATA_DIR] [RUNS_DIR] [WHICH...]
@@ -11,9 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=$(realpath "${1:-../shared/data/mnist}")
 RUNS=${2:-$HOME/.cache/cppn-video/runs}
-shift $(( $# > 2 ? 2 : $# )) || true
-WHICH=("${@:-resnet-w6 prev resnet-w4}")
-read -r -a WHICH <<< "${WHICH[*]}"
+if (( $# > 2 )); then WHICH=("${@:3}"); else WHICH=(resnet-w6 prev resnet-w4); fi
 PRECISION=${PRECISION:-bf16}
 mkdir -p "$RUNS"
 
