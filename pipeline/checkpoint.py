@@ -19,7 +19,6 @@ the position in the run (see pipeline.train.state).
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ import torch.nn as nn
 
 from pipeline import atomic
 from pipeline.errors import UserError
+from pipeline.torchfile import read_plain
 from pipeline.models import GENERATOR_FAMILIES, build_generator, config_dict, generator_config
 
 FORMAT_VERSION = 1
@@ -172,25 +172,7 @@ def resolve_checkpoint(name_or_path: str | os.PathLike) -> Path:
 def read_checkpoint_dict(path: str | os.PathLike) -> tuple[dict, str]:
     """Read and validate a checkpoint file -> (the raw dict, sha256 of its bytes); errors are one line."""
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise UserError(f"checkpoint file {path} not found; check the path") from None
-    except OSError as e:
-        raise UserError(f"cannot read checkpoint {path}: {e.strerror or e}") from None
-    digest = hashlib.sha256(raw).hexdigest()
-    # torch.save writes a zip archive (older versions: a pickle, protocol 2+ starts with 0x80).
-    if raw[:4] != b"PK\x03\x04" and raw[:1] != b"\x80":
-        what = "an empty file" if not raw else "not a torch file"
-        raise UserError(f"{path} is {what}, not a checkpoint; use a .pt file written by `cppn-video train`")
-    try:
-        data = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
-    except Exception as e:  # torch.load raises many types (RuntimeError, UnpicklingError, EOFError, ...)
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        if "weights only" in str(e).lower() or "weights_only" in str(e).lower():
-            raise UserError(f"{path} holds Python objects, not plain data; refusing to load it "
-                            f"(cppn-video checkpoints are data only)") from None
-        raise UserError(f"{path} is truncated or corrupt ({first}); copy or write it again") from None
+    data, digest = read_plain(path, "checkpoint", "pass a .pt file written by `cppn-video train`")
     if not isinstance(data, dict) or "format_version" not in data:
         raise UserError(f"{path} is a torch file but not a cppn-video checkpoint (no format_version); "
                         f"use a .pt file written by `cppn-video train`")

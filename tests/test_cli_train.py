@@ -18,14 +18,6 @@ from pipeline.cli import cli, main
 from pipeline.cli.train import stop_on_interrupt
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models; see tests/test_train.py
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     return write_idx_dataset(tmp_path_factory.mktemp("digits"), n_train=64, n_test=0, seed=2)

@@ -22,14 +22,6 @@ from pipeline.train.health import BLANK_BATCHES, CollapseMonitor, KL_FLOOR, fake
 from pipeline.train.latents import BANK_PER_CLASS, bank_indices, compute_digit_bank
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models; see tests/test_train.py
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
     return write_idx_dataset(tmp_path_factory.mktemp("digits"), n_train=192, n_test=40, seed=3)
@@ -73,7 +65,6 @@ def test_a_hard_kill_loses_at_most_the_interval_and_resume_continues(data, tmp_p
     """A periodic save mid-epoch is a full resume point: resuming from it equals an uninterrupted run."""
     train(small(tmp_path / "a", data))
     now = {"t": 0.0}
-    stop_after = {"n": 0}
 
     def progress(e):
         if e["event"] == "batch":

@@ -20,16 +20,6 @@ from pipeline.train import losses, schedules
 REAL_MNIST = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # These models are tiny: one thread is as fast alone and far faster when the CPU is shared
-    # (two-thread OpenMP under oversubscription stalls for seconds per step).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory) -> Path:
     return write_idx_dataset(tmp_path_factory.mktemp("synthetic"), n_train=320, n_test=0, seed=0)

@@ -17,7 +17,6 @@ orientation of MNIST that the CNN was trained on.
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 from dataclasses import asdict, dataclass, field
@@ -28,6 +27,7 @@ import numpy as np
 import torch
 
 from pipeline.errors import UserError
+from pipeline.torchfile import read_plain
 from pipeline.evaluate.digit_cnn import CONFIG_KEYS, DigitCNN, DigitCNNConfig, expected_shapes
 
 ASSET_PATH = Path(__file__).resolve().parent / "digit_cnn.pt"
@@ -129,25 +129,7 @@ def load_digit_cnn(path: str | os.PathLike | None = None) -> LoadedCNN:
     """Load and validate the digit classifier (default: the bundled asset); every problem is one UserError line."""
     path = Path(path) if path is not None else ASSET_PATH
     fix = "reinstall cppn-video or rebuild it with scripts/train_digit_cnn.py"
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise UserError(f"digit classifier {path} not found; {fix}") from None
-    except OSError as e:
-        raise UserError(f"cannot read digit classifier {path}: {e.strerror or e}") from None
-    digest = hashlib.sha256(raw).hexdigest()
-    if raw[:4] != b"PK\x03\x04" and raw[:1] != b"\x80":
-        what = "an empty file" if not raw else "not a torch file"
-        raise UserError(f"digit classifier {path} is {what}; {fix}")
-    try:
-        data = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
-    except Exception as e:  # torch.load raises many types (RuntimeError, UnpicklingError, EOFError, ...)
-        text = str(e)
-        if "weights only" in text.lower() or "weights_only" in text.lower():
-            raise UserError(f"digit classifier {path} holds Python objects, not plain data; refusing to load "
-                            f"it; {fix}") from None
-        first = (text.strip().splitlines() or [type(e).__name__])[0]
-        raise UserError(f"digit classifier {path} is truncated or corrupt ({first}); {fix}") from None
+    data, digest = read_plain(path, "digit classifier", fix)
     problem = payload_problem(data)
     if problem:
         raise UserError(f"digit classifier {path} {problem}; {fix}")
