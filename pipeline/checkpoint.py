@@ -112,6 +112,27 @@ def render_payload(generator: nn.Module, class_latents: torch.Tensor, meta: dict
     }
 
 
+# Sane bounds for the integer fields of a generator config (the article uses z 32, width 6/128, 24 blocks).
+CONFIG_BOUNDS = {"z_dim": (1, 4096), "width": (1, 4096), "n_blocks": (1, 1024), "relu_layers": (0, 64),
+                 "tanh_layers": (0, 64)}
+
+
+def _config_problem(cfg) -> str:
+    """Why a generator config is unusable (out-of-range sizes, non-finite scales), or "" if it is fine."""
+    import math
+    from dataclasses import fields
+
+    for f in fields(cfg):
+        value = getattr(cfg, f.name)
+        if f.name in CONFIG_BOUNDS:
+            lo, hi = CONFIG_BOUNDS[f.name]
+            if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+                return f"{f.name} = {value!r} is outside {lo}..{hi}"
+        elif isinstance(value, float) and not math.isfinite(value):
+            return f"{f.name} = {value!r} is not finite"
+    return ""
+
+
 def _bank_problem(bank, z_dim: int) -> str:
     """Why a digit bank is malformed, or "" if it is fine."""
     if not isinstance(bank, dict) or set(bank) != {"latents", "labels"}:
@@ -208,12 +229,19 @@ def load_checkpoint(path_or_name: str | os.PathLike) -> Checkpoint:
     except (TypeError, ValueError) as e:
         raise UserError(f"{path} has a generator config this cppn-video cannot build ({e}); "
                         f"it may come from another version") from None
+    problem = _config_problem(cfg)
+    if problem:  # checked before building: a hostile config must not allocate gigabytes
+        raise UserError(f"{path}: generator config {problem}; the file is corrupt or not from cppn-video")
     generator = build_generator(cfg)
     try:
         generator.load_state_dict(data["generator"], strict=True)
     except (RuntimeError, TypeError, AttributeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(f"{path}: generator weights do not match its config ({first}); the file is corrupt") from None
+    bad = [name for name, t in generator.state_dict().items() if not torch.isfinite(t).all()]
+    if bad:
+        raise UserError(f"{path}: generator weights {', '.join(bad[:3])} hold NaN or infinite values; it would "
+                        f"render blank frames; use an earlier checkpoint of the run")
     generator = generator.float().eval()
     for p in generator.parameters():
         p.requires_grad_(False)  # rendering never needs gradients

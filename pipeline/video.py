@@ -475,6 +475,25 @@ def open_writer(
 # ---------------------------------------------------------------- sidecar and reading
 
 
+def check_not_input(out, inputs) -> None:
+    """Raise UserError (one line) if the output or its sidecar would replace one of the input files.
+
+    inputs: paths (None entries are skipped). Existing files are compared with os.path.samefile (links
+    and other spellings of one file), others by their resolved path.
+    """
+    targets = [Path(out), sidecar_path(out)]
+    for src in inputs:
+        if src is None:
+            continue
+        src = Path(src)
+        for target in targets:
+            same = (os.path.samefile(src, target) if src.exists() and target.exists()
+                    else src.resolve() == target.resolve())
+            if same:
+                raise UserError(f"the output {target} is the input {src}; writing it would destroy the input; "
+                                f"choose another output path")
+
+
 def sidecar_path(video_path) -> Path:
     """Where the sidecar of a video goes: the full name plus .json (walk.mp4 -> walk.mp4.json).
 

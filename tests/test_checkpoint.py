@@ -159,6 +159,49 @@ def test_wrong_version_incomplete_and_unknown_family(tmp_path):
     _expect_error(bad_weights, "do not match its config")
 
 
+@pytest.mark.parametrize("field, value, fragment", [
+    ("n_blocks", 300_000, "n_blocks = 300000 is outside 1..1024"),
+    ("width", -3, "width = -3 is outside 1..4096"),
+    ("width", 1_000_000, "width = 1000000 is outside"),
+    ("z_scale", float("nan"), "z_scale = nan is not finite"),
+])
+def test_generator_config_is_checked_before_building(tmp_path, field, value, fragment, monkeypatch):
+    path = tmp_path / "e6.pt"
+    save_one(path)
+    data = torch.load(path, weights_only=True)
+    data["generator_config"][field] = value
+    torch.save(data, path)
+    built = []
+    monkeypatch.setattr(ckpt_mod, "build_generator", lambda cfg: built.append(cfg))
+    _expect_error(path, fragment)
+    assert built == []  # refused before any module was built
+
+
+def test_nan_weights_are_refused_at_load_naming_the_tensor(tmp_path):
+    path = tmp_path / "e6.pt"
+    save_one(path)
+    data = torch.load(path, weights_only=True)
+    data["generator"]["blocks.1.tanh.weight"][0, 0] = float("nan")
+    torch.save(data, path)
+    _expect_error(path, "blocks.1.tanh.weight", "NaN")
+
+
+def test_digit_bank_round_trip_and_validation(tmp_path):
+    gen = small_generator()
+    bank = {"latents": torch.randn(20, gen.cfg.z_dim), "labels": torch.arange(10).repeat_interleave(2)}
+    path = tmp_path / "e6.pt"
+    save_render_checkpoint(path, gen, torch.randn(10, gen.cfg.z_dim), META, bank)
+    ck = load_checkpoint(path)
+    assert torch.equal(ck.digit_latents, bank["latents"]) and torch.equal(ck.digit_labels, bank["labels"])
+    data = torch.load(path, weights_only=True)
+    data["digit_bank"]["labels"] = torch.full((20,), 11)
+    torch.save(data, path)
+    _expect_error(path, "digit_bank labels must be within 0..9")
+    with pytest.raises(ValueError, match="float32"):
+        save_render_checkpoint(path, gen, torch.randn(10, gen.cfg.z_dim), META,
+                               {"latents": torch.randn(3, 2), "labels": torch.zeros(3, dtype=torch.int64)})
+
+
 def test_class_latents_are_class_means_of_mu(monkeypatch):
     torch.manual_seed(0)
     encoder = Encoder(EncoderConfig(hidden=16, z_dim=4)).train()

@@ -138,3 +138,37 @@ def test_corrupt_checkpoint_is_one_line(tmp_path):
 def test_settings_validation():
     with pytest.raises(UserError, match="--keyframes-file"):
         WalkSettings(classes="0-9", keyframes_file="k.npy").validate()
+
+
+def test_an_output_never_replaces_an_input(tmp_path):
+    """walk/still/compare refuse an output (or its sidecar) that is one of their inputs; the input survives."""
+    from pipeline.checkpoint import resolve_checkpoint
+    from pipeline.jobs.compare import CompareSettings, render_compare
+
+    ck = tmp_path / "mine.pt"
+    ck.write_bytes(resolve_checkpoint("e24").read_bytes())
+    before = ck.read_bytes()
+    cases = [
+        lambda: render_walk(ck, ck, WalkSettings(frames=2, size=16, fmt="mp4")),
+        lambda: render_compare([ck, "e6"], ck, CompareSettings(frames=2, panel_size=16, fmt="mp4")),
+    ]
+    for run in cases:
+        with pytest.raises(UserError, match="is the input"):
+            run()
+    # a checkpoint named like a PNG, and a link to it: the same file under other names
+    png = tmp_path / "mine.png"
+    png.write_bytes(before)
+    link = tmp_path / "link.png"
+    link.symlink_to(png)
+    with pytest.raises(UserError, match="is the input"):
+        render_still(png, link, StillSettings(size=16))
+    # the keyframes file, and a sidecar that would land on an input
+    keys = tmp_path / "k.npy"
+    np.save(keys, np.zeros((2, 32), np.float32))
+    with pytest.raises(UserError, match="is the input"):
+        render_walk("e24", tmp_path / "k.npy", WalkSettings(frames=2, size=16, fmt="mp4", keyframes_file=str(keys)))
+    side = tmp_path / "w.mp4.json"
+    side.write_bytes(before)
+    with pytest.raises(UserError, match="is the input"):
+        render_walk(side, tmp_path / "w.mp4", WalkSettings(frames=2, size=16))
+    assert ck.read_bytes() == before and png.read_bytes() == before and side.read_bytes() == before

@@ -13,7 +13,7 @@ from pipeline.checkpoint import Checkpoint, load_checkpoint
 from pipeline.errors import UserError
 from pipeline.jobs.render import Progress, WalkSettings, checkpoint_info, checkpoint_path, path_info, path_kind
 from pipeline.render import Renderer, default_batch
-from pipeline.video import check_size, check_writable, open_writer, output_format, probe, write_sidecar
+from pipeline.video import check_not_input, check_size, check_writable, open_writer, output_format, probe, write_sidecar
 
 _CANVAS_BUDGET = 256 * 2**20  # bytes of composed frames per batch (the writer queues two more copies)
 _MIN_FONT = 6  # px; below this a caption is unreadable anyway, so it is clipped instead of shrunk further
@@ -202,6 +202,7 @@ def render_compare(ckpts: list, out, settings: CompareSettings = CompareSettings
     check_size((geo.width, geo.height), fmt)
     check_writable(out, fmt)
     cks = [c if isinstance(c, Checkpoint) else load_checkpoint(c) for c in ckpts]
+    check_not_input(out, [ck.path for ck in cks] + [s.keyframes_file])
     z_dims = {ck.z_dim for ck in cks}
     if len(z_dims) > 1:
         sizes = ", ".join(f"{ck.name}: {ck.z_dim}" for ck in cks)

@@ -15,7 +15,8 @@ from pipeline.errors import UserError
 from pipeline.latents import (EASINGS, INTERPOLATIONS, class_path, digit_keyframes, load_keyframes, parse_classes,
                               parse_digits, walk_keyframes, walk_path)
 from pipeline.render import Renderer, default_batch
-from pipeline.video import atomic_path, check_size, check_writable, open_writer, output_format, probe, write_sidecar
+from pipeline.video import (atomic_path, check_not_input, check_size, check_writable, open_writer, output_format, probe,
+                            write_sidecar)
 
 DEFAULT_CHECKPOINT = "e24"  # bundled checkpoint used when none is given
 
@@ -180,6 +181,7 @@ def render_walk(ckpt, out, settings: WalkSettings = WalkSettings(), progress: Pr
     check_size((s.size, s.size), fmt)
     check_writable(out, fmt)
     ck = _checkpoint(ckpt)
+    check_not_input(out, [ck.path, s.keyframes_file])
     keys, latents, bank_rows = checkpoint_path(s, ck)
     probe(fmt, (s.size, s.size), fps=s.fps, crf=s.crf, preset=s.preset, lossless=s.lossless)
     if progress is not None:
@@ -239,6 +241,7 @@ def render_still(ckpt, out, settings: StillSettings = StillSettings()) -> dict:
         raise UserError(f"stills are written as PNG; name the output {out.with_suffix('.png')}")
     check_writable(out, "gif")  # any single-file format: only the directory matters
     ck = _checkpoint(ckpt)
+    check_not_input(out, [ck.path])
     z, source = still_latent(s, ck)
     t0 = time.perf_counter()
     with Renderer(ck.generator, s.size, s.size, scale=s.scale, path=s.path, device=s.device) as renderer:

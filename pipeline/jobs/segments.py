@@ -23,8 +23,8 @@ from pipeline.errors import UserError
 from pipeline.jobs.render import (DEFAULT_CHECKPOINT, Progress, WalkSettings, checkpoint_info, checkpoint_path,
                                   path_info, path_kind, render_walk)
 from pipeline.render import available_paths, resolve_device
-from pipeline.video import VideoError, atomic_path, check_size, check_writable, ffmpeg_exe, output_format, probe, \
-    write_sidecar
+from pipeline.video import (VideoError, atomic_path, check_not_input, check_size, check_writable, ffmpeg_exe,
+                            output_format, probe, write_sidecar)
 
 _POLL_S = 0.1  # how often the parent looks at its workers while waiting for messages
 _JOIN_S = 10.0  # how long a stopped worker gets to kill its ffmpeg and clean up before it is killed
@@ -184,6 +184,7 @@ def render_walk_segmented(ckpt, out, settings: WalkSettings = WalkSettings(), wo
     check_size((s.size, s.size), fmt)
     check_writable(out, fmt)
     ck = ckpt if isinstance(ckpt, Checkpoint) else load_checkpoint(ckpt if ckpt is not None else DEFAULT_CHECKPOINT)
+    check_not_input(out, [ck.path, s.keyframes_file])
     keys, latents, bank_rows = checkpoint_path(s, ck)  # the whole path, once: [frames, Z]
     devices = list(devices) if devices else [s.device]
     for dev in devices:  # an unusable device or path fails here, not in a child a few seconds later
