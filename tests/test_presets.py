@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from pipeline.batch import load_preset, make_plan
 from pipeline.batch.preset import PresetError
 
@@ -74,3 +76,15 @@ def test_quick_preset_validates_and_mirrors_the_article_small(tmp_path):
     assert any(j.workers > 1 for j in p.jobs.values())  # exercises the segmented render
     order = [s.name for s in make_plan(p)]
     assert order.index("train_resnet") < order.index("compare") and order.index("train_prev") < order.index("compare")
+
+
+@pytest.mark.parametrize("output", ["../../escaped.mp4", "/abs/x.mp4", "../victim", ".", "a/../../b.mp4"])
+def test_preset_outputs_stay_inside_out_dir(tmp_path, output):
+    preset = tmp_path / "p.toml"
+    kind = "train" if "victim" in output else "still"
+    body = ('kind = "train"\nmodel = "prev"\nepochs = 1\n' if kind == "train" else 'kind = "still"\nckpt = "e24"\n')
+    preset.write_text(f'[settings]\nout_dir = "out"\n\n[jobs.j]\n{body}output = "{output}"\n')
+    with pytest.raises(PresetError) as err:
+        load_preset(preset)
+    msg = str(err.value)
+    assert "key output" in msg and "not inside the output folder" in msg

@@ -526,6 +526,13 @@ def _check_job(chk: _Checker, name: str, table, defaults: dict, settings: dict, 
         chk.problem(f"{where}, key output", f"expected a path (a string), got {_toml_type(output_text)} "
                                             f"{_show(output_text)}")
         output_text = None
+    if output_text is not None:
+        inside = (out / output_text).resolve()
+        root = out.resolve()
+        if Path(output_text).is_absolute() or inside == root or root not in inside.parents:
+            chk.problem(f"{where}, key output", f"{output_text!r} is not inside the output folder {out}; a preset "
+                                                f"writes only there: give a relative path without '..'")
+            output_text = None
     if len(chk.problems) > n_before:
         return None  # settings cannot be built from options with problems
 
