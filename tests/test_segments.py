@@ -182,3 +182,32 @@ def test_bad_inputs_fail_before_any_worker(ckpt, tmp_path):
         render_walk_segmented(ckpt, tmp_path / "x.mp4", WalkSettings(frames=4, size=32), workers=2,
                               devices=["cpu", "cuda:0"])
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigterm_to_the_cli_alone_stops_every_process(ckpt, tmp_path, workers):
+    """SIGTERM to the parent only (as `kill` or a scheduler sends it) acts like Ctrl-C: exit 130, its ffmpeg
+    and workers stop, and no temporary file or folder is left."""
+    out = tmp_path / "w.mp4"
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "walk", "--ckpt", str(ckpt), "--frames", "100000",
+                             "--size", "64", "--batch", "1", "--workers", str(workers), "--quiet", "-o", str(out)],
+                            start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    started = ".w.mp4.*.segments/.segment_*" if workers > 1 else ".w.mp4.*"
+    try:
+        deadline = time.monotonic() + 120
+        while len(list(tmp_path.glob(started))) < workers:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() else ""
+            time.sleep(0.1)
+        time.sleep(0.5)  # frames are flowing
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    deadline = time.monotonic() + 10
+    while _group(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _group(proc.pid) == []
+    assert list(tmp_path.iterdir()) == []

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from contextlib import contextmanager
 from typing import Iterator
@@ -11,8 +12,21 @@ import click
 from pipeline.errors import UserError
 
 
+def _sigterm_as_ctrl_c(signum, frame):
+    raise KeyboardInterrupt
+
+
 def run_cli(group: click.Group) -> None:
-    """Run the click group; a UserError becomes `error: ...` on one line and exit code 1."""
+    """Run the click group; a UserError becomes `error: ...` on one line and exit code 1.
+
+    SIGTERM is handled like Ctrl-C: it raises KeyboardInterrupt in the main thread, so every command
+    unwinds through the same cleanup (temporary outputs removed, ffmpeg and workers stopped) and exits
+    130. Commands that stop gracefully (train, batch) install their own handler for both signals.
+    """
+    try:
+        signal.signal(signal.SIGTERM, _sigterm_as_ctrl_c)
+    except ValueError:  # not the main thread: leave the signal alone
+        pass
     try:
         code = group.main(standalone_mode=False)
     except click.exceptions.Abort:  # click turns Ctrl-C (KeyboardInterrupt) into Abort
