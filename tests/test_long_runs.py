@@ -235,3 +235,13 @@ def test_bf16_training_follows_float32(data, tmp_path):
         mean_a = sum(r[key] for r in ra) / len(ra)
         mean_b = sum(r[key] for r in rb) / len(rb)
         assert mean_b == pytest.approx(mean_a, rel=0.1), key
+
+
+def test_an_unwritable_run_directory_is_a_one_line_error(data, tmp_path):
+    from pipeline.errors import UserError
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(UserError, match="cannot create the run directory") as err:
+        train(small(blocker / "run", data, epochs=1))
+    assert "\n" not in str(err.value)

@@ -172,3 +172,9 @@ def test_an_output_never_replaces_an_input(tmp_path):
     with pytest.raises(UserError, match="is the input"):
         render_walk(side, tmp_path / "w.mp4", WalkSettings(frames=2, size=16))
     assert ck.read_bytes() == before and png.read_bytes() == before and side.read_bytes() == before
+
+
+def test_impossible_frame_counts_are_refused_up_front(tmp_path):
+    with pytest.raises(UserError, match="more than the 1,000,000 a video may have"):
+        render_walk("e24", tmp_path / "w.mp4", WalkSettings(frames=1_000_000_000, size=16))
+    assert list(tmp_path.iterdir()) == []

@@ -19,6 +19,7 @@ from pipeline.video import (atomic_path, check_not_input, check_size, check_writ
                             write_sidecar)
 
 DEFAULT_CHECKPOINT = "e24"  # bundled checkpoint used when none is given
+MAX_FRAMES = 1_000_000  # a walk's latent path is held in memory ([frames, z] float64): this caps it near 0.3 GB
 
 Progress = Callable[[int], None]  # called with the number of frames just finished
 
@@ -53,6 +54,9 @@ class WalkSettings:
     def validate(self) -> None:
         if self.frames < 1:
             raise UserError(f"--frames must be at least 1, got {self.frames}")
+        if self.frames > MAX_FRAMES:
+            raise UserError(f"--frames {self.frames:,} is more than the {MAX_FRAMES:,} a video may have (about "
+                            f"{MAX_FRAMES // (30 * 3600)} hours at 30 fps); render it in parts")
         chosen = [name for name, value in (("--digits", self.digits), ("--classes", self.classes),
                                            ("--keyframes-file", self.keyframes_file)) if value is not None]
         if len(chosen) > 1:

@@ -211,7 +211,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = No
     bank_images, bank_labels, bank_source = _bank_source(cfg, dataset)
     step_fn = SCHEDULE_FUNCTIONS[cfg.model]
 
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create the run directory {out} ({e.strerror or e}); choose a writable --out") from None
     atomic.write_text(out / CONFIG_NAME, json.dumps(
         {"config": cfg.to_dict(), "command": command, "version": pipeline.__version__, "resumed": resume},
         indent=2) + "\n")
