@@ -129,31 +129,6 @@ def _group(pgid: int) -> list[int]:
     return pids
 
 
-def test_ctrl_c_on_the_cli_stops_every_process(ckpt, tmp_path):
-    """A real Ctrl-C (SIGINT to the whole process group) while both workers encode: exit 130, nothing left."""
-    out = tmp_path / "w.mp4"
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "walk", "--ckpt", str(ckpt), "--frames", "100000",
-                             "--size", "64", "--batch", "1", "--workers", "2", "--quiet", "-o", str(out)],
-                            start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        while len(list(tmp_path.glob(".w.mp4.*.segments/.segment_*"))) < 2:  # both segments are encoding
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() else ""
-            time.sleep(0.1)
-        os.killpg(proc.pid, signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    assert proc.returncode == 130 and "Traceback" not in err, err
-    deadline = time.monotonic() + 10
-    while _group(proc.pid) and time.monotonic() < deadline:  # the resource tracker exits on its own
-        time.sleep(0.1)
-    assert _group(proc.pid) == []
-    assert list(tmp_path.iterdir()) == []
-
-
 def test_worker_failure_is_reported_and_cleaned_up(tmp_path):
     """The checkpoint changes after the checks (workers reload it): the error names it, nothing is written."""
     ck = make_checkpoint(tmp_path / "e1.pt", epoch=1)
@@ -184,10 +159,11 @@ def test_bad_inputs_fail_before_any_worker(ckpt, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_sigterm_to_the_cli_alone_stops_every_process(ckpt, tmp_path, workers):
-    """SIGTERM to the parent only (as `kill` or a scheduler sends it) acts like Ctrl-C: exit 130, its ffmpeg
-    and workers stop, and no temporary file or folder is left."""
+@pytest.mark.parametrize("how, workers", [("ctrl-c", 2), ("sigterm", 1), ("sigterm", 2)])
+def test_a_stopped_cli_stops_every_process_and_leaves_nothing(ckpt, tmp_path, how, workers):
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) or SIGTERM to the parent alone (as
+    `kill` or a scheduler sends it) while frames are encoding: exit 130, ffmpeg and the workers stop, and no
+    temporary file or folder is left."""
     out = tmp_path / "w.mp4"
     proc = subprocess.Popen([sys.executable, "-m", "pipeline", "walk", "--ckpt", str(ckpt), "--frames", "100000",
                              "--size", "64", "--batch", "1", "--workers", str(workers), "--quiet", "-o", str(out)],
@@ -195,11 +171,14 @@ def test_sigterm_to_the_cli_alone_stops_every_process(ckpt, tmp_path, workers):
     started = ".w.mp4.*.segments/.segment_*" if workers > 1 else ".w.mp4.*"
     try:
         deadline = time.monotonic() + 120
-        while len(list(tmp_path.glob(started))) < workers:
+        while len(list(tmp_path.glob(started))) < workers:  # every writer is encoding
             assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() else ""
             time.sleep(0.1)
-        time.sleep(0.5)  # frames are flowing
-        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        if how == "ctrl-c":
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
@@ -207,7 +186,7 @@ def test_sigterm_to_the_cli_alone_stops_every_process(ckpt, tmp_path, workers):
             proc.wait()
     assert proc.returncode == 130 and "Traceback" not in err, err
     deadline = time.monotonic() + 10
-    while _group(proc.pid) and time.monotonic() < deadline:
+    while _group(proc.pid) and time.monotonic() < deadline:  # the resource tracker exits on its own
         time.sleep(0.1)
     assert _group(proc.pid) == []
     assert list(tmp_path.iterdir()) == []
