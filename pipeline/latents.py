@@ -127,6 +127,18 @@ def _segments(n_frames: int, n_segments: int, loop: bool):
     return j, u
 
 
+def _segments_inclusive(n_frames: int, n_segments: int):
+    """As the article's sampler timed a walk: each transition renders both its ends, so every keyframe
+    between two transitions shows on two frames in a row. Frames are shared out as evenly as possible
+    (the earlier transitions take one more when they do not divide); a transition of c frames steps u
+    by 1/(c-1) from 0 to 1 inclusive (a transition of one frame shows its start)."""
+    base, extra = divmod(n_frames, n_segments)
+    counts = [base + (1 if s < extra else 0) for s in range(n_segments)]
+    j = np.repeat(np.arange(n_segments), counts)
+    u = np.concatenate([np.arange(c, dtype=np.float64) / max(c - 1, 1) for c in counts])
+    return j, u
+
+
 def _catmull_rom(p0, p1, p2, p3, u):
     """Uniform Catmull-Rom between p1 and p2 with neighbours p0, p3: rows [T, Z], u [T, 1]."""
     m1 = (p2 - p0) / 2.0  # tangents
@@ -146,6 +158,7 @@ def walk_path(
     loop: bool = False,
     ease: str = "linear",
     interp: str = "slerp",
+    repeat_keyframes: bool = False,
 ) -> np.ndarray:
     """Latents of every frame of a walk through keyframes [K, Z]: float32 [n_frames, Z].
 
@@ -158,6 +171,11 @@ def walk_path(
     looping) or m*K (looping) puts keyframe i exactly at frame m*i, each keyframe
     shown once; with linear ease and lerp every step within a segment is the same
     (1/m of it). The article's videos: 30 per transition, 9 digits -> 241 frames.
+
+    repeat_keyframes: time the walk as the article's sampler did: each transition renders
+    both its ends (u = 0 .. 1 in steps of 1/(m-1) for m frames per transition), so a keyframe
+    between two transitions appears on two frames in a row; n_frames = m * (number of
+    transitions), e.g. 9 digits at 30 per transition -> 240 frames.
 
     interp: "slerp" (great circles between keyframes), "lerp" (straight lines), or
     "cubic": a uniform Catmull-Rom spline through the keyframes (periodic when
@@ -187,7 +205,9 @@ def walk_path(
         )
 
     n_segments = n_keys if loop else n_keys - 1
-    seg, u = _segments(n_frames, n_segments, loop)
+    if repeat_keyframes and n_frames < n_segments:
+        raise UserError(f"with repeated keyframes every transition needs a frame: use at least {n_segments} frames")
+    seg, u = _segments_inclusive(n_frames, n_segments) if repeat_keyframes else _segments(n_frames, n_segments, loop)
     u = np.atleast_1d(np.asarray(_ease(ease, u), dtype=np.float64))
     out = np.empty((n_frames, keys.shape[1]), dtype=np.float64)
 
@@ -243,10 +263,11 @@ def class_path(
     n_frames: int,
     loop: bool = False,
     ease: str = "linear",
+    repeat_keyframes: bool = False,
 ) -> np.ndarray:
     """Latents of a video morphing through class latents [C, Z] in `order`: float32 [n_frames, Z].
 
-    Equal time per transition; same loop and endpoint rules as `walk_path`.
+    Equal time per transition; same loop, endpoint and repeat_keyframes rules as `walk_path`.
     """
     lat = np.asarray(class_latents, dtype=np.float64)
     if lat.ndim != 2 or lat.shape[0] < 1:
@@ -261,7 +282,7 @@ def class_path(
     # well inside the prior rather than on its sqrt(z_dim) shell, and the straight
     # line between two means is the article's own morph. Slerp's arc would bend
     # around the origin, a point with no meaning for these means.
-    return walk_path(lat[order], n_frames, loop=loop, ease=ease, interp="lerp")
+    return walk_path(lat[order], n_frames, loop=loop, ease=ease, interp="lerp", repeat_keyframes=repeat_keyframes)
 
 
 def _parse_order(spec: str, n_classes: int, noun: str, examples: str) -> list[int]:

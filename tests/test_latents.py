@@ -390,3 +390,26 @@ def test_load_keyframes_errors(tmp_path):
         load_keyframes(z)
     with pytest.raises(UserError, match=str(f.name)):
         load_keyframes(f)
+
+
+def test_repeat_keyframes_times_the_walk_as_the_articles_sampler():
+    """Each transition renders both its ends: 9 keyframes at 30 per transition -> 240 frames, keyframe i+1 on
+    frames 30i+29 and 30(i+1), constant steps of 1/29 of a transition in between."""
+    rng = np.random.default_rng(0)
+    keys = rng.standard_normal((9, 32)).astype(np.float32)
+    path = walk_path(keys, 240, interp="lerp", repeat_keyframes=True).astype(np.float64)
+    assert path.shape == (240, 32)
+    assert np.allclose(path[0], keys[0], atol=1e-6) and np.allclose(path[-1], keys[-1], atol=1e-6)
+    for i in range(8):
+        seg = path[30 * i:30 * i + 30]
+        assert np.allclose(seg[0], keys[i], atol=1e-6) and np.allclose(seg[-1], keys[i + 1], atol=1e-6)
+        steps = np.diff(seg, axis=0)
+        assert np.allclose(steps, (keys[i + 1] - keys[i]) / 29.0, atol=1e-5)
+    # frames that do not divide evenly: the earlier transitions take one more
+    path = walk_path(keys[:4], 8, interp="lerp", repeat_keyframes=True)
+    firsts = [0, 3, 6]  # counts 3, 3, 2
+    for k, f in enumerate(firsts):
+        assert np.allclose(path[f], keys[k], atol=1e-6)
+    assert np.allclose(path[2], keys[1], atol=1e-6) and np.allclose(path[5], keys[2], atol=1e-6)
+    with pytest.raises(UserError, match="at least 8 frames"):
+        walk_path(keys, 5, interp="lerp", repeat_keyframes=True)

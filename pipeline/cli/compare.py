@@ -27,7 +27,7 @@ from pipeline.jobs import CompareSettings, render_compare
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result (the sidecar's contents) as JSON.")
 def compare(checkpoints, output, frames, panel_size, labels, layout, fps, seed, keyframes, keyframes_file, loop,
-            ease, interp, cubic, classes, digits, crf, preset, fmt, batch, scale, invert, device, render_path, quiet,
+            ease, interp, cubic, repeat_keyframes, classes, digits, crf, preset, fmt, batch, scale, invert, device, render_path, quiet,
             as_json):
     """Render checkpoints side by side on the same latent path, one captioned panel each.
 
@@ -38,7 +38,8 @@ def compare(checkpoints, output, frames, panel_size, labels, layout, fps, seed, 
     settings = CompareSettings(
         frames=frames, panel_size=panel_size, labels=tuple(labels.split(",")) if labels is not None else None,
         layout=layout, fps=fps, seed=seed, keyframes=keyframes, loop=loop, ease=ease,
-        interp=interp_choice(interp, cubic), scale=scale, invert=invert, classes=classes,
+        interp=interp_choice(interp, cubic), repeat_keyframes=repeat_keyframes, scale=scale, invert=invert,
+        classes=classes,
         keyframes_file=keyframes_file, digits=digits, crf=crf, preset=preset, fmt=fmt, device=device, path=render_path,
         batch=batch)
     with progress_bar(f"rendering {output}", frames, unit="frames", quiet=quiet or as_json) as advance:

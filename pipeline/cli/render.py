@@ -49,6 +49,10 @@ def path_options(classes_help: str):
                           "the article's videos, with --ease linear) or cubic (a smooth spline through them). "
                           "Class transitions are always straight lines.  [default: slerp]"),
         click.option("--cubic", is_flag=True, help="Same as --interp cubic."),
+        click.option("--repeat-keyframes", is_flag=True,
+                     help="Time the walk as the article's sampler did: each transition renders both its ends, "
+                          "so each keyframe shows on two frames in a row (9 digits at 30 per transition: "
+                          "--frames 240)."),
         click.option("--classes", default=None, help=classes_help),
         click.option("--digits", default=None, help=DIGITS_HELP),
     ])
@@ -96,16 +100,19 @@ def render_options(f):
 @render_options
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result (the sidecar's contents) as JSON.")
-def walk(ckpt, output, frames, size, fps, seed, keyframes, keyframes_file, loop, ease, interp, cubic, classes, digits,
-         crf, preset, fmt, batch, workers, scale, invert, device, render_path, quiet, as_json):
+def walk(ckpt, output, frames, size, fps, seed, keyframes, keyframes_file, loop, ease, interp, cubic, repeat_keyframes,
+         classes, digits, crf, preset, fmt, batch, workers, scale, invert, device, render_path, quiet, as_json):
     """Render a latent walk as a video: through random latents (spherical by default), through encodings
     of real digits (--digits, the article's videos: --interp lerp), or digit-class transitions (--classes).
 
-    The article's videos: --digits 8,6,4,2,0,1,3,5,7 --interp lerp --frames 241 (30 frames per transition).
+    The article's videos: --digits 8,6,4,2,0,1,3,5,7 --interp lerp --frames 240 --repeat-keyframes (30 frames
+    per transition, both ends rendered, as its sampler did); --frames 241 without --repeat-keyframes shows
+    each keyframe once.
     """
     settings = WalkSettings(frames=frames, size=size, fps=fps, seed=seed, keyframes=keyframes, loop=loop, ease=ease,
-                            interp=interp_choice(interp, cubic), scale=scale, invert=invert, classes=classes,
-                            keyframes_file=keyframes_file, digits=digits, crf=crf, preset=preset, fmt=fmt,
+                            interp=interp_choice(interp, cubic), repeat_keyframes=repeat_keyframes, scale=scale,
+                            invert=invert, classes=classes, keyframes_file=keyframes_file, digits=digits, crf=crf,
+                            preset=preset, fmt=fmt,
                             device=device, path=render_path, batch=batch)
     ckpt_name = ckpt or DEFAULT_CHECKPOINT
     if output is None:

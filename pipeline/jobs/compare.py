@@ -33,6 +33,7 @@ class CompareSettings:
     ease: str = "linear"           # easing within each segment: linear, sine (the article's), smoothstep
     interp: str = "slerp"          # slerp (great circles), lerp (straight lines, the article's videos) or
                                    # cubic (smooth spline through keyframes); class transitions always lerp
+    repeat_keyframes: bool = False  # each transition renders both its ends, as the article's sampler did
     scale: float = 8.0             # coordinate range [-scale, scale]; larger zooms out (training used 8)
     invert: bool = False           # dark strokes on white, as the article's "normal" renders
     classes: str | None = None     # class order such as "0-9": class transitions, each panel with its own class latents
@@ -51,7 +52,8 @@ class CompareSettings:
         """The per-panel walk these settings describe (a panel is a walk video of panel_size frames)."""
         return WalkSettings(
             frames=self.frames, size=self.panel_size, fps=self.fps, seed=self.seed, keyframes=self.keyframes,
-            loop=self.loop, ease=self.ease, interp=self.interp, scale=self.scale, invert=self.invert,
+            loop=self.loop, ease=self.ease, interp=self.interp, repeat_keyframes=self.repeat_keyframes,
+            scale=self.scale, invert=self.invert,
             classes=self.classes, keyframes_file=self.keyframes_file, digits=self.digits, crf=self.crf,
             preset=self.preset,
             lossless=self.lossless, fmt=self.fmt, device=self.device, path=self.path, batch=self.batch)

@@ -36,6 +36,8 @@ class WalkSettings:
     ease: str = "linear"           # easing within each segment: linear, sine (the article's), smoothstep
     interp: str = "slerp"          # slerp (great circles), lerp (straight lines, the article's videos) or
                                    # cubic (smooth spline through keyframes); class transitions always lerp
+    repeat_keyframes: bool = False  # each transition renders both its ends, as the article's sampler did (a
+                                   # keyframe shows twice in a row; frames = per-transition x transitions)
     scale: float = 8.0             # coordinate range [-scale, scale]; larger zooms out (training used 8)
     invert: bool = False           # dark strokes on white, as the article's "normal" renders
     classes: str | None = None     # class order such as "0-9": transitions between class means
@@ -111,16 +113,19 @@ def _path(s: WalkSettings, z_dim: int, class_latents, bank, source: str):
     if s.classes is not None:
         order = parse_classes(s.classes)
         keys = np.asarray(class_latents, dtype=np.float32)[order]
-        return keys, class_path(class_latents, order, s.frames, loop=s.loop, ease=s.ease), None
+        return keys, class_path(class_latents, order, s.frames, loop=s.loop, ease=s.ease,
+                                repeat_keyframes=s.repeat_keyframes), None
     if s.digits is not None:
         order = parse_digits(s.digits)
         keys, rows = digit_keyframes(order, *(bank if bank is not None else (None, None)), source=source)
         if keys.shape[1] != z_dim:
             raise UserError(f"{source}: its digit encodings have z_dim {keys.shape[1]} but its generator takes "
                             f"{z_dim}; the file is corrupt")
-        return keys, walk_path(keys, s.frames, loop=s.loop, ease=s.ease, interp=s.interp), rows
+        return keys, walk_path(keys, s.frames, loop=s.loop, ease=s.ease, interp=s.interp,
+                               repeat_keyframes=s.repeat_keyframes), rows
     keys = load_keyframes(s.keyframes_file, z_dim) if s.keyframes_file else walk_keyframes(s.seed, s.keyframes, z_dim)
-    return keys, walk_path(keys, s.frames, loop=s.loop, ease=s.ease, interp=s.interp), None
+    return keys, walk_path(keys, s.frames, loop=s.loop, ease=s.ease, interp=s.interp,
+                           repeat_keyframes=s.repeat_keyframes), None
 
 
 def path_latents(settings: WalkSettings, z_dim: int, class_latents: torch.Tensor | None,
