@@ -87,7 +87,7 @@ def test_a_hard_kill_loses_at_most_the_interval_and_resume_continues(data, tmp_p
 
 def test_sigterm_saves_the_state_and_resume_equals_an_uninterrupted_run(data, tmp_path):
     out = tmp_path / "b"
-    flags = [sys.executable, "-m", "pipeline", "train", "--model", "prev", "--width", "16", "--epochs", "3",
+    flags = [sys.executable, "-m", "pipeline", "train", "--model", "prev", "--width", "16", "--epochs", "8",
              "--batch-size", "16", "--limit", "96", "--seed", "11", "--data", str(data), "--quiet"]
     args = flags + ["--out", str(out)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -103,7 +103,7 @@ def test_sigterm_saves_the_state_and_resume_equals_an_uninterrupted_run(data, tm
     assert proc.returncode == 130, err
     assert "SIGTERM" in err and "--resume" in err
     position = read_checkpoint_dict(out / "state.pt")[0]["position"]
-    assert position["epoch"] * 6 + position["batch"] < 18  # stopped before the end
+    assert position["epoch"] * 6 + position["batch"] < 48  # stopped well before the end
     done = subprocess.run([sys.executable, "-m", "pipeline", "train", "--out", str(out), "--resume", "--quiet"],
                           env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
@@ -111,7 +111,7 @@ def test_sigterm_saves_the_state_and_resume_equals_an_uninterrupted_run(data, tm
     ref = tmp_path / "ref"
     full = subprocess.run(flags + ["--out", str(ref)], env=env, capture_output=True, text=True, timeout=300)
     assert full.returncode == 0, full.stderr
-    a, b = load_checkpoint(ref / "e3.pt"), load_checkpoint(out / "e3.pt")
+    a, b = load_checkpoint(ref / "e8.pt"), load_checkpoint(out / "e8.pt")
     for k, v in a.generator.state_dict().items():
         assert torch.equal(v, b.generator.state_dict()[k]), k
 
