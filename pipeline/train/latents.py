@@ -30,14 +30,9 @@ def encode(encoder: nn.Module, images: torch.Tensor, batch_size: int = 1000) -> 
 def compute_class_latents(encoder: nn.Module, images: torch.Tensor, labels: torch.Tensor,
                           batch_size: int = 1000) -> tuple[torch.Tensor, list[int]]:
     """Mean encoder mu per class -> (float32 [10, z_dim], classes with no images; their rows are 0)."""
-    z_dim = encoder.cfg.z_dim
-    sums = torch.zeros(N_CLASSES, z_dim, dtype=torch.float64)
-    counts = torch.zeros(N_CLASSES, dtype=torch.float64)
-    for start in range(0, images.shape[0], batch_size):
-        mu = encode(encoder, images[start:start + batch_size], batch_size)  # [b, z_dim]
-        lab = labels[start:start + batch_size]
-        sums.index_add_(0, lab, mu.double())
-        counts.index_add_(0, lab, torch.ones_like(lab, dtype=torch.float64))
+    mu = encode(encoder, images, batch_size).double()  # [N, z_dim]
+    sums = torch.zeros(N_CLASSES, mu.shape[1], dtype=torch.float64).index_add_(0, labels, mu)
+    counts = torch.bincount(labels, minlength=N_CLASSES).to(torch.float64)[:N_CLASSES]
     missing = [c for c in range(N_CLASSES) if counts[c] == 0]
     means = sums / counts.clamp(min=1).unsqueeze(1)
     return means.float(), missing
