@@ -5,16 +5,16 @@ import json
 import math
 import os
 import queue
-import secrets
 import shutil
 import subprocess
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
 
-from pipeline.atomic import atomic_path, remove, temp_sibling
+from pipeline.atomic import remove, temp_sibling
 from pipeline.errors import UserError
 
 FORMATS = ("mp4", "gif", "png")
@@ -23,6 +23,9 @@ FRAME_NAME = "frame_{:06d}.png"  # PNG sequences: frame_000000.png, frame_000001
 _FRAME_GLOB = "frame_*.png"
 _STDERR_LINES = 12  # how much of ffmpeg's stderr a VideoError shows
 _PROBE_TIMEOUT_S = 30.0  # a two-frame encode takes well under a second; this only catches hangs
+# ffmpeg taking longer than this to accept one frame, or to finish after the last, is hung (x264's slowest
+# preset needs seconds per 3240 px frame, and its lookahead some dozens of frames at the end).
+STALL_TIMEOUT_S = 600.0
 
 
 class VideoError(UserError):
@@ -93,7 +96,7 @@ def check_writable(path, fmt: str | None = None) -> None:
     elif path.is_dir():
         raise UserError(f"output {path} is a directory; give a file name such as {path / ('video.' + fmt)}")
     # os.access would lie when running as root or on read-only mounts: try it.
-    probe_file = parent / f".{path.name}.{secrets.token_hex(4)}.writetest"
+    probe_file = temp_sibling(path, "writetest")
     try:
         fd = os.open(probe_file, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
     except OSError as e:
@@ -237,7 +240,8 @@ class VideoWriter:
     `abort` (or an exception inside `with`) kills ffmpeg and removes the temp output.
     """
 
-    def __init__(self, path, size, fps=30, fmt=None, crf=18, preset="medium", lossless=False, queue_batches=2):
+    def __init__(self, path, size, fps=30, fmt=None, crf=18, preset="medium", lossless=False, queue_batches=2,
+                 stall_timeout: float = STALL_TIMEOUT_S):
         self.path = Path(path)
         self.fmt = output_format(self.path, fmt)
         self.width, self.height = check_size(size, self.fmt)
@@ -250,6 +254,10 @@ class VideoWriter:
         self._error: BaseException | None = None
         self._aborting = False
         self._closed = False
+        self._finished = False
+        self.stall_timeout = float(stall_timeout)
+        self._last_progress = time.monotonic()
+        self._busy = False  # the thread is inside a write to ffmpeg's stdin
         self._proc: subprocess.Popen | None = None
         self._stderr = None
         # Each queued item is a batch [N, H, W]. At most queue_batches wait here (plus
@@ -265,8 +273,10 @@ class VideoWriter:
             # deadlock ffmpeg, and the file keeps everything for the error message.
             self._stderr = tempfile.TemporaryFile()
             try:
+                # Its own process group: a terminal's Ctrl-C reaches us, and we stop ffmpeg (abort), instead
+                # of ffmpeg dying first and the render failing with a broken pipe.
                 self._proc = subprocess.Popen(
-                    cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._stderr
+                    cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._stderr, process_group=0
                 )
             except OSError as e:
                 self._stderr.close()
@@ -305,13 +315,22 @@ class VideoWriter:
 
     def _sink(self, batch: np.ndarray) -> None:
         if self._proc is not None:
-            self._proc.stdin.write(memoryview(batch.reshape(-1)))
-            self._encoded += batch.shape[0]
+            for frame in batch:  # one frame at a time, so _last_progress shows ffmpeg is still reading
+                self._last_progress = time.monotonic()
+                self._busy = True
+                self._proc.stdin.write(memoryview(frame.reshape(-1)))
+                self._busy = False
+                self._last_progress = time.monotonic()
+                self._encoded += 1
             return
         import imageio.v3 as iio
 
         for frame in batch:
-            iio.imwrite(self._tmp / FRAME_NAME.format(self._encoded), frame, extension=".png")
+            # Encode in memory and write the bytes ourselves: imageio writing to a file on a full disk
+            # prints an "Exception ignored ... Traceback" block from its plugin's finaliser.
+            data = iio.imwrite("<bytes>", frame, extension=".png")
+            with open(self._tmp / FRAME_NAME.format(self._encoded), "wb") as fh:
+                fh.write(data)
             self._encoded += 1
 
     def _stderr_text(self) -> str:
@@ -343,6 +362,14 @@ class VideoWriter:
             return VideoError(f"cannot write PNG frames to {self.path} ({e.strerror or e})")
         return e
 
+    def _check_stalled(self) -> None:
+        """An encoder that stopped reading (hung, stopped with SIGSTOP) would block us forever: give up."""
+        waited = time.monotonic() - self._last_progress
+        if self._proc is not None and self._busy and waited > self.stall_timeout:
+            self.abort()
+            raise VideoError(f"ffmpeg stopped reading frames for {waited:.0f} s while writing {self.path.name}; "
+                             f"it was stopped and nothing was written (is the machine overloaded?)")
+
     def _raise_pending(self) -> None:
         if self._error is not None:
             err = self._error
@@ -373,15 +400,19 @@ class VideoWriter:
                 break
             except queue.Full:
                 self._raise_pending()
+                self._check_stalled()
         self.frames_written += arr.shape[0]
 
-    def close(self) -> Path:
-        """Finish encoding and move the output into place; returns its path. Raises VideoError on failure."""
-        if self._closed:
-            return self.path
+    def finish(self) -> None:
+        """Wait until every frame is encoded and ffmpeg has exited; the output stays at its temp name until
+        close(). Raises VideoError on failure (the temp output is then removed)."""
+        if self._finished:
+            return
         try:
             self._queue.put(None)
-            self._thread.join()
+            while self._thread.is_alive():
+                self._thread.join(timeout=0.1)
+                self._check_stalled()
             self._raise_pending()
             if self.frames_written == 0:
                 raise VideoError(f"no frames were written to {self.path}; nothing to save")
@@ -390,10 +421,29 @@ class VideoWriter:
                     self._proc.stdin.close()
                 except OSError:
                     pass  # ffmpeg already gone; its exit code and stderr say why
-                self._proc.wait()
+                try:
+                    self._proc.wait(timeout=self.stall_timeout)
+                except subprocess.TimeoutExpired:
+                    raise VideoError(f"ffmpeg did not finish {self.path.name} within {self.stall_timeout:.0f} s "
+                                     f"of its last frame; it was stopped and nothing was written") from None
                 if self._proc.returncode != 0:
                     raise self._ffmpeg_failed("finishing")
-            self._finalize()
+        except BaseException:
+            self.abort()
+            raise
+        self._finished = True
+
+    def close(self, sidecar: dict | None = None) -> Path:
+        """Finish encoding and move the output into place; returns its path. Raises VideoError on failure.
+
+        sidecar: the JSON record to write beside the video (see publish): the two appear together or, on
+        any failure, neither changes.
+        """
+        if self._closed:
+            return self.path
+        try:
+            self.finish()
+            publish(self._tmp, self.path, sidecar)
         except BaseException:
             self.abort()
             raise
@@ -401,20 +451,6 @@ class VideoWriter:
         if self._stderr is not None:
             self._stderr.close()
         return self.path
-
-    def _finalize(self) -> None:
-        if self.fmt != "png" or not self.path.exists():
-            os.replace(self._tmp, self.path)
-            return
-        # A directory cannot be renamed over a non-empty one: swap the earlier frame
-        # sequence out, the new one in, then delete the old. check_writable already
-        # refused directories holding anything else; check again, it may have changed.
-        if not _is_frame_dir(self.path):
-            raise UserError(f"{self.path} now holds files other than PNG frames; not replacing it")
-        old = temp_sibling(self.path)
-        os.replace(self.path, old)
-        os.replace(self._tmp, self.path)
-        shutil.rmtree(old, ignore_errors=True)
 
     def _drain(self) -> None:
         try:
@@ -460,16 +496,19 @@ def open_writer(
     preset: str = "medium",
     lossless: bool = False,
     queue_batches: int = 2,
+    stall_timeout: float = STALL_TIMEOUT_S,
 ) -> VideoWriter:
     """Start writing a video of `size` = (width, height) gray frames at `path`.
 
     fmt: "mp4" (H.264 yuv420p, `crf`, `preset`; `lossless=True` for exact gray
     frames that few players play), "gif", or "png" (a directory of frame_NNNNNN.png);
     None picks it from the suffix (a directory or no suffix -> png). Use as a context
-    manager; call `probe` first to fail fast on a bad format or settings.
+    manager; call `probe` first to fail fast on a bad format or settings. An ffmpeg that accepts
+    no frame for `stall_timeout` seconds (or does not exit that long after the last) is stopped
+    and the write fails with VideoError.
     """
     return VideoWriter(path, size, fps=fps, fmt=fmt, crf=crf, preset=preset, lossless=lossless,
-                       queue_batches=queue_batches)
+                       queue_batches=queue_batches, stall_timeout=stall_timeout)
 
 
 # ---------------------------------------------------------------- sidecar and reading
@@ -504,23 +543,71 @@ def sidecar_path(video_path) -> Path:
     return p.with_name(p.name + ".json")
 
 
-def _jsonable(obj):
-    if isinstance(obj, (np.ndarray, np.generic)):
-        return obj.tolist()
+def _plain(obj):
+    """`obj` as JSON types: arrays and tensors as lists, paths as strings, NaN and infinities as null."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, (str, int, bool)) or obj is None:
+        return obj
     if isinstance(obj, Path):
         return str(obj)
-    if hasattr(obj, "tolist"):  # torch tensors, without importing torch here
-        return obj.tolist()
+    if hasattr(obj, "tolist"):  # numpy arrays and scalars, torch tensors (without importing torch here)
+        return _plain(obj.tolist())
     raise TypeError(f"cannot store a {type(obj).__name__} in a JSON sidecar")
 
 
-def write_sidecar(video_path, info: dict) -> Path:
-    """Write `info` as JSON (sorted keys, arrays as lists) next to the video, atomically; returns its path."""
-    path = sidecar_path(video_path)
-    # allow_nan=False: NaN is not JSON, and a sidecar must load anywhere.
-    text = json.dumps(info, sort_keys=True, indent=2, default=_jsonable, allow_nan=False) + "\n"
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+def sidecar_text(info: dict) -> str:
+    """The sidecar's JSON text: sorted keys, arrays as lists, non-finite numbers as null (JSON has no NaN)."""
+    return json.dumps(_plain(info), sort_keys=True, indent=2, allow_nan=False) + "\n"
+
+
+def _move_into_place(tmp: Path, path: Path) -> None:
+    if not (tmp.is_dir() and path.exists()):
+        os.replace(tmp, path)
+        return
+    # A directory cannot be renamed over a non-empty one: swap the earlier frame sequence out, the new
+    # one in, then delete the old. check_writable refused directories holding anything else; check
+    # again, it may have changed.
+    if not _is_frame_dir(path):
+        raise UserError(f"{path} now holds files other than PNG frames; not replacing it")
+    old = temp_sibling(path)
+    os.replace(path, old)
+    os.replace(tmp, path)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def publish(tmp, path, sidecar: dict | None = None) -> Path:
+    """Move a finished output from its temp name `tmp` to `path`, with `sidecar` written to `<path>.json`.
+
+    Everything that can fail (serialising the sidecar, writing it on a full disk) happens before the
+    first rename; on failure `tmp` is removed and the earlier output and sidecar, if any, stay as they
+    were. Then the old sidecar is removed, the output and the new sidecar are renamed into place: only
+    renames, so a crash in between (SIGKILL, power loss) can leave a new output without a sidecar, but
+    never an output beside a sidecar that describes another one.
+    """
+    tmp, path = Path(tmp), Path(path)
+    side_tmp = None
+    try:
+        if sidecar is not None:
+            text = sidecar_text(sidecar)
+            side_tmp = temp_sibling(sidecar_path(path))
+            with open(side_tmp, "w", encoding="utf-8") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
+        sidecar_path(path).unlink(missing_ok=True)
+        _move_into_place(tmp, path)
+        if side_tmp is not None:
+            os.replace(side_tmp, sidecar_path(path))
+    except BaseException:
+        for p in (tmp, side_tmp):
+            if p is not None:
+                remove(p)
+        raise
     return path
 
 
@@ -585,14 +672,13 @@ __all__ = [
     "FORMATS",
     "VideoError",
     "VideoWriter",
-    "atomic_path",
     "check_size",
     "check_writable",
     "ffmpeg_exe",
     "open_writer",
     "output_format",
     "probe",
+    "publish",
     "read_video",
     "sidecar_path",
-    "write_sidecar",
 ]

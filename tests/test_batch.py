@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from idx_helpers import write_idx_dataset
-from pipeline.batch import PresetError, load_preset, run_batch
+from pipeline.batch import PresetError, load_preset, make_plan, run_batch
 from pipeline.cli import cli
 from render_helpers import make_checkpoint
 
@@ -294,14 +294,81 @@ def test_truncated_checkpoint_reruns_training_and_its_dependents_only(tmp_path, 
 
     ck = out / "train_p" / "e1.pt"
     ck.write_bytes(ck.read_bytes()[:500])
+    kept = {p.name: p.read_bytes() for p in (out / "train_p").iterdir()}
     second = run(path)
-    # Training starts over (a damaged checkpoint is never trusted), so every checkpoint is new and both
-    # renders that read one rerun on their changed input hashes; the independent walk is untouched.
-    assert second.statuses == {"train_p": "done", "walk_e1": "done", "still_last": "done", "walk_other": "skipped"}
-    assert not second.outcome("train_p").resumed
-    assert "input ckpt changed" in second.outcome("walk_e1").reason
+    # A damaged checkpoint is never trusted, but the run it belongs to is not deleted behind the user's
+    # back either: the job fails saying how to replace it, its dependents are blocked, the rest is skipped.
+    assert second.statuses == {"train_p": "failed", "walk_e1": "blocked", "still_last": "blocked",
+                               "walk_other": "skipped"}
+    reason = second.outcome("train_p").reason
+    assert "holds an earlier training run" in reason and "--force --only train_p" in reason
+    assert {p.name: p.read_bytes() for p in (out / "train_p").iterdir()} == kept
+    plan = make_plan(load_preset(path))
+    assert "WILL FAIL" in next(s for s in plan if s.name == "train_p").reason  # the dry run says so too
+
+    # --force replaces it: training starts over, so every checkpoint is new and both renders that read
+    # one rerun on their changed input hashes; the independent walk is untouched.
+    third = run(path, only=["train_p"], force=True)
+    assert third.statuses == {"train_p": "done"} and not third.outcome("train_p").resumed
     log = (out / "logs" / "train_p.log").read_text()
     assert "starting over" in log and "removed the earlier run's" in log
+    fourth = run(path)
+    assert fourth.statuses == {"train_p": "skipped", "walk_e1": "done", "still_last": "done", "walk_other": "skipped"}
+    assert "input ckpt changed" in fourth.outcome("walk_e1").reason
+
+
+def test_a_changed_train_job_never_deletes_the_earlier_run(tmp_path, assets):
+    """Settings changed in the preset: the earlier run (hours of training) stays until --force replaces it."""
+    path = write_preset(tmp_path, assets, TRAINED)
+    out = tmp_path / "out"
+    assert set(run(path).statuses.values()) == {"done"}
+    kept = {p.name: p.read_bytes() for p in (out / "train_p").iterdir()}
+    path.write_text(TRAINED.replace("width = 8", "width = 10"))
+    second = run(path, only=["train_p"])
+    assert second.statuses == {"train_p": "failed"}
+    assert "other settings (width)" in second.outcome("train_p").reason
+    assert {p.name: p.read_bytes() for p in (out / "train_p").iterdir()} == kept
+
+
+def test_a_second_batch_on_the_same_folder_refuses(tmp_path, assets):
+    from pipeline.errors import UserError
+    from pipeline.lock import folder_lock
+
+    path = write_preset(tmp_path, assets, RENDERS)
+    with folder_lock(tmp_path / "out", "--out"):  # as a running batch holds it
+        with pytest.raises(UserError, match=r"out is in use by another cppn-video run \(pid \d+: .*\); wait"):
+            run(path)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == []  # nothing was written
+    assert set(run(path).statuses.values()) == {"done"}  # released: the next run goes ahead
+
+
+def test_an_edited_sidecar_makes_its_job_rerun(tmp_path, assets):
+    path = write_preset(tmp_path, assets, RENDERS)
+    out = tmp_path / "out"
+    run(path)
+    (out / "walk_a.mp4.json").write_text("{}")
+    again = run(path)
+    assert again.statuses == {"walk_a": "done", "still_a": "skipped", "compare_ab": "skipped"}
+    assert again.outcome("walk_a").reason.startswith("output walk_a.mp4.json changed")
+    assert json.loads((out / "walk_a.mp4.json").read_text())["frames"] == 4
+
+
+def test_leftovers_of_a_killed_run_are_removed_and_only_they(tmp_path, assets):
+    path = write_preset(tmp_path, assets, TRAINED)
+    out = tmp_path / "out"
+    run_dir = out / "train_p"
+    run_dir.mkdir(parents=True)
+    planted = [run_dir / ".state.pt.0123abcd.partial.pt", out / ".walk_other.mp4.89abcdef.partial.mp4",
+               out / ".walk_other.mp4.json.00ff00ff.partial.json"]
+    for p in planted:
+        p.write_bytes(b"x" * 1000)
+    (out / ".walk_other.mp4.1234abcd.segments").mkdir()
+    mine = [out / ".hidden-notes.txt", run_dir / "notes.txt"]
+    for p in mine:
+        p.write_text("the user's")
+    assert set(run(path).statuses.values()) == {"done"}
+    assert not any(p.exists() for p in planted) and not (out / ".walk_other.mp4.1234abcd.segments").exists()
+    assert all(p.read_text() == "the user's" for p in mine)
 
 
 def test_interrupted_training_resumes_and_interrupted_render_leaves_no_output(tmp_path, assets):

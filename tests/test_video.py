@@ -9,18 +9,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pipeline.atomic import atomic_path
 from pipeline.errors import UserError
 from pipeline.video import (
     VideoError,
-    atomic_path,
     check_size,
     check_writable,
     open_writer,
     output_format,
     probe,
+    publish,
     read_video,
     sidecar_path,
-    write_sidecar,
 )
 
 pytestmark = pytest.mark.filterwarnings("error")
@@ -322,16 +322,118 @@ def test_atomic_path(tmp_path):
 
 def test_sidecar_round_trip(tmp_path):
     video = tmp_path / "walk.mp4"
+    tmp = tmp_path / ".walk.mp4.0123abcd.partial.mp4"
+    tmp.write_bytes(b"video")
     keys = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
-    info = {"seed": np.int64(7), "size": (W, H), "keyframes": keys, "ckpt": Path("a.pt"), "fps": np.float32(30)}
-    path = write_sidecar(video, info)
-    assert path == sidecar_path(video) == tmp_path / "walk.mp4.json"
+    info = {"seed": np.int64(7), "size": (W, H), "keyframes": keys, "ckpt": Path("a.pt"), "fps": np.float32(30),
+            "loss": float("nan"), "epoch": np.float64("inf")}
+    assert publish(tmp, video, info) == video
+    path = sidecar_path(video)
+    assert path == tmp_path / "walk.mp4.json"
     text = path.read_text()
     data = json.loads(text)
     assert list(data) == sorted(data)
     assert data["seed"] == 7 and data["size"] == [W, H] and data["ckpt"] == "a.pt" and data["fps"] == 30.0
+    assert data["loss"] is None and data["epoch"] is None  # JSON has no NaN: a sidecar loads anywhere
     assert np.array_equal(np.asarray(data["keyframes"], dtype=np.float32), keys)  # exact for reproduction
-    assert os.listdir(tmp_path) == ["walk.mp4.json"]
-    with pytest.raises(ValueError):
-        write_sidecar(video, {"loss": float("nan")})
-    assert json.loads(path.read_text()) == data  # a failed write leaves the old sidecar
+    assert sorted(os.listdir(tmp_path)) == ["walk.mp4", "walk.mp4.json"]
+
+
+def _earlier_output(tmp_path):
+    video = tmp_path / "walk.mp4"
+    video.write_bytes(b"old video")
+    sidecar_path(video).write_text('{"old": true}')
+    tmp = tmp_path / ".walk.mp4.0123abcd.partial.mp4"
+    tmp.write_bytes(b"new video")
+    return video, tmp
+
+
+def test_publish_failing_sidecar_changes_nothing(tmp_path):
+    video, tmp = _earlier_output(tmp_path)
+    with pytest.raises(TypeError, match="JSON sidecar"):
+        publish(tmp, video, {"what": object()})
+    assert video.read_bytes() == b"old video" and sidecar_path(video).read_text() == '{"old": true}'
+    assert sorted(os.listdir(tmp_path)) == ["walk.mp4", "walk.mp4.json"]  # the temp output is gone
+
+
+def test_publish_on_a_full_disk_changes_nothing(tmp_path, monkeypatch):
+    import errno
+
+    import pipeline.video as video_mod
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    video, tmp = _earlier_output(tmp_path)
+    monkeypatch.setattr(video_mod.os, "fsync", full)
+    with pytest.raises(OSError, match="No space left"):
+        publish(tmp, video, {"new": True})
+    assert video.read_bytes() == b"old video" and sidecar_path(video).read_text() == '{"old": true}'
+    assert sorted(os.listdir(tmp_path)) == ["walk.mp4", "walk.mp4.json"]
+
+
+def test_publish_replaces_video_and_sidecar_together(tmp_path):
+    video, tmp = _earlier_output(tmp_path)
+    publish(tmp, video, {"new": True})
+    assert video.read_bytes() == b"new video" and json.loads(sidecar_path(video).read_text()) == {"new": True}
+    # Without a sidecar of its own, a new video never keeps the old one's.
+    tmp.write_bytes(b"newer")
+    publish(tmp, video)
+    assert video.read_bytes() == b"newer" and not sidecar_path(video).exists()
+
+
+def test_close_with_sidecar_writes_both(tmp_path):
+    out = tmp_path / "walk.mp4"
+    with open_writer(out, (W, H), preset="ultrafast") as w:
+        w.write(moving_frames(3))
+        w.finish()
+        assert not out.exists()  # encoded, but not published yet
+        w.close(sidecar={"frames": w.frames_written})
+    assert read_video(out).shape == (3, H, W)
+    assert json.loads(sidecar_path(out).read_text()) == {"frames": 3}
+    assert sorted(os.listdir(tmp_path)) == ["walk.mp4", "walk.mp4.json"]
+
+
+def test_an_encoder_that_stops_reading_times_out(tmp_path):
+    out = tmp_path / "walk.mp4"
+    big = np.zeros((40, 256, 256), dtype=np.uint8)  # 2.6 MB: far more than a pipe buffer holds
+    t0 = time.monotonic()
+    with pytest.raises(VideoError, match="ffmpeg stopped reading frames for .* walk.mp4"):
+        with open_writer(out, (256, 256), preset="ultrafast", queue_batches=1, stall_timeout=1.0) as w:
+            pid = w._proc.pid
+            os.kill(pid, signal.SIGSTOP)  # hung: alive, reading nothing
+            for _ in range(10):
+                w.write(big)
+    assert time.monotonic() - t0 < 20
+    assert not pid_alive(pid)
+    assert os.listdir(tmp_path) == []
+
+
+def test_an_encoder_that_never_exits_times_out_at_close(tmp_path):
+    out = tmp_path / "walk.mp4"
+    with pytest.raises(VideoError, match="did not finish walk.mp4 within 1 s"):
+        with open_writer(out, (W, H), preset="ultrafast", stall_timeout=1.0) as w:
+            w.write(moving_frames(2))
+            time.sleep(0.5)  # the frames are in the pipe
+            pid = w._proc.pid
+            os.kill(pid, signal.SIGSTOP)
+    assert not pid_alive(pid)
+    assert os.listdir(tmp_path) == []
+
+
+def test_ffmpeg_runs_in_its_own_process_group(tmp_path):
+    with open_writer(tmp_path / "walk.mp4", (W, H), preset="ultrafast") as w:
+        assert os.getpgid(w._proc.pid) == w._proc.pid != os.getpgid(0)  # a terminal's Ctrl-C reaches us, not it
+        w.write(moving_frames(2))
+
+
+def test_png_frames_on_a_full_disk_is_one_clean_error(tmp_path, capfd):
+    out = tmp_path / "frames"
+    with pytest.raises(VideoError, match="cannot write PNG frames .*No space left on device"):
+        with open_writer(out, (W, H), fmt="png") as w:
+            (w._tmp / "frame_000001.png").symlink_to("/dev/full")  # the second frame hits a full disk
+            for _ in range(20):
+                w.write(moving_frames(2))
+                time.sleep(0.01)
+    assert "Exception ignored" not in capfd.readouterr().err
+    assert os.listdir(tmp_path) == []

@@ -98,11 +98,21 @@ def _digests(inputs: dict) -> dict:
     return {k: [e["sha256"] for e in v] for k, v in inputs.items()}
 
 
+def verified_files(job) -> list[Path]:
+    """What the manifest records and checks for a job: its outputs and, for renders, their JSON sidecars
+    (a sidecar emptied or edited makes the job out of date like a changed video)."""
+    from pipeline.video import sidecar_path
+
+    if job.kind == "train":
+        return list(job.outputs)
+    return [f for p in job.outputs for f in (p, sidecar_path(p))]
+
+
 def output_hashes(job, out_dir: Path, hashes: HashCache) -> dict:
-    """relative path -> sha256 (None when missing) of each output."""
+    """relative path -> sha256 (None when missing) of each output and sidecar."""
     from pipeline.batch.preset import rel
 
-    return {rel(p, out_dir): hashes.path(p) for p in job.outputs}
+    return {rel(p, out_dir): hashes.path(p) for p in verified_files(job)}
 
 
 @dataclass
@@ -139,7 +149,7 @@ def check_job(job, entry: dict | None, out_dir: Path, hashes: HashCache, inputs:
         what = f"input {', '.join(changed)} " + ("missing" if missing else "changed")
         return JobStatus(False, what, "inputs")
     recorded = entry.get("outputs") or {}
-    for p in job.outputs:
+    for p in verified_files(job):
         key = rel(p, out_dir)
         digest = hashes.path(p) if p.exists() else None
         if digest is None:

@@ -153,6 +153,7 @@ def make_plan(preset, only=None, force: bool = False) -> list[PlanStep]:
     will_run: set[str] = set()
     for name in names:
         job = preset.jobs[name]
+        running = []
         if name in forced:
             action, reason = "run", "forced (--force)"
         else:
@@ -164,6 +165,12 @@ def make_plan(preset, only=None, force: bool = False) -> list[PlanStep]:
                 action, reason = ("skip" if status.up_to_date else "run"), status.reason
         if action == "run":
             will_run.add(name)
+            if job.kind == "train" and name not in forced:
+                from pipeline.batch.runner import train_conflict
+
+                conflict = train_conflict(job, False, status.code if not running else "")[2]
+                if conflict:
+                    reason += f"; WILL FAIL: {conflict}"
         steps.append(PlanStep(
             name=name, kind=job.kind, deps=list(job.deps),
             inputs=_show_inputs(job),

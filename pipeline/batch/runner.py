@@ -14,8 +14,12 @@ to date, so `--only compare --force` re-renders the comparison without retrainin
 
 Training jobs resume: if the run directory holds a state.pt of the same settings (epochs may grow),
 the same data, and every checkpoint it should already have written loads, `train(resume=True)`
-continues it at the exact batch. Otherwise (forced, other settings, a damaged checkpoint) the old
-run's files (state.pt, e*.pt, metrics.jsonl, config.json) are removed and it starts over.
+continues it at the exact batch. A run directory holding a run it cannot continue (other settings, a
+damaged or changed checkpoint) is never deleted silently: the job fails saying so, and only --force
+removes the old run's files (state.pt, e*.pt, metrics.jsonl, config.json) and starts over.
+
+Locks: the batch holds an flock on out_dir for its whole run (a second batch on the same folder
+refuses), and each training holds one on its run directory (pipeline.lock).
 
 Failures. A job's exception is caught: its outcome is "failed" with a one-line reason and the
 traceback goes to logs/<job>.log; jobs that need it are "blocked"; independent jobs still run.
@@ -48,6 +52,8 @@ from pipeline.batch.manifest import HashCache, JobStatus, Manifest, check_job, d
 from pipeline.batch.plan import forced_jobs, select
 from pipeline.batch.preset import Job, Preset, rel
 from pipeline.errors import UserError
+from pipeline.lock import folder_lock
+from pipeline.video import sidecar_path
 
 LOGS_DIR = "logs"
 RESOLVED_NAME = "preset.resolved.json"
@@ -244,45 +250,41 @@ _RUN_FILES = ("state.pt", "metrics.jsonl", "config.json")
 _CKPT_NAME = re.compile(r"^e\d+\.pt$")
 
 
-def _clear_run(out: Path) -> list[str]:
-    """Remove an earlier training run's files from the job's own run directory; returns their names."""
-    removed = []
+def _run_files(out: Path) -> list[Path]:
+    """The files of a training run in `out`: state.pt, metrics.jsonl, config.json and e<N>.pt."""
     if not out.is_dir():
-        return removed
-    for p in sorted(out.iterdir()):
-        if p.is_file() and (p.name in _RUN_FILES or _CKPT_NAME.match(p.name)):
-            p.unlink()
-            removed.append(p.name)
-    return removed
+        return []
+    return [p for p in sorted(out.iterdir()) if p.is_file() and (p.name in _RUN_FILES or _CKPT_NAME.match(p.name))]
 
 
 def clear_leftovers(job: Job) -> list[str]:
     """Remove temp files a killed earlier run of this job left beside its outputs; returns their names.
 
-    Renders write `.<output name>.<random>.partial...` (and `.segments` folders) beside the output and
-    training writes `.<file>.<random>.tmp` in its run directory, renaming them only when complete; a
-    process killed outright (SIGKILL, power loss) cannot remove them, and they are never outputs.
+    Renders write `.<output name>.<random>.partial...` (and `.segments` folders, and the same for the
+    sidecar) beside the output, training writes `.<file>.<random>.partial...` in its run directory;
+    both rename them only when complete and remove them on any error or signal, but a process killed
+    outright (SIGKILL, power loss) cannot. The batch holds its folder's lock, so none is in use.
     """
-    import shutil
-
-    removed = []
     if job.kind == "train":
-        folder = job.output
-        matches = (lambda n: n.startswith(".") and n.endswith(".tmp")) if folder.is_dir() else None
+        return atomic.clear_temps(job.output)
+    names = {job.output.name, sidecar_path(job.output).name}
+    return atomic.clear_temps(job.output.parent, owners=names)
+
+
+def train_conflict(job: Job, forced: bool, status_code: str = "") -> tuple[bool, str, str | None]:
+    """For a train job about to run: (resume, why, conflict). conflict is a one-line refusal when the run
+    directory holds an earlier run that would have to be deleted without --force, else None."""
+    if forced:
+        return False, "forced (--force): starting over", None
+    if status_code == "output-changed":
+        resume, why = False, "a checkpoint changed since this batch wrote it"
     else:
-        folder = job.output.parent
-        prefix = f".{job.output.name}."
-        matches = (lambda n: n.startswith(prefix)) if folder.is_dir() else None
-    if matches is None:
-        return removed
-    for p in sorted(folder.iterdir()):
-        if matches(p.name):
-            if p.is_dir() and not p.is_symlink():
-                shutil.rmtree(p, ignore_errors=True)
-            else:
-                p.unlink(missing_ok=True)
-            removed.append(p.name)
-    return removed
+        resume, why = can_resume(job)
+    if resume or not _run_files(job.output):
+        return resume, why, None
+    return resume, why, (f"{job.output} holds an earlier training run that this job cannot continue ({why}); "
+                         f"it was left untouched: rerun with --force --only {job.name} to replace it, "
+                         f"or move it away")
 
 
 def can_resume(job: Job) -> tuple[bool, str]:
@@ -323,18 +325,22 @@ def can_resume(job: Job) -> tuple[bool, str]:
     return True, f"resuming the run in state.pt at epoch {done + 1} batch {position['batch'] + 1}"
 
 
-def _run_train(job: Job, device: str, ctx: _Context, log: JobLog, restart: bool) -> tuple[object, bool]:
+def _run_train(job: Job, device: str, ctx: _Context, log: JobLog, forced: bool, status_code: str) -> tuple[object, bool]:
     """Train (or resume); returns (TrainResult, resumed)."""
     from pipeline.train import train
 
     cfg = job.settings
     out = Path(cfg.out_dir)
-    resume, why = (False, "forced or an output changed: starting over") if restart else can_resume(job)
+    resume, why, conflict = train_conflict(job, forced, status_code)
+    if conflict:
+        raise UserError(conflict)
     log(why)
     if not resume:
-        removed = _clear_run(out)
+        removed = [p.name for p in _run_files(out)]  # only reached when forced, or when there is no earlier run
+        for name in removed:
+            (out / name).unlink()
         if removed:
-            log(f"removed the earlier run's {', '.join(removed)} from {out}")
+            log(f"removed the earlier run's {', '.join(removed)} from {out} (--force)")
     if device != "cpu":
         log(f"training runs on the CPU (it has no device option); slot {device} is held meanwhile")
     state = {"epochs": cfg.epochs}
@@ -382,8 +388,7 @@ def _execute(job: Job, device: str, inputs: dict, status: JobStatus, forced: boo
         if leftovers:
             log(f"removed temp files of a killed earlier run: {', '.join(leftovers)}")
         if job.kind == "train":
-            restart = forced or status.code == "output-changed"
-            result, resumed = _run_train(job, device, ctx, log, restart)
+            result, resumed = _run_train(job, device, ctx, log, forced, status.code)
             if result.interrupted:
                 raise JobStopped
         elif job.kind == "walk":
@@ -453,6 +458,12 @@ def run_batch(preset: Preset, only=None, force: bool = False, devices: list[str]
     stop = stop_flag if stop_flag is not None else threading.Event()
     names = select(preset, only)
     forced = forced_jobs(names, only, force)
+    with folder_lock(preset.out_dir, "--out"):  # a second batch on this folder refuses: one manifest writer
+        return _run_locked(preset, names, forced, devices, emit, stop)
+
+
+def _run_locked(preset: Preset, names: list[str], forced: set[str], devices: list[str], emit: Event,
+                stop: threading.Event) -> BatchResult:
     out_dir = preset.out_dir
     manifest = Manifest.load(out_dir)  # a damaged manifest stops us before anything runs
     write_resolved(preset)

@@ -13,7 +13,7 @@ from pipeline.checkpoint import Checkpoint, load_checkpoint
 from pipeline.errors import UserError
 from pipeline.jobs.render import Progress, WalkSettings, checkpoint_info, checkpoint_path, path_info, path_kind
 from pipeline.render import Renderer, default_batch
-from pipeline.video import check_not_input, check_size, check_writable, open_writer, output_format, probe, write_sidecar
+from pipeline.video import check_not_input, check_size, check_writable, open_writer, output_format, probe
 
 _CANVAS_BUDGET = 256 * 2**20  # bytes of composed frames per batch (the writer queues two more copies)
 _MIN_FONT = 6  # px; below this a caption is unreadable anyway, so it is clipped instead of shrunk further
@@ -237,26 +237,25 @@ def render_compare(ckpts: list, out, settings: CompareSettings = CompareSettings
                 writer.write(canvas[:b])  # copied by the writer, so the canvas is free to reuse
                 if progress is not None:
                     progress(b)
-        render_paths = sorted({r.path for r in renderers})
-        device = str(renderers[0].device)
-    seconds = time.perf_counter() - t0
-    panels = []
-    for i, (ck, label, (keys, _, bank_rows)) in enumerate(zip(cks, labels, paths)):
-        x, y = geo.origin(i)
-        panels.append({**checkpoint_info(ck), "label": label, "x": x, "y": y, "keyframes": keys,
-                       **path_info(walk, bank_rows)})
-    info = {
-        "kind": "compare",
-        "version": __version__,
-        "output": str(out), "format": fmt, "frames": s.frames, "width": geo.width, "height": geo.height,
-        "fps": s.fps, "layout": {"columns": columns, "rows": rows, "panel_size": geo.panel,
-                                 "caption_height": geo.caption},
-        "settings": {**asdict(replace(s, batch=None)), "labels": labels},
-        "path": path_kind(walk),
-        "latents": _latents_note(walk),
-        "checkpoints": panels,
-        "render_path": ",".join(render_paths), "device": device,
-        "seconds": round(seconds, 3), "frames_per_second": round(s.frames / seconds, 3),
-    }
-    write_sidecar(out, info)
+            writer.finish()
+            seconds = time.perf_counter() - t0
+            panels = []
+            for i, (ck, label, (keys, _, bank_rows)) in enumerate(zip(cks, labels, paths)):
+                x, y = geo.origin(i)
+                panels.append({**checkpoint_info(ck), "label": label, "x": x, "y": y, "keyframes": keys,
+                               **path_info(walk, bank_rows)})
+            info = {
+                "kind": "compare",
+                "version": __version__,
+                "output": str(out), "format": fmt, "frames": s.frames, "width": geo.width, "height": geo.height,
+                "fps": s.fps, "layout": {"columns": columns, "rows": rows, "panel_size": geo.panel,
+                                         "caption_height": geo.caption},
+                "settings": {**asdict(replace(s, batch=None)), "labels": labels},
+                "path": path_kind(walk),
+                "latents": _latents_note(walk),
+                "checkpoints": panels,
+                "render_path": ",".join(sorted({r.path for r in renderers})), "device": str(renderers[0].device),
+                "seconds": round(seconds, 3), "frames_per_second": round(s.frames / seconds, 3),
+            }
+            writer.close(sidecar=info)
     return info

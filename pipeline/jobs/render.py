@@ -15,8 +15,8 @@ from pipeline.errors import UserError
 from pipeline.latents import (EASINGS, INTERPOLATIONS, class_path, digit_keyframes, load_keyframes, parse_classes,
                               parse_digits, walk_keyframes, walk_path)
 from pipeline.render import Renderer, default_batch
-from pipeline.video import (atomic_path, check_not_input, check_size, check_writable, open_writer, output_format, probe,
-                            write_sidecar)
+from pipeline.atomic import temp_sibling
+from pipeline.video import check_not_input, check_size, check_writable, open_writer, output_format, probe, publish
 
 DEFAULT_CHECKPOINT = "e24"  # bundled checkpoint used when none is given
 MAX_FRAMES = 1_000_000  # a walk's latent path is held in memory ([frames, z] float64): this caps it near 0.3 GB
@@ -201,17 +201,18 @@ def render_walk(ckpt, out, settings: WalkSettings = WalkSettings(), progress: Pr
         with open_writer(out, (s.size, s.size), fps=s.fps, fmt=fmt, crf=s.crf, preset=s.preset,
                          lossless=s.lossless) as writer:
             stream_frames(renderer, latents, writer, batch, s.invert, progress)
-        render_path, device = renderer.path, str(renderer.device)
-    seconds = time.perf_counter() - t0
-    info = {
-        "kind": path_kind(s),
-        "version": __version__,
-        "output": str(out), "format": fmt, "frames": len(latents), "width": s.size, "height": s.size,
-        "fps": s.fps, "settings": asdict(replace(s, batch=None)), "checkpoint": checkpoint_info(ck),
-        "keyframes": keys, **path_info(s, bank_rows), "render_path": render_path, "device": device,
-        "seconds": round(seconds, 3), "frames_per_second": round(len(latents) / seconds, 3),
-    }
-    write_sidecar(out, info)
+            writer.finish()
+            seconds = time.perf_counter() - t0
+            info = {
+                "kind": path_kind(s),
+                "version": __version__,
+                "output": str(out), "format": fmt, "frames": len(latents), "width": s.size, "height": s.size,
+                "fps": s.fps, "settings": asdict(replace(s, batch=None)), "checkpoint": checkpoint_info(ck),
+                "keyframes": keys, **path_info(s, bank_rows), "render_path": renderer.path,
+                "device": str(renderer.device),
+                "seconds": round(seconds, 3), "frames_per_second": round(len(latents) / seconds, 3),
+            }
+            writer.close(sidecar=info)
     return info
 
 
@@ -256,11 +257,15 @@ def render_still(ckpt, out, settings: StillSettings = StillSettings()) -> dict:
     with Renderer(ck.generator, s.size, s.size, scale=s.scale, path=s.path, device=s.device) as renderer:
         image = renderer.render(z, invert=s.invert)[0]  # [H, W] uint8
         render_path = renderer.path
-    with atomic_path(out) as tmp:
-        iio.imwrite(tmp, image, extension=".png")
     info = {"kind": "still", "version": __version__, "output": str(out), "width": s.size, "height": s.size,
             "settings": asdict(s), "checkpoint": checkpoint_info(ck), "latent": z[0], "latent_source": source,
             "render_path": render_path,
             "seconds": round(time.perf_counter() - t0, 3)}
-    write_sidecar(out, info)
+    tmp = temp_sibling(out)
+    try:
+        iio.imwrite(tmp, image, extension=".png")
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    publish(tmp, out, info)
     return info

@@ -4,7 +4,6 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import queue
-import secrets
 import shutil
 import signal
 import subprocess
@@ -23,8 +22,9 @@ from pipeline.errors import UserError
 from pipeline.jobs.render import (DEFAULT_CHECKPOINT, Progress, WalkSettings, checkpoint_info, checkpoint_path,
                                   path_info, path_kind, render_walk)
 from pipeline.render import available_paths, resolve_device
-from pipeline.video import (VideoError, atomic_path, check_not_input, check_size, check_writable, ffmpeg_exe,
-                            output_format, probe, write_sidecar)
+from pipeline.atomic import temp_sibling
+from pipeline.video import (VideoError, check_not_input, check_size, check_writable, ffmpeg_exe, output_format,
+                            probe, publish)
 
 _POLL_S = 0.1  # how often the parent looks at its workers while waiting for messages
 _JOIN_S = 10.0  # how long a stopped worker gets to kill its ffmpeg and clean up before it is killed
@@ -98,25 +98,25 @@ def _concat_line(path: Path) -> str:
     return "file '" + str(path.absolute()).replace("'", "'\\''") + "'\n"
 
 
-def join_segments(parts: list[Path], out: Path) -> None:
-    """Join MP4 segments into `out` with ffmpeg's concat demuxer, copying the streams (no re-encoding).
+def join_segments(parts: list[Path], dest: Path) -> None:
+    """Join MP4 segments into `dest` with ffmpeg's concat demuxer, copying the streams (no re-encoding).
 
     Each segment is its own x264 encode, so each starts with a keyframe (IDR) and the copied streams
-    decode on their own; the result appears at `out` only when ffmpeg succeeded.
+    decode on their own. `dest` is written directly: callers pass a temp name and publish it.
     """
-    listing = out.parent / f".{out.name}.{secrets.token_hex(4)}.concat.txt"
+    listing = temp_sibling(dest, "concat.txt")
     listing.write_text("".join(_concat_line(p) for p in parts), encoding="utf-8")
     try:
-        with atomic_path(out) as tmp:
-            cmd = [ffmpeg_exe(), "-hide_banner", "-nostats", "-loglevel", "error", "-y",
-                   "-f", "concat", "-safe", "0", "-i", str(listing),
-                   "-c", "copy", "-movflags", "+faststart", "-f", "mp4", str(tmp)]
-            res = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            if res.returncode != 0:
-                lines = [ln for ln in res.stderr.decode("utf-8", "replace").splitlines() if ln.strip()][-12:]
-                raise VideoError(f"ffmpeg could not join {len(parts)} segments into {out.name} "
-                                 f"(exit code {res.returncode}); its last lines:\n"
-                                 + "\n".join("  " + ln for ln in lines or ["(ffmpeg printed nothing)"]))
+        cmd = [ffmpeg_exe(), "-hide_banner", "-nostats", "-loglevel", "error", "-y",
+               "-f", "concat", "-safe", "0", "-i", str(listing),
+               "-c", "copy", "-movflags", "+faststart", "-f", "mp4", str(dest)]
+        res = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             process_group=0)
+        if res.returncode != 0:
+            lines = [ln for ln in res.stderr.decode("utf-8", "replace").splitlines() if ln.strip()][-12:]
+            raise VideoError(f"ffmpeg could not join {len(parts)} segments into {dest.name} "
+                             f"(exit code {res.returncode}); its last lines:\n"
+                             + "\n".join("  " + ln for ln in lines or ["(ffmpeg printed nothing)"]))
     finally:
         listing.unlink(missing_ok=True)
 
@@ -199,7 +199,7 @@ def render_walk_segmented(ckpt, out, settings: WalkSettings = WalkSettings(), wo
     if progress is not None:
         progress(0)  # checks passed: rendering starts
     t0 = time.perf_counter()
-    tmpdir = out.parent / f".{out.name}.{secrets.token_hex(4)}.segments"
+    tmpdir = temp_sibling(out, "segments")
     ctx = mp.get_context("spawn")  # fork would copy torch's thread pools and CUDA state; spawn starts clean
     messages = ctx.Queue()
     parts = [tmpdir / f"segment_{i:03d}.mp4" for i in range(len(bounds))]
@@ -245,23 +245,25 @@ def render_walk_segmented(ckpt, out, settings: WalkSettings = WalkSettings(), wo
                 raise RuntimeError(f"{where} failed in its worker process:\n{msg[2]}")
         for p in procs:
             p.join()
-        join_segments(parts, out)
+        joined = tmpdir / "joined.mp4"
+        join_segments(parts, joined)
+        seconds = time.perf_counter() - t0
+        first = done[0]
+        info = {
+            "kind": path_kind(s),
+            "version": __version__,
+            "output": str(out), "format": fmt, "frames": len(latents), "width": s.size, "height": s.size,
+            "fps": s.fps, "settings": asdict(replace(s, batch=None)), "checkpoint": checkpoint_info(ck),
+            "keyframes": keys, **path_info(s, bank_rows), "render_path": first["render_path"],
+            "device": first["device"],
+            "seconds": round(seconds, 3), "frames_per_second": round(len(latents) / seconds, 3),
+            "workers": len(bounds),
+            "segments": [{"index": i, "start": a, "stop": b, **done[i]} for i, (a, b) in enumerate(bounds)],
+        }
+        publish(joined, out, info)
     finally:
         _stop(procs)
         messages.close()
         messages.join_thread()
         shutil.rmtree(tmpdir, ignore_errors=True)
-    seconds = time.perf_counter() - t0
-    first = done[0]
-    info = {
-        "kind": path_kind(s),
-        "version": __version__,
-        "output": str(out), "format": fmt, "frames": len(latents), "width": s.size, "height": s.size,
-        "fps": s.fps, "settings": asdict(replace(s, batch=None)), "checkpoint": checkpoint_info(ck),
-        "keyframes": keys, **path_info(s, bank_rows), "render_path": first["render_path"], "device": first["device"],
-        "seconds": round(seconds, 3), "frames_per_second": round(len(latents) / seconds, 3),
-        "workers": len(bounds),
-        "segments": [{"index": i, "start": a, "stop": b, **done[i]} for i, (a, b) in enumerate(bounds)],
-    }
-    write_sidecar(out, info)
     return info

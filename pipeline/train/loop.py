@@ -13,6 +13,7 @@ import torch
 
 import pipeline
 from pipeline import atomic
+from pipeline.lock import folder_lock
 from pipeline.checkpoint import atomic_torch_save, read_checkpoint_dict, save_render_checkpoint
 from pipeline.coords import grid
 from pipeline.data import CROP_SIZE, epoch_batches, load_dataset, random_crops
@@ -211,96 +212,95 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = No
     bank_images, bank_labels, bank_source = _bank_source(cfg, dataset)
     step_fn = SCHEDULE_FUNCTIONS[cfg.model]
 
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UserError(f"cannot create the run directory {out} ({e.strerror or e}); choose a writable --out") from None
-    atomic.write_text(out / CONFIG_NAME, json.dumps(
-        {"config": cfg.to_dict(), "command": command, "version": pipeline.__version__, "resumed": resume},
-        indent=2) + "\n")
+    # One process per run directory: a second train (or batch job) on it refuses instead of interleaving.
+    with folder_lock(out, "--out", "the run directory"):
+        atomic.clear_temps(out)  # what a killed earlier run could not remove
+        atomic.write_text(out / CONFIG_NAME, json.dumps(
+            {"config": cfg.to_dict(), "command": command, "version": pipeline.__version__, "resumed": resume},
+            indent=2) + "\n")
 
-    # The run seeds and uses the global RNG (init, dropout); fork it so the caller's stream is untouched.
-    with torch.random.fork_rng(devices=[]):
-        st = restore(cfg, saved) if saved is not None else new_state(cfg)
-        saved = None  # free the loaded tensors
-        _truncate_metrics(metrics_path, st.metrics_lines)
-        result = TrainResult(out_dir=out, epoch=st.epoch, batches=st.batches, interrupted=False,
-                             state_path=state_path, metrics_path=metrics_path, note=dataset.note)
-        emit({"event": "start", "epochs": cfg.epochs, "batches_per_epoch": n_batches, "n_images": n,
-              "done": st.epoch * n_batches + st.batch, "total": cfg.epochs * n_batches,
-              "epoch": st.epoch, "batch": st.batch, "resumed": resume, "note": dataset.note, "config": cfg})
+        # The run seeds and uses the global RNG (init, dropout); fork it so the caller's stream is untouched.
+        with torch.random.fork_rng(devices=[]):
+            st = restore(cfg, saved) if saved is not None else new_state(cfg)
+            saved = None  # free the loaded tensors
+            _truncate_metrics(metrics_path, st.metrics_lines)
+            result = TrainResult(out_dir=out, epoch=st.epoch, batches=st.batches, interrupted=False,
+                                 state_path=state_path, metrics_path=metrics_path, note=dataset.note)
+            emit({"event": "start", "epochs": cfg.epochs, "batches_per_epoch": n_batches, "n_images": n,
+                  "done": st.epoch * n_batches + st.batch, "total": cfg.epochs * n_batches,
+                  "epoch": st.epoch, "batch": st.batch, "resumed": resume, "note": dataset.note, "config": cfg})
 
-        def snapshot():
-            """(class latents, digit bank, meta) of the current weights."""
-            latents, missing = compute_class_latents(st.encoder, dataset.images, dataset.labels)
-            meta = _meta(st, dataset, command, missing)
-            meta["digit_bank"] = {"source": bank_source, "per_class": BANK_PER_CLASS}
-            return latents, compute_digit_bank(st.encoder, bank_images, bank_labels), meta
+            def snapshot():
+                """(class latents, digit bank, meta) of the current weights."""
+                latents, missing = compute_class_latents(st.encoder, dataset.images, dataset.labels)
+                meta = _meta(st, dataset, command, missing)
+                meta["digit_bank"] = {"source": bank_source, "per_class": BANK_PER_CLASS}
+                return latents, compute_digit_bank(st.encoder, bank_images, bank_labels), meta
 
-        last_save = [clock()]
+            last_save = [clock()]
 
-        def save_state(snap=None) -> None:
-            latents, bank, meta = snap or snapshot()
-            atomic_torch_save(payload(st, latents, meta, bank), state_path)
-            last_save[0] = clock()
+            def save_state(snap=None) -> None:
+                latents, bank, meta = snap or snapshot()
+                atomic_torch_save(payload(st, latents, meta, bank), state_path)
+                last_save[0] = clock()
 
-        monitor = CollapseMonitor(n_batches)
+            monitor = CollapseMonitor(n_batches)
 
-        with open(metrics_path, "a") as metrics_file:
-            while st.epoch < cfg.epochs:
-                if st.order is None:
-                    st.order = torch.stack(epoch_batches(n, bs, st.data_rng)[:n_batches])  # [n_batches, bs]
-                    st.batch = 0
-                while st.batch < n_batches:
-                    if should_stop():
-                        save_state()
-                        result.interrupted = True
-                        result.epoch, result.batches = st.epoch, st.batches
-                        return result
-                    idx = st.order[st.batch]  # [bs]
-                    real = random_crops(dataset.images[idx], st.data_rng)  # [bs, 26, 26]
-                    labels = dataset.labels[idx]  # [bs]
-                    t0 = time.perf_counter()
-                    try:
-                        m = step_fn(st, real, labels, coords)
-                    except NonFinite as e:
-                        raise UserError(_nan_message(e.what, st, state_path)) from None
-                    dt = time.perf_counter() - t0
-                    st.batch += 1
-                    st.batches += 1
-                    st.images_seen += bs
-                    st.train_seconds += dt
-                    for k, v in m["steps"].items():
-                        st.steps[k] = st.steps.get(k, 0) + v
-                    row = {"epoch": st.epoch + 1, "batch": st.batch, "batches": st.batches, **m,
-                           "time": round(dt, 4)}
-                    warning = monitor.check(row)
-                    if warning:
-                        row["collapse"] = warning
-                    metrics_file.write(json.dumps(row) + "\n")
-                    metrics_file.flush()
-                    st.metrics_lines += 1
-                    result.last = row
-                    emit({"event": "batch", "epoch": st.epoch + 1, "batch": st.batch,
-                          "batches_per_epoch": n_batches, "metrics": row})
-                    if warning:
-                        emit({"event": "collapse", "message": warning, "epoch": st.epoch + 1, "batch": st.batch})
-                    if save_every is not None and clock() - last_save[0] >= save_every and st.batch < n_batches:
-                        save_state()
-                        emit({"event": "saved", "state": state_path, "epoch": st.epoch + 1, "batch": st.batch})
-                st.epoch += 1
-                st.order, st.batch = None, 0
-                snap = snapshot()
-                written = []
-                if st.epoch in cfg.save_at or st.epoch == cfg.epochs:
-                    path = out / checkpoint_name(st.epoch)
-                    save_render_checkpoint(path, st.generator, snap[0], snap[2], snap[1])
-                    written.append(path)
-                    result.checkpoints.append(path)
-                save_state(snap)
-                emit({"event": "epoch", "epoch": st.epoch, "saved": written, "state": state_path})
-        result.epoch, result.batches = st.epoch, st.batches
-        return result
+            with open(metrics_path, "a") as metrics_file:
+                while st.epoch < cfg.epochs:
+                    if st.order is None:
+                        st.order = torch.stack(epoch_batches(n, bs, st.data_rng)[:n_batches])  # [n_batches, bs]
+                        st.batch = 0
+                    while st.batch < n_batches:
+                        if should_stop():
+                            save_state()
+                            result.interrupted = True
+                            result.epoch, result.batches = st.epoch, st.batches
+                            return result
+                        idx = st.order[st.batch]  # [bs]
+                        real = random_crops(dataset.images[idx], st.data_rng)  # [bs, 26, 26]
+                        labels = dataset.labels[idx]  # [bs]
+                        t0 = time.perf_counter()
+                        try:
+                            m = step_fn(st, real, labels, coords)
+                        except NonFinite as e:
+                            raise UserError(_nan_message(e.what, st, state_path)) from None
+                        dt = time.perf_counter() - t0
+                        st.batch += 1
+                        st.batches += 1
+                        st.images_seen += bs
+                        st.train_seconds += dt
+                        for k, v in m["steps"].items():
+                            st.steps[k] = st.steps.get(k, 0) + v
+                        row = {"epoch": st.epoch + 1, "batch": st.batch, "batches": st.batches, **m,
+                               "time": round(dt, 4)}
+                        warning = monitor.check(row)
+                        if warning:
+                            row["collapse"] = warning
+                        metrics_file.write(json.dumps(row) + "\n")
+                        metrics_file.flush()
+                        st.metrics_lines += 1
+                        result.last = row
+                        emit({"event": "batch", "epoch": st.epoch + 1, "batch": st.batch,
+                              "batches_per_epoch": n_batches, "metrics": row})
+                        if warning:
+                            emit({"event": "collapse", "message": warning, "epoch": st.epoch + 1, "batch": st.batch})
+                        if save_every is not None and clock() - last_save[0] >= save_every and st.batch < n_batches:
+                            save_state()
+                            emit({"event": "saved", "state": state_path, "epoch": st.epoch + 1, "batch": st.batch})
+                    st.epoch += 1
+                    st.order, st.batch = None, 0
+                    snap = snapshot()
+                    written = []
+                    if st.epoch in cfg.save_at or st.epoch == cfg.epochs:
+                        path = out / checkpoint_name(st.epoch)
+                        save_render_checkpoint(path, st.generator, snap[0], snap[2], snap[1])
+                        written.append(path)
+                        result.checkpoints.append(path)
+                    save_state(snap)
+                    emit({"event": "epoch", "epoch": st.epoch, "saved": written, "state": state_path})
+            result.epoch, result.batches = st.epoch, st.batches
+            return result
 
 
 def _nan_message(what: str, st: TrainState, state_path: Path) -> str:
