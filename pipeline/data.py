@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from pipeline import atomic
+from pipeline.paths import cache_root
 from pipeline.errors import UserError
 
 IMAGES_MAGIC = 0x00000803  # IDX: unsigned bytes, 3 dimensions (count, rows, cols)
@@ -206,12 +207,11 @@ def sha256_file(path: str | os.PathLike) -> str:
 # ----------------------------------------------------------------------------- finding the files
 
 def cache_dir(name: str = "mnist") -> Path:
-    """Where downloaded files live: $CPPN_VIDEO_DATA/<name>, else ~/.cache/cppn-video/<name>."""
+    """Where downloaded files live: $CPPN_VIDEO_DATA/<name>, else <cache_root()>/<name> (~/.cache/cppn-video/<name>)."""
     root = os.environ.get("CPPN_VIDEO_DATA")
     if root:
         return Path(root).expanduser() / name
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "cppn-video" / name
+    return cache_root() / name
 
 
 def _find_file(directory: Path, name: str) -> Path | None:

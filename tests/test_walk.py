@@ -178,3 +178,33 @@ def test_impossible_frame_counts_are_refused_up_front(tmp_path):
     with pytest.raises(UserError, match="more than the 1,000,000 a video may have"):
         render_walk("e24", tmp_path / "w.mp4", WalkSettings(frames=1_000_000_000, size=16))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_is_one_line(capsys):
+    """Any command that hits ENOSPC (or a quota) ends with one line and exit 1, not a traceback."""
+    import errno
+
+    import click
+
+    from pipeline.cli.common import run_cli
+
+    @click.group()
+    def group():
+        pass
+
+    @group.command()
+    def fill():
+        raise OSError(errno.ENOSPC, "No space left on device", "/out/.w.mp4.0123abcd.partial.mp4")
+
+    with pytest.raises(SystemExit) as exit_info:
+        import sys
+
+        argv, sys.argv = sys.argv, ["cppn-video", "fill"]
+        try:
+            run_cli(group)
+        finally:
+            sys.argv = argv
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert err == ("error: No space left on device writing /out/.w.mp4.0123abcd.partial.mp4; free some space or "
+                   "choose another output path (nothing was written)\n")

@@ -1,9 +1,11 @@
 """Shared CLI plumbing: one-line errors, progress bars, JSON output."""
 from __future__ import annotations
 
+import errno
 import json
 import signal
 import sys
+import warnings
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -16,6 +18,15 @@ def _sigterm_as_ctrl_c(signum, frame):
     raise KeyboardInterrupt
 
 
+# A full disk or quota is the user's to fix, not a bug: one line. Outputs are written to temp files and
+# renamed only when complete, so "nothing was written" holds wherever such an error can surface.
+_DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"warning: {message}\n"
+
+
 def run_cli(group: click.Group) -> None:
     """Run the click group; a UserError becomes `error: ...` on one line and exit code 1.
 
@@ -23,6 +34,7 @@ def run_cli(group: click.Group) -> None:
     unwinds through the same cleanup (temporary outputs removed, ffmpeg and workers stopped) and exits
     130. Commands that stop gracefully (train, batch) install their own handler for both signals.
     """
+    warnings.formatwarning = _one_line_warning
     try:
         signal.signal(signal.SIGTERM, _sigterm_as_ctrl_c)
     except ValueError:  # not the main thread: leave the signal alone
@@ -43,6 +55,13 @@ def run_cli(group: click.Group) -> None:
         sys.exit(130)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except OSError as exc:
+        if exc.errno not in _DISK_ERRORS:
+            raise
+        where = f" writing {exc.filename}" if exc.filename else ""
+        click.echo(f"error: {exc.strerror or exc}{where}; free some space or choose another output path "
+                   f"(nothing was written)", err=True)
+        sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)
 
 
