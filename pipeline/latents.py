@@ -13,7 +13,11 @@ from pipeline.errors import UserError
 # numpy's PCG64 (`default_rng`), whose stream numpy keeps stable across versions
 # and platforms -- unlike torch's generators, which differ between CPU and CUDA.
 
-EASINGS = ("linear", "sine", "smoothstep")
+# Robert Penner's names, the common convention. The default has no jump in speed at a keyframe: speed
+# falls to zero on arrival and rises from zero on departure, so the motion never jerks.
+EASINGS = ("ease-in-out-sine", "linear", "ease-out-sine", "smoothstep")
+DEFAULT_EASE = "ease-in-out-sine"
+_RENAMED = {"sine": "ease-out-sine"}  # older name -> honest name
 INTERPOLATIONS = ("slerp", "cubic", "lerp")
 N_CLASSES = 10
 
@@ -23,23 +27,37 @@ N_CLASSES = 10
 _PARALLEL_EPS = 1e-6
 
 
+def check_ease(name: str) -> str:
+    """`name` if it is a known easing, else UserError (an old name gets its new one)."""
+    if name in EASINGS:
+        return name
+    if name in _RENAMED:
+        raise UserError(f"easing {name!r} is now called {_RENAMED[name]!r} (sin(t*pi/2): fast start, stops at each "
+                        f"keyframe, the article's); {DEFAULT_EASE!r} moves without a jump in speed")
+    raise UserError(f"unknown easing {name!r}; choose one of: {', '.join(EASINGS)}")
+
+
 def ease(name: str, t):
     """Map progress t in [0, 1] to eased progress; ease(name, 0) == 0 and ease(name, 1) == 1 exactly.
 
-    linear: t. sine: sin(t*pi/2), the article's ease (fast start, slow arrival).
-    smoothstep: 3t^2 - 2t^3 (slow start and arrival, zero speed at keyframes).
+    ease-in-out-sine: (1 - cos(t*pi))/2, slow start and arrival: speed is zero at each keyframe on both
+      sides, so it never jumps (the default).
+    linear: t, constant speed within a segment (it changes at a keyframe when segments differ in length).
+    ease-out-sine: sin(t*pi/2), the article's: full speed at departure, zero at arrival, so the speed
+      jumps from zero to its maximum at every keyframe.
+    smoothstep: 3t^2 - 2t^3, like ease-in-out-sine with a slightly flatter middle.
     """
+    check_ease(name)
     t = np.asarray(t, dtype=np.float64)
     if name == "linear":
         out = t.copy()
-    elif name == "sine":
+    elif name == "ease-in-out-sine":
+        out = 0.5 - 0.5 * np.cos(t * np.pi)
+    elif name == "ease-out-sine":
         out = np.sin(t * (np.pi / 2))
-    elif name == "smoothstep":
-        out = t * t * (3.0 - 2.0 * t)
     else:
-        raise UserError(f"unknown easing {name!r}; choose one of: {', '.join(EASINGS)}")
-    # sin(pi/2) is exactly 1.0 in IEEE doubles, but pin the endpoints anyway so
-    # keyframes are hit bit-exactly whatever the libm.
+        out = t * t * (3.0 - 2.0 * t)
+    # Pin the endpoints so keyframes are hit bit-exactly whatever the libm.
     out = np.where(t == 0.0, 0.0, np.where(t == 1.0, 1.0, out))
     return out if out.ndim else float(out)
 

@@ -155,10 +155,15 @@ def _ffmpeg_command(fmt: str, size, fps: str, crf, preset: str, lossless: bool, 
         else:
             # yuv420p + tagged BT.709 limited range: what every player (and Safari)
             # plays. We pass the exact size: no scaler and no macro-block padding,
-            # so 1080x1080 stays 1080x1080.
+            # so 1080x1080 stays 1080x1080. The encoder options alone tag only the
+            # matrix (the frames' unknown primaries and transfer win), so the
+            # h264_metadata filter writes all four into the stream's VUI; it edits
+            # headers only, never pixels (gray stays gray under any matrix).
             cmd += [
                 "-crf", str(crf), "-pix_fmt", "yuv420p",
                 "-color_range", "tv", "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709",
+                "-bsf:v", "h264_metadata=colour_primaries=1:transfer_characteristics=1:matrix_coefficients=1"
+                          ":video_full_range_flag=0",
             ]
         # faststart moves the index to the front so browsers play while downloading.
         cmd += ["-movflags", "+faststart", "-f", "mp4", str(out)]

@@ -105,13 +105,40 @@ def test_ease_endpoints_and_monotone(name):
 
 def test_ease_formulas():
     t = np.linspace(0, 1, 11)
-    assert np.array_equal(ease("sine", t), np.sin(t * np.pi / 2))
+    assert np.array_equal(ease("ease-out-sine", t), np.sin(t * np.pi / 2))
     assert np.allclose(ease("smoothstep", t), 3 * t**2 - 2 * t**3, atol=1e-15)
 
 
 def test_ease_unknown_lists_choices():
-    with pytest.raises(UserError, match="linear, sine, smoothstep"):
+    with pytest.raises(UserError, match="ease-in-out-sine, linear, ease-out-sine, smoothstep"):
         ease("bounce", 0.5)
+    with pytest.raises(UserError, match="'sine' is now called 'ease-out-sine'"):
+        ease("sine", 0.5)
+
+
+def _step_sizes(path: np.ndarray) -> np.ndarray:
+    """How far the latent moves between consecutive frames."""
+    return np.linalg.norm(np.diff(path.astype(np.float64), axis=0), axis=1)
+
+
+@pytest.mark.parametrize("interp", ["slerp", "lerp"])
+def test_the_default_easing_has_no_jump_in_speed_at_a_keyframe(interp):
+    """Across keyframe k (frame k*m) the steps just before and just after are both small: the speed goes
+    to zero and comes back smoothly. ease-out-sine (the article's) arrives slowly and leaves at full speed."""
+    from pipeline.latents import DEFAULT_EASE
+
+    m = 30
+    keys = walk_keyframes(5, 4, 32)
+    for name in (DEFAULT_EASE, "smoothstep"):
+        steps = _step_sizes(walk_path(keys, 3 * m + 1, ease=name, interp=interp))
+        typical = steps.mean()
+        for k in (1, 2):
+            before, after = steps[k * m - 1], steps[k * m]
+            assert before < 0.15 * typical and after < 0.15 * typical, (name, k, before, after)
+            assert max(before, after) / min(before, after) < 1.5  # symmetric: no jump
+    steps = _step_sizes(walk_path(keys, 3 * m + 1, ease="ease-out-sine", interp=interp))
+    before, after = steps[m - 1], steps[m]
+    assert after > 20 * before  # the lurch the default avoids
 
 
 # ---------------------------------------------------------------- walks
@@ -130,8 +157,8 @@ def test_keyframes_are_numpy_pcg64_normals():
 @pytest.mark.parametrize("loop", [False, True])
 def test_walk_path_deterministic(interp, loop):
     keys = walk_keyframes(7, 4, 16)
-    p1 = walk_path(keys, 37, loop=loop, ease="sine", interp=interp)
-    p2 = walk_path(walk_keyframes(7, 4, 16), 37, loop=loop, ease="sine", interp=interp)
+    p1 = walk_path(keys, 37, loop=loop, ease="ease-out-sine", interp=interp)
+    p2 = walk_path(walk_keyframes(7, 4, 16), 37, loop=loop, ease="ease-out-sine", interp=interp)
     assert p1.dtype == np.float32 and p1.shape == (37, 16)
     assert p1.tobytes() == p2.tobytes()
     assert not np.array_equal(p1, walk_path(walk_keyframes(8, 4, 16), 37, loop=loop, interp=interp))
@@ -265,7 +292,7 @@ def test_class_path_endpoints_and_order():
     lat = walk_keyframes(21, 10, 8)
     order = [3, 1, 4]
     m = 8
-    path = class_path(lat, order, 2 * m + 1, ease="sine")
+    path = class_path(lat, order, 2 * m + 1, ease="ease-out-sine")
     assert path.shape == (2 * m + 1, 8)
     assert [np.array_equal(path[j * m], lat[c]) for j, c in enumerate(order)] == [True] * 3
     # Straight lines between class latents (lerp), linear ease: the midpoint frame.

@@ -11,20 +11,19 @@ from pipeline.batch.preset import PresetError
 PRESETS = Path(__file__).resolve().parents[1] / "presets"
 
 
-def _quick(tmp_path):
-    """quick.toml as shipped; where the repo's neighbour data folder is absent, a copy with synthetic data."""
-    path = PRESETS / "quick.toml"
-    try:
-        return load_preset(path, out_dir=tmp_path / "out")
-    except PresetError as e:
-        if not all("key data_dir" in p for p in e.problems):
-            raise
-    from idx_helpers import write_idx_dataset
+def _quick(tmp_path, data_dir=None):
+    """quick.toml as shipped: it names no data folder, so it validates on any fresh clone."""
+    return load_preset(PRESETS / "quick.toml", out_dir=tmp_path / "out", data_dir=data_dir)
 
-    data = write_idx_dataset(tmp_path / "data", 0, 600)
-    copy = tmp_path / "quick.toml"
-    copy.write_text(path.read_text().replace('data_dir = "../../shared/data/mnist"', f'data_dir = "{data}"'))
-    return load_preset(copy, out_dir=tmp_path / "out")
+
+def test_quick_preset_uses_the_data_cache_unless_batch_gets_data(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    trains = [j for j in _quick(tmp_path).jobs.values() if j.kind == "train"]
+    assert trains and all(j.settings.data_dir is None for j in trains)  # the cache, which downloads MNIST
+    (tmp_path / "digits").mkdir()
+    trains = [j for j in _quick(tmp_path, data_dir="digits").jobs.values() if j.kind == "train"]
+    assert all(j.settings.data_dir == str(tmp_path / "digits") for j in trains)  # batch --data DIR
+    assert all(any(r.key == "data_dir" for r in j.inputs) for j in trains)  # hashed like any input
 
 
 def test_article_preset_validates_and_has_the_articles_jobs(tmp_path):

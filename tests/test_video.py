@@ -437,3 +437,17 @@ def test_png_frames_on_a_full_disk_is_one_clean_error(tmp_path, capfd):
                 time.sleep(0.01)
     assert "Exception ignored" not in capfd.readouterr().err
     assert os.listdir(tmp_path) == []
+
+
+def test_mp4_colour_tags_are_in_the_stream(tmp_path):
+    """BT.709 primaries, transfer and matrix, limited range: read back from the file, not just passed."""
+    import subprocess
+
+    from pipeline.video import ffmpeg_exe
+
+    out = tmp_path / "walk.mp4"
+    with open_writer(out, (W, H), preset="ultrafast") as w:
+        w.write(moving_frames(2))
+    res = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(out)], capture_output=True, text=True)
+    (video,) = [ln for ln in res.stderr.splitlines() if "Video:" in ln]
+    assert "yuv420p(tv, bt709, progressive)" in video, video  # ffmpeg prints one bt709 when all three agree

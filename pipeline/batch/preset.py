@@ -403,10 +403,11 @@ class _Checker:
         return cls(**out) if ok else None
 
 
-def load_preset(path, out_dir=None) -> Preset:
+def load_preset(path, out_dir=None, data_dir=None) -> Preset:
     """Read and validate a preset file; raises PresetError listing every problem (one line each).
 
-    out_dir: overrides settings.out_dir (absolute, or relative to the working directory).
+    out_dir: overrides settings.out_dir; data_dir: every train job's data folder (settings.data_dir and
+    the jobs' own). Both absolute, or relative to the working directory.
     """
     path = Path(path).expanduser().resolve()
     data = _read_toml(path)
@@ -466,7 +467,7 @@ def load_preset(path, out_dir=None) -> Preset:
     raw_refs: dict[str, list] = {}   # job -> [(key, text, producer, file or None)]
     after_keys: dict[str, tuple] = {}
     for name, table in jobs_table.items():
-        job = _check_job(chk, name, table, defaults, settings, out, raw_refs, after_keys)
+        job = _check_job(chk, name, table, defaults, settings, out, raw_refs, after_keys, data_dir)
         if job is not None:
             jobs[name] = job
 
@@ -477,7 +478,7 @@ def load_preset(path, out_dir=None) -> Preset:
 
 
 def _check_job(chk: _Checker, name: str, table, defaults: dict, settings: dict, out: Path,
-               raw_refs: dict, after_keys: dict) -> Job | None:
+               raw_refs: dict, after_keys: dict, data_dir=None) -> Job | None:
     where = f"job {name}"
     if not _NAME.match(name):
         chk.problem(where, "job names may hold letters, digits, _ . - only (they name log files and references)")
@@ -499,7 +500,9 @@ def _check_job(chk: _Checker, name: str, table, defaults: dict, settings: dict, 
         chk.problem(f"{where}, key kind", f"{kind} jobs need a module this install lacks ({e})")
         return None
     merged = {**defaults.get(kind, {}), **table}
-    if kind == "train" and "data_dir" not in merged and isinstance(settings.get("data_dir"), str):
+    if kind == "train" and data_dir is not None:
+        merged["data_dir"] = str(Path(data_dir).expanduser().resolve())
+    elif kind == "train" and "data_dir" not in merged and isinstance(settings.get("data_dir"), str):
         merged["data_dir"] = settings["data_dir"]
     model = merged.get("model") if isinstance(merged.get("model"), str) else None
     n_before = len(chk.problems)

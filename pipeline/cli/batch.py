@@ -146,10 +146,13 @@ def _summary(result) -> str:
                    "device at a time, so independent jobs render in parallel.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output folder for every job, manifest.json and logs/  [default: the preset's settings.out_dir].")
+@click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder with the MNIST IDX files for every train job  [default: the preset's data_dir, else the "
+                   "data cache, which downloads MNIST].")
 @click.option("--quiet", is_flag=True, help="Only failures and the summary (no progress bars or per-job lines).")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan (--dry-run) or every job's outcome as JSON.")
 @click.pass_context
-def batch_command(ctx: click.Context, preset, dry_run, only, force, devices, out_dir, quiet, as_json) -> None:
+def batch_command(ctx: click.Context, preset, dry_run, only, force, devices, out_dir, data_dir, quiet, as_json) -> None:
     """Run the jobs of a TOML PRESET (train, walk, still, compare) in dependency order, resumably.
 
     The whole preset is validated first (each problem on one line, exit code 2). Jobs whose outputs,
@@ -161,7 +164,7 @@ def batch_command(ctx: click.Context, preset, dry_run, only, force, devices, out
 
     names = [n.strip() for item in only for n in item.split(",") if n.strip()]
     try:
-        p = load_preset(preset, out_dir=out_dir)
+        p = load_preset(preset, out_dir=out_dir, data_dir=data_dir)
     except PresetError as e:
         for line in e.problems:
             click.echo(f"error: {line}", err=True)

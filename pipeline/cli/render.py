@@ -6,7 +6,7 @@ import click
 from pipeline.cli.common import echo_json, progress_bar
 from pipeline.jobs import (DEFAULT_CHECKPOINT, StillSettings, WalkSettings, render_still, render_walk,
                            render_walk_segmented)
-from pipeline.latents import EASINGS, INTERPOLATIONS
+from pipeline.latents import DEFAULT_EASE, EASINGS, INTERPOLATIONS
 from pipeline.render import PATHS
 
 CKPT_HELP = f"Checkpoint file, or the name of a bundled one (prev, e6, e24). Default: bundled {DEFAULT_CHECKPOINT}."
@@ -41,8 +41,10 @@ def path_options(classes_help: str):
         click.option("--keyframes-file", type=click.Path(exists=True, dir_okay=False), default=None,
                      help="A .npy file of keyframe latents [K, z_dim] instead of random ones."),
         click.option("--loop", is_flag=True, help="Return to the first keyframe for a seamless loop."),
-        click.option("--ease", type=click.Choice(EASINGS), default="linear", show_default=True,
-                     help="Easing within each segment (sine is the article's sin(t*pi/2))."),
+        click.option("--ease", type=click.Choice(EASINGS), default=DEFAULT_EASE, show_default=True,
+                     help="Speed within each transition: ease-in-out-sine slows into and out of every keyframe "
+                          "(no jump in speed); linear is constant; ease-out-sine is the article's sin(t*pi/2) "
+                          "(stops at each keyframe, restarts at full speed); smoothstep is 3t^2-2t^3."),
         click.option("--interp", type=click.Choice(sorted(INTERPOLATIONS, key=("slerp", "lerp", "cubic").index)),
                      default=None,
                      help="Path between keyframes: slerp (great circles), lerp (straight lines at constant speed, "

@@ -11,6 +11,7 @@ import numpy as np
 from pipeline import __version__
 from pipeline.checkpoint import Checkpoint, load_checkpoint
 from pipeline.errors import UserError
+from pipeline.latents import DEFAULT_EASE
 from pipeline.jobs.render import Progress, WalkSettings, checkpoint_info, checkpoint_path, path_info, path_kind
 from pipeline.render import Renderer, default_batch
 from pipeline.video import check_not_input, check_size, check_writable, open_writer, output_format, probe
@@ -30,7 +31,7 @@ class CompareSettings:
     seed: int = 0                  # seed of the random keyframes (shared by every panel)
     keyframes: int = 8             # random keyframes visited by the walk
     loop: bool = False             # return to the first keyframe (seamless loop, no duplicated frame)
-    ease: str = "linear"           # easing within each segment: linear, sine (the article's), smoothstep
+    ease: str = DEFAULT_EASE       # easing within each segment (see latents.ease)
     interp: str = "slerp"          # slerp (great circles), lerp (straight lines, the article's videos) or
                                    # cubic (smooth spline through keyframes); class transitions always lerp
     repeat_keyframes: bool = False  # each transition renders both its ends, as the article's sampler did

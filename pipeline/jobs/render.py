@@ -12,7 +12,7 @@ import torch
 from pipeline import __version__
 from pipeline.checkpoint import Checkpoint, load_checkpoint
 from pipeline.errors import UserError
-from pipeline.latents import (EASINGS, INTERPOLATIONS, class_path, digit_keyframes, load_keyframes, parse_classes,
+from pipeline.latents import (DEFAULT_EASE, INTERPOLATIONS, check_ease, class_path, digit_keyframes, load_keyframes, parse_classes,
                               parse_digits, walk_keyframes, walk_path)
 from pipeline.render import Renderer, default_batch
 from pipeline.atomic import temp_sibling
@@ -33,7 +33,8 @@ class WalkSettings:
     seed: int = 0                  # seed of the random keyframes
     keyframes: int = 8             # random keyframes visited by the walk
     loop: bool = False             # return to the first keyframe (seamless loop, no duplicated frame)
-    ease: str = "linear"           # easing within each segment: linear, sine (the article's), smoothstep
+    ease: str = DEFAULT_EASE       # easing within each segment (see latents.ease): ease-in-out-sine, linear,
+                                   # ease-out-sine (the article's sin(t*pi/2)), smoothstep
     interp: str = "slerp"          # slerp (great circles), lerp (straight lines, the article's videos) or
                                    # cubic (smooth spline through keyframes); class transitions always lerp
     repeat_keyframes: bool = False  # each transition renders both its ends, as the article's sampler did (a
@@ -66,8 +67,7 @@ class WalkSettings:
                             f"--classes, --keyframes-file")
         if self.keyframes < 1 and not chosen:
             raise UserError(f"--keyframes must be at least 1, got {self.keyframes}")
-        if self.ease not in EASINGS:
-            raise UserError(f"unknown easing {self.ease!r}; choose one of {', '.join(EASINGS)}")
+        check_ease(self.ease)
         if self.interp not in INTERPOLATIONS:
             raise UserError(f"unknown interpolation --interp {self.interp!r}; choose one of "
                             f"{', '.join(INTERPOLATIONS)}")
