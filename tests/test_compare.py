@@ -53,7 +53,8 @@ def test_compare_geometry_exact_panels_and_captions(ckpts, tmp_path):
     assert calls[0] == 0 and sum(calls) == 5
 
     _, latents = path_latents(s.walk(), 32, None)
-    labels = ["prev e3", "resnet e6", "resnet e24"]  # default: "<family> e<epoch>" from metadata
+    # default: the file's name and, from the metadata, what it is
+    labels = ["prev (previous model, 3 epochs)", "e6 (resnet, 6 epochs)", "e24 (resnet, 24 epochs)"]
     for (panel, caption), path, label in zip(_panels(video, 3, 3), ckpts, labels):
         # Each panel is exactly what the render engine makes of the shared latents.
         assert np.array_equal(panel, Renderer(load_checkpoint(path).generator, P, P).render(latents))

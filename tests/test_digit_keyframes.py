@@ -62,7 +62,7 @@ def test_digit_walk_keyframes_are_the_bank_rows(banked):
     assert np.array_equal(keys, ck.digit_latents[expected].numpy())
     for i in range(9):  # 30 frames per transition: digit i is frame 30*i
         assert np.allclose(latents[30 * i], keys[i], rtol=0, atol=1e-6)
-    assert np.array_equal(latents, walk_path(keys, s.frames, interp="lerp"))
+    assert np.array_equal(latents, walk_path(keys, s.frames, interp="lerp", ease=s.ease))
     # path_latents with the bank passed by hand is the same path
     k2, l2 = path_latents(s, ck.z_dim, ck.class_latents, (ck.digit_latents, ck.digit_labels))
     assert np.array_equal(k2, keys) and np.array_equal(l2, latents)

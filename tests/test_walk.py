@@ -1,5 +1,7 @@
 """End to end: checkpoint -> latent path -> render engine -> MP4/GIF/PNG + sidecar, and every bad input."""
 import json
+import subprocess
+import sys
 
 import imageio.v3 as iio
 import numpy as np
@@ -208,3 +210,16 @@ def test_a_full_disk_is_one_line(capsys):
     err = capsys.readouterr().err
     assert err == ("error: No space left on device writing /out/.w.mp4.0123abcd.partial.mp4; free some space or "
                    "choose another output path (nothing was written)\n")
+
+
+def test_the_cli_parses_and_helps_without_importing_torch():
+    """--help and argument errors must answer at once: importing torch alone takes seconds."""
+    code = ("import sys; from click.testing import CliRunner; from pipeline.cli import cli; "
+            "r = CliRunner(); "
+            "outs = [r.invoke(cli, [c, '--help']).exit_code for c in "
+            "('walk', 'still', 'compare', 'train', 'batch', 'info', 'eval', 'bench')]; "
+            "bad = r.invoke(cli, ['walk', '--frames', 'x']).exit_code; "
+            "print(outs, bad, 'torch' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.stdout.split("] ")[-1].strip() == "2 False", proc.stdout + proc.stderr
+    assert proc.stdout.startswith("[0, 0, 0, 0, 0, 0, 0, 0]")

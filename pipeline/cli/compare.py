@@ -5,7 +5,7 @@ import click
 
 from pipeline.cli.common import echo_json, progress_bar
 from pipeline.cli.render import FRAMES_HELP, encoding_options, interp_choice, path_options, render_options
-from pipeline.jobs import CompareSettings, render_compare
+from pipeline.jobs.settings import CompareSettings
 
 
 @click.command()
@@ -42,6 +42,8 @@ def compare(checkpoints, output, frames, panel_size, labels, layout, fps, seed, 
         classes=classes,
         keyframes_file=keyframes_file, digits=digits, crf=crf, preset=preset, fmt=fmt, device=device, path=render_path,
         batch=batch)
+    from pipeline.jobs import render_compare
+
     with progress_bar(f"rendering {output}", frames, unit="frames", quiet=quiet or as_json) as advance:
         info = render_compare(list(checkpoints), output, settings, progress=advance)
     if as_json:

@@ -4,10 +4,9 @@ from __future__ import annotations
 import click
 
 from pipeline.cli.common import echo_json, progress_bar
-from pipeline.jobs import (DEFAULT_CHECKPOINT, StillSettings, WalkSettings, render_still, render_walk,
-                           render_walk_segmented)
+from pipeline.jobs.settings import DEFAULT_CHECKPOINT, StillSettings, WalkSettings
 from pipeline.latents import DEFAULT_EASE, EASINGS, INTERPOLATIONS
-from pipeline.render import PATHS
+from pipeline.render.paths import PATHS
 
 CKPT_HELP = f"Checkpoint file, or the name of a bundled one (prev, e6, e24). Default: bundled {DEFAULT_CHECKPOINT}."
 FRAMES_HELP = ("Number of frames in the video. Keyframes are evenly spaced in time: with K keyframes and M frames "
@@ -123,6 +122,8 @@ def walk(ckpt, output, frames, size, fps, seed, keyframes, keyframes_file, loop,
         suffix = {"gif": ".gif", "png": ""}.get(fmt, ".mp4")
         kind = "classes" if classes is not None else "digits" if digits is not None else "walk"
         output = f"{Path(ckpt_name).stem}-{kind}{suffix}"
+    from pipeline.jobs import render_walk, render_walk_segmented
+
     with progress_bar(f"rendering {output}", frames, unit="frames", quiet=quiet or as_json) as advance:
         if workers > 1:
             info = render_walk_segmented(ckpt_name, output, settings, workers=workers, progress=advance)
@@ -158,6 +159,8 @@ def still(ckpt, output, size, seed, digit, sample, class_means, scale, invert, d
     output = output or f"{Path(ckpt_name).stem}-still.png"
     settings = StillSettings(size=size, seed=seed, digit=digit, sample=sample, class_means=class_means, scale=scale,
                              invert=invert, device=device, path=render_path)
+    from pipeline.jobs import render_still
+
     info = render_still(ckpt_name, output, settings)
     if as_json:
         echo_json(info)

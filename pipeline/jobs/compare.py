@@ -11,53 +11,13 @@ import numpy as np
 from pipeline import __version__
 from pipeline.checkpoint import Checkpoint, load_checkpoint
 from pipeline.errors import UserError
-from pipeline.latents import DEFAULT_EASE
-from pipeline.jobs.render import Progress, WalkSettings, checkpoint_info, checkpoint_path, path_info, path_kind
+from pipeline.jobs.render import checkpoint_info, checkpoint_path, path_info, path_kind
+from pipeline.jobs.settings import CompareSettings, Progress, WalkSettings
 from pipeline.render import Renderer, default_batch
 from pipeline.video import check_not_input, check_size, check_writable, open_writer, output_format, probe
 
 _CANVAS_BUDGET = 256 * 2**20  # bytes of composed frames per batch (the writer queues two more copies)
 _MIN_FONT = 6  # px; below this a caption is unreadable anyway, so it is clipped instead of shrunk further
-
-
-@dataclass(frozen=True)
-class CompareSettings:
-    """Everything that determines a comparison video's frames and encoding (written to its sidecar)."""
-    frames: int = 300              # frames in the video
-    panel_size: int = 1080         # width and height of each checkpoint's panel in pixels (even for MP4)
-    labels: tuple[str, ...] | None = None  # one caption per checkpoint (or "a,b,c"); None: "<family> e<epoch>"
-    layout: str | None = None      # "CxR": C columns by R rows of panels; None: all panels in one row
-    fps: float = 30.0              # frames per second
-    seed: int = 0                  # seed of the random keyframes (shared by every panel)
-    keyframes: int = 8             # random keyframes visited by the walk
-    loop: bool = False             # return to the first keyframe (seamless loop, no duplicated frame)
-    ease: str = DEFAULT_EASE       # easing within each segment (see latents.ease)
-    interp: str = "slerp"          # slerp (great circles), lerp (straight lines, the article's videos) or
-                                   # cubic (smooth spline through keyframes); class transitions always lerp
-    repeat_keyframes: bool = False  # each transition renders both its ends, as the article's sampler did
-    scale: float = 8.0             # coordinate range [-scale, scale]; larger zooms out (training used 8)
-    invert: bool = False           # dark strokes on white, as the article's "normal" renders
-    classes: str | None = None     # class order such as "0-9": class transitions, each panel with its own class latents
-    keyframes_file: str | None = None  # .npy [K, z_dim] keyframes instead of random ones
-    digits: str | None = None      # digit sequence such as "8,6,4,2,0,1,3,5,7": real-digit keyframes, each panel
-                                   # with its own checkpoint's stored encodings
-    crf: int = 18                  # H.264 quality (lower is better; 0 is lossless but plays in few players)
-    preset: str = "medium"         # x264 speed/size trade-off
-    lossless: bool = False         # exact gray frames (tests); few players can play it
-    fmt: str | None = None         # mp4, gif or png; None picks from the output's suffix
-    device: str = "auto"           # auto, cpu or cuda[:N]; every panel renders there
-    path: str = "auto"             # render path: auto, cpu-fused, triton, torch, reference
-    batch: int | None = None       # frames per render batch (None: by frame size); never changes the bytes
-
-    def walk(self) -> WalkSettings:
-        """The per-panel walk these settings describe (a panel is a walk video of panel_size frames)."""
-        return WalkSettings(
-            frames=self.frames, size=self.panel_size, fps=self.fps, seed=self.seed, keyframes=self.keyframes,
-            loop=self.loop, ease=self.ease, interp=self.interp, repeat_keyframes=self.repeat_keyframes,
-            scale=self.scale, invert=self.invert,
-            classes=self.classes, keyframes_file=self.keyframes_file, digits=self.digits, crf=self.crf,
-            preset=self.preset,
-            lossless=self.lossless, fmt=self.fmt, device=self.device, path=self.path, batch=self.batch)
 
 
 @dataclass(frozen=True)
@@ -100,14 +60,22 @@ def parse_layout(layout: str | None, n: int) -> tuple[int, int]:
     if not sep or c < 1 or r < 1:
         raise UserError(f"bad layout {layout!r}; give columns x rows such as {n}x1")
     if c * r < n:
-        raise UserError(f"layout {c}x{r} has room for {c * r} panels but {n} checkpoints were given; "
+        room = f"{c * r} panel" + ("s" if c * r != 1 else "")
+        raise UserError(f"layout {c}x{r} has room for {room} but {n} checkpoints were given; "
                         f"use a larger layout such as {n}x1")
     return c, r
 
 
+_FAMILY_WORDS = {"prev": "previous model", "resnet": "resnet"}
+
+
 def default_label(ck) -> str:
-    """'<family> e<epoch>' from the checkpoint's metadata, or its file stem when it records no epoch."""
-    return f"{ck.family} e{ck.epoch}" if ck.epoch is not None else ck.name
+    """The checkpoint's name (file stem or bundled name) and what it is: 'e24 (resnet, 24 epochs)',
+    'prev (previous model, 24 epochs)'; just the name when it records no epoch."""
+    if ck.epoch is None:
+        return ck.name
+    family = _FAMILY_WORDS.get(ck.family, ck.family)
+    return f"{ck.name} ({family}, {ck.epoch} epoch{'s' if ck.epoch != 1 else ''})"
 
 
 def _font(size: int):

@@ -126,21 +126,27 @@ def join_segments(parts: list[Path], dest: Path) -> None:
 
 @contextmanager
 def _sigint_ignored():
-    """Start workers with SIGINT ignored (an ignored signal survives exec, and Python then leaves it so).
+    """Start workers deaf to SIGINT: Ctrl-C reaches the whole process group, and the parent alone should
+    react, stopping its workers with SIGTERM, rather than each worker dying with a traceback halfway
+    through importing torch.
 
-    Ctrl-C reaches the whole process group: the parent alone should react, stopping its workers with
-    SIGTERM, rather than each worker dying with a traceback halfway through importing torch. Signal
-    handlers can only change in the main thread; elsewhere (a batch runner's thread) workers keep the
-    default, which is noisier on Ctrl-C but still cleaned up by the parent.
+    In the main thread SIGINT is ignored while they start (an ignored signal survives exec, and Python
+    then leaves it so). Elsewhere (a batch runner's thread) handlers cannot change, so the thread blocks
+    SIGINT instead: a child inherits its parent thread's signal mask, so the worker never receives it,
+    while the process still does (the kernel delivers it to a thread that does not block it).
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield
+    if threading.current_thread() is threading.main_thread():
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, old)
         return
-    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, old)
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
 
 
 def _stop(procs) -> None:

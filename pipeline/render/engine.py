@@ -15,11 +15,11 @@ import torch
 from pipeline.coords import grid
 from pipeline.errors import UserError
 from pipeline.render import cpu_fused, triton_kernel
+from pipeline.render.paths import PATHS
 from pipeline.render.quantize import to_uint8
 from pipeline.render.reference import reference_frames
 from pipeline.render.torch_tiles import TorchTiles
 
-PATHS = ("auto", "reference", "torch", "cpu-fused", "triton")
 MAX_SIDE = 16384  # larger frames are almost certainly a typo (and would need > 1 GB per frame)
 
 

@@ -1,0 +1,127 @@
+"""What a render job is asked to do: the settings records of walk, still and compare (no torch here, so the
+CLI can build its options and help without importing it)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from pipeline.errors import UserError
+from pipeline.latents import DEFAULT_EASE, INTERPOLATIONS, check_ease, parse_digits
+
+DEFAULT_CHECKPOINT = "e24"  # bundled checkpoint used when none is given
+MAX_FRAMES = 1_000_000  # a walk's latent path is held in memory ([frames, z] float64): this caps it near 0.3 GB
+
+Progress = Callable[[int], None]  # called with the number of frames just finished
+
+
+@dataclass(frozen=True)
+class WalkSettings:
+    """Everything that determines a walk video's frames and encoding (written to its sidecar)."""
+    frames: int = 600              # frames in the video
+    size: int = 1080               # frame width and height in pixels
+    fps: float = 30.0              # frames per second
+    seed: int = 0                  # seed of the random keyframes
+    keyframes: int = 8             # random keyframes visited by the walk
+    loop: bool = False             # return to the first keyframe (seamless loop, no duplicated frame)
+    ease: str = DEFAULT_EASE       # easing within each segment (see latents.ease): ease-in-out-sine, linear,
+                                   # ease-out-sine (the article's sin(t*pi/2)), smoothstep
+    interp: str = "slerp"          # slerp (great circles), lerp (straight lines, the article's videos) or
+                                   # cubic (smooth spline through keyframes); class transitions always lerp
+    repeat_keyframes: bool = False  # each transition renders both its ends, as the article's sampler did (a
+                                   # keyframe shows twice in a row; frames = per-transition x transitions)
+    scale: float = 8.0             # coordinate range [-scale, scale]; larger zooms out (training used 8)
+    invert: bool = False           # dark strokes on white, as the article's "normal" renders
+    classes: str | None = None     # class order such as "0-9": transitions between class means
+    keyframes_file: str | None = None  # .npy [K, z_dim] keyframes instead of random ones
+    digits: str | None = None      # digit sequence such as "8,6,4,2,0,1,3,5,7": keyframes are the checkpoint's
+                                   # stored encodings of single real digits (the article's keyframes); the
+                                   # i-th occurrence of a digit takes its i-th stored encoding
+    crf: int = 18                  # H.264 quality (lower is better; 0 is lossless but plays in few players)
+    preset: str = "medium"         # x264 speed/size trade-off
+    lossless: bool = False         # exact gray frames (tests, segment joins); few players can play it
+    fmt: str | None = None         # mp4, gif or png; None picks from the output's suffix
+    device: str = "auto"           # auto, cpu or cuda[:N]
+    path: str = "auto"             # render path: auto, cpu-fused, triton, torch, reference
+    batch: int | None = None       # frames per render batch (None: by frame size); never changes the bytes
+
+    def validate(self) -> None:
+        if self.frames < 1:
+            raise UserError(f"--frames must be at least 1, got {self.frames}")
+        if self.frames > MAX_FRAMES:
+            raise UserError(f"--frames {self.frames:,} is more than the {MAX_FRAMES:,} a video may have (about "
+                            f"{MAX_FRAMES // (30 * 3600)} hours at 30 fps); render it in parts")
+        chosen = [name for name, value in (("--digits", self.digits), ("--classes", self.classes),
+                                           ("--keyframes-file", self.keyframes_file)) if value is not None]
+        if len(chosen) > 1:
+            raise UserError(f"{' and '.join(chosen)} each choose the latent path; give only one of --digits, "
+                            f"--classes, --keyframes-file")
+        if self.keyframes < 1 and not chosen:
+            raise UserError(f"--keyframes must be at least 1, got {self.keyframes}")
+        check_ease(self.ease)
+        if self.interp not in INTERPOLATIONS:
+            raise UserError(f"unknown interpolation --interp {self.interp!r}; choose one of "
+                            f"{', '.join(INTERPOLATIONS)}")
+        if self.batch is not None and self.batch < 1:
+            raise UserError(f"--batch must be at least 1, got {self.batch}")
+        if self.digits is not None:
+            parse_digits(self.digits)  # a bad sequence fails before any checkpoint is read
+
+
+@dataclass(frozen=True)
+class StillSettings:
+    size: int = 3240               # image width and height in pixels
+    seed: int = 0                  # seed of the latent (ignored with digit)
+    digit: int | None = None       # render this digit instead of a random latent: a stored encoding of a
+                                   # single real digit when the checkpoint has them, else the class mean
+    sample: int = 0                # with digit: which stored encoding of it (wraps around the ones stored)
+    class_means: bool = False      # with digit: render the class mean even when encodings are stored
+    scale: float = 8.0             # coordinate range [-scale, scale]
+    invert: bool = False           # dark strokes on white
+    device: str = "auto"           # auto, cpu or cuda[:N]
+    path: str = "auto"             # render path
+
+    def validate(self) -> None:
+        if self.digit is not None and not 0 <= self.digit <= 9:
+            raise UserError(f"--digit must be 0..9, got {self.digit}")
+        if self.sample < 0:
+            raise UserError(f"--sample must be at least 0, got {self.sample}")
+
+
+@dataclass(frozen=True)
+class CompareSettings:
+    """Everything that determines a comparison video's frames and encoding (written to its sidecar)."""
+    frames: int = 300              # frames in the video
+    panel_size: int = 1080         # width and height of each checkpoint's panel in pixels (even for MP4)
+    labels: tuple[str, ...] | None = None  # one caption per checkpoint (or "a,b,c"); None: "<family> e<epoch>"
+    layout: str | None = None      # "CxR": C columns by R rows of panels; None: all panels in one row
+    fps: float = 30.0              # frames per second
+    seed: int = 0                  # seed of the random keyframes (shared by every panel)
+    keyframes: int = 8             # random keyframes visited by the walk
+    loop: bool = False             # return to the first keyframe (seamless loop, no duplicated frame)
+    ease: str = DEFAULT_EASE       # easing within each segment (see latents.ease)
+    interp: str = "slerp"          # slerp (great circles), lerp (straight lines, the article's videos) or
+                                   # cubic (smooth spline through keyframes); class transitions always lerp
+    repeat_keyframes: bool = False  # each transition renders both its ends, as the article's sampler did
+    scale: float = 8.0             # coordinate range [-scale, scale]; larger zooms out (training used 8)
+    invert: bool = False           # dark strokes on white, as the article's "normal" renders
+    classes: str | None = None     # class order such as "0-9": class transitions, each panel with its own class latents
+    keyframes_file: str | None = None  # .npy [K, z_dim] keyframes instead of random ones
+    digits: str | None = None      # digit sequence such as "8,6,4,2,0,1,3,5,7": real-digit keyframes, each panel
+                                   # with its own checkpoint's stored encodings
+    crf: int = 18                  # H.264 quality (lower is better; 0 is lossless but plays in few players)
+    preset: str = "medium"         # x264 speed/size trade-off
+    lossless: bool = False         # exact gray frames (tests); few players can play it
+    fmt: str | None = None         # mp4, gif or png; None picks from the output's suffix
+    device: str = "auto"           # auto, cpu or cuda[:N]; every panel renders there
+    path: str = "auto"             # render path: auto, cpu-fused, triton, torch, reference
+    batch: int | None = None       # frames per render batch (None: by frame size); never changes the bytes
+
+    def walk(self) -> WalkSettings:
+        """The per-panel walk these settings describe (a panel is a walk video of panel_size frames)."""
+        return WalkSettings(
+            frames=self.frames, size=self.panel_size, fps=self.fps, seed=self.seed, keyframes=self.keyframes,
+            loop=self.loop, ease=self.ease, interp=self.interp, repeat_keyframes=self.repeat_keyframes,
+            scale=self.scale, invert=self.invert,
+            classes=self.classes, keyframes_file=self.keyframes_file, digits=self.digits, crf=self.crf,
+            preset=self.preset,
+            lossless=self.lossless, fmt=self.fmt, device=self.device, path=self.path, batch=self.batch)
