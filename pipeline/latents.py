@@ -123,6 +123,41 @@ def walk_keyframes(seed: int, k: int, z_dim: int) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((k, z_dim)).astype(np.float32)
 
 
+MAX_SEEDS = 100_000  # a seed list longer than this is a typo (0-1000000), not a render
+
+
+def parse_seeds(spec) -> list[int]:
+    """stylegan3's seed lists: "0-31,40" -> [0, 1, ..., 31, 40]; ranges are inclusive, order is kept."""
+    text = str(spec).strip()
+    example = "give seeds like 3,17,42 or 0-31,40 (whole numbers >= 0)"
+    if not text:
+        raise UserError(f"empty --seeds; {example}")
+    out: list[int] = []
+    for part in text.split(","):
+        lo, sep, hi = part.strip().partition("-")
+        try:
+            a = int(lo)
+            b = int(hi) if sep else a
+        except ValueError:
+            raise UserError(f"bad --seeds {text!r} at {part.strip()!r}; {example}") from None
+        if a < 0 or b < a:
+            raise UserError(f"bad --seeds range {part.strip()!r} in {text!r}; ranges go up (3-7), {example}")
+        if len(out) + b - a + 1 > MAX_SEEDS:
+            raise UserError(f"--seeds {text!r} names more than {MAX_SEEDS:,} seeds; give fewer")
+        out.extend(range(a, b + 1))
+    return out
+
+
+def seed_latents(seeds, z_dim: int) -> np.ndarray:
+    """One latent per seed, N(0, I) from numpy's PCG64 seeded by it: float32 [len(seeds), z_dim].
+
+    Seed s gives the same latent wherever it is used: `still --seed s`, a keyframe of `walk --seeds ...,s,...`
+    and the first keyframe of `walk --seed s` (walk_keyframes draws its rows from the same stream).
+    """
+    z_dim = _check_count("z_dim", z_dim, 1)
+    return np.stack([walk_keyframes(s, 1, z_dim)[0] for s in seeds]) if len(seeds) else np.zeros((0, z_dim), np.float32)
+
+
 def _segments(n_frames: int, n_segments: int, loop: bool):
     """Segment index j [N] and progress u [N] in [0, 1] of every frame, equal time per segment.
 

@@ -218,7 +218,7 @@ def _run_walk(job: Job, device: str, ctx: _Context, log: JobLog) -> dict:
     s = replace(job.settings, device=device)
     (ckpt,) = _checkpoint_inputs(job, "ckpt")
     job.output.parent.mkdir(parents=True, exist_ok=True)
-    progress = _frames_progress(job, s.frames, ctx, log)
+    progress = _frames_progress(job, s.resolved().frames, ctx, log)
     if job.workers > 1:
         from pipeline.jobs.segments import render_walk_segmented
 
@@ -242,7 +242,7 @@ def _run_compare(job: Job, device: str, ctx: _Context, log: JobLog) -> dict:
 
     s = replace(job.settings, device=device)
     job.output.parent.mkdir(parents=True, exist_ok=True)
-    progress = _frames_progress(job, s.frames, ctx, log)
+    progress = _frames_progress(job, s.walk().resolved().frames, ctx, log)
     return render_compare(_checkpoint_inputs(job, "ckpts"), job.output, s, progress=progress)
 
 

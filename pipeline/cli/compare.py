@@ -4,7 +4,8 @@ from __future__ import annotations
 import click
 
 from pipeline.cli.common import echo_json, progress_bar
-from pipeline.cli.render import FRAMES_HELP, encoding_options, interp_choice, path_options, render_options
+from pipeline.cli.render import (FRAMES_HELP, encoding_options, frames_choice, interp_choice, path_options,
+                                 render_options)
 from pipeline.jobs.settings import CompareSettings
 
 
@@ -12,7 +13,7 @@ from pipeline.jobs.settings import CompareSettings
 @click.argument("checkpoints", nargs=-1, required=True, metavar="CKPT...")
 @click.option("-o", "--output", default="compare.mp4", show_default=True, type=click.Path(dir_okay=True),
               help="Output .mp4, .gif, or a directory for PNG frames.")
-@click.option("--frames", type=click.IntRange(min=1), default=300, show_default=True, help=FRAMES_HELP)
+@click.option("--frames", type=click.IntRange(min=1), default=None, help=FRAMES_HELP + "  [default: 300]")
 @click.option("--panel-size", type=click.IntRange(min=2, max=16384), default=1080, show_default=True,
               help="Width and height of each checkpoint's panel in pixels (even for MP4).")
 @click.option("--labels", default=None,
@@ -26,8 +27,8 @@ from pipeline.jobs.settings import CompareSettings
 @render_options
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result (the sidecar's contents) as JSON.")
-def compare(checkpoints, output, frames, panel_size, labels, layout, fps, seed, keyframes, keyframes_file, loop,
-            ease, interp, cubic, repeat_keyframes, classes, digits, crf, preset, fmt, batch, scale, invert, device, render_path, quiet,
+def compare(checkpoints, output, frames, panel_size, labels, layout, fps, seed, keyframes, seeds,
+            frames_per_transition, keyframes_file, loop, ease, interp, cubic, repeat_keyframes, classes, digits, crf, preset, fmt, batch, scale, invert, device, render_path, quiet,
             as_json):
     """Render checkpoints side by side on the same latent path, one captioned panel each.
 
@@ -36,15 +37,17 @@ def compare(checkpoints, output, frames, panel_size, labels, layout, fps, seed, 
     C x PANEL_SIZE wide and R x (PANEL_SIZE + strip) high, e.g. 3240x1160 for three 1080 panels in a row.
     """
     settings = CompareSettings(
-        frames=frames, panel_size=panel_size, labels=tuple(labels.split(",")) if labels is not None else None,
-        layout=layout, fps=fps, seed=seed, keyframes=keyframes, loop=loop, ease=ease,
+        frames=frames_choice(frames, frames_per_transition, 300), panel_size=panel_size, labels=tuple(labels.split(",")) if labels is not None else None,
+        layout=layout, fps=fps, seed=seed, keyframes=keyframes, seeds=seeds,
+        frames_per_transition=frames_per_transition, loop=loop, ease=ease,
         interp=interp_choice(interp, cubic), repeat_keyframes=repeat_keyframes, scale=scale, invert=invert,
         classes=classes,
         keyframes_file=keyframes_file, digits=digits, crf=crf, preset=preset, fmt=fmt, device=device, path=render_path,
         batch=batch)
     from pipeline.jobs import render_compare
 
-    with progress_bar(f"rendering {output}", frames, unit="frames", quiet=quiet or as_json) as advance:
+    total = settings.walk().resolved().frames
+    with progress_bar(f"rendering {output}", total, unit="frames", quiet=quiet or as_json) as advance:
         info = render_compare(list(checkpoints), output, settings, progress=advance)
     if as_json:
         echo_json(info)

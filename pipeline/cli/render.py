@@ -25,6 +25,13 @@ def interp_choice(interp: str | None, cubic: bool) -> str:
     return "cubic" if cubic else (interp or "slerp")
 
 
+def frames_choice(frames: int | None, per_transition: int | None, default: int) -> int:
+    """--frames, or its default when --frames-per-transition sets the length instead (never both)."""
+    if frames is not None and per_transition is not None:
+        raise click.UsageError("--frames and --frames-per-transition both set the video's length; give one")
+    return default if frames is None else frames
+
+
 def _stack(f, decorators):
     for decorator in reversed(decorators):
         f = decorator(f)
@@ -37,6 +44,13 @@ def path_options(classes_help: str):
         click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random keyframes."),
         click.option("--keyframes", type=click.IntRange(min=1), default=8, show_default=True,
                      help="Number of random keyframes the walk visits."),
+        click.option("--seeds", default=None, metavar="LIST",
+                     help="Keyframes by seed, one per seed, e.g. 3,17,42 or 0-31,40 (stylegan3's convention); "
+                          "`still --seed 17` shows exactly keyframe 17."),
+        click.option("--frames-per-transition", "--w-frames", "frames_per_transition", type=click.IntRange(min=1),
+                     default=None,
+                     help="Length per transition instead of in total: frames = N x transitions (+1 without "
+                          "--loop/--repeat-keyframes, so the last keyframe is shown)."),
         click.option("--keyframes-file", type=click.Path(exists=True, dir_okay=False), default=None,
                      help="A .npy file of keyframe latents [K, z_dim] instead of random ones."),
         click.option("--loop", is_flag=True, help="Return to the first keyframe for a seamless loop."),
@@ -90,19 +104,23 @@ def render_options(f):
 @click.option("--ckpt", default=None, help=CKPT_HELP)
 @click.option("-o", "--output", default=None, type=click.Path(dir_okay=True),
               help="Output .mp4, .gif, or a directory for PNG frames.  [default: <ckpt>-walk.mp4]")
-@click.option("--frames", type=click.IntRange(min=1), default=600, show_default=True, help=FRAMES_HELP)
+@click.option("--frames", type=click.IntRange(min=1), default=None, help=FRAMES_HELP + "  [default: 600]")
 @click.option("--size", type=click.IntRange(min=1, max=16384), default=1080, show_default=True,
               help="Frame width and height in pixels (even for MP4).")
 @path_options("Digit-class transitions in this order through the class means, e.g. 0-9 or 0-9,0 "
               "(--digits uses real digits instead).")
 @encoding_options
+@click.option("--grid", default=None, metavar="CxR",
+              help="Several walks side by side, C columns by R rows, sharing out --seeds in order (stylegan3's "
+                   "gen_video): --grid 4x2 --seeds 0-31 gives each cell 4 keyframes.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Render MP4 frame segments in this many processes and join them without re-encoding.")
 @render_options
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result (the sidecar's contents) as JSON.")
-def walk(ckpt, output, frames, size, fps, seed, keyframes, keyframes_file, loop, ease, interp, cubic, repeat_keyframes,
-         classes, digits, crf, preset, fmt, batch, workers, scale, invert, device, render_path, quiet, as_json):
+def walk(ckpt, output, frames, size, fps, seed, keyframes, seeds, frames_per_transition, keyframes_file, loop, ease,
+         interp, cubic, repeat_keyframes, classes, digits, crf, preset, fmt, batch, grid, workers, scale, invert,
+         device, render_path, quiet, as_json):
     """Render a latent walk as a video: through random latents (spherical by default), through encodings
     of real digits (--digits, the article's videos: --interp lerp), or digit-class transitions (--classes).
 
@@ -110,7 +128,9 @@ def walk(ckpt, output, frames, size, fps, seed, keyframes, keyframes_file, loop,
     per transition, both ends rendered, as its sampler did); --frames 241 without --repeat-keyframes shows
     each keyframe once.
     """
-    settings = WalkSettings(frames=frames, size=size, fps=fps, seed=seed, keyframes=keyframes, loop=loop, ease=ease,
+    settings = WalkSettings(frames=frames_choice(frames, frames_per_transition, 600), size=size, fps=fps, seed=seed,
+                            keyframes=keyframes, seeds=seeds, frames_per_transition=frames_per_transition,
+                            loop=loop, ease=ease,
                             interp=interp_choice(interp, cubic), repeat_keyframes=repeat_keyframes, scale=scale,
                             invert=invert, classes=classes, keyframes_file=keyframes_file, digits=digits, crf=crf,
                             preset=preset, fmt=fmt,
@@ -122,10 +142,20 @@ def walk(ckpt, output, frames, size, fps, seed, keyframes, keyframes_file, loop,
         suffix = {"gif": ".gif", "png": ""}.get(fmt, ".mp4")
         kind = "classes" if classes is not None else "digits" if digits is not None else "walk"
         output = f"{Path(ckpt_name).stem}-{kind}{suffix}"
-    from pipeline.jobs import render_walk, render_walk_segmented
+    from pipeline.jobs import render_walk, render_walk_grid, render_walk_segmented
 
-    with progress_bar(f"rendering {output}", frames, unit="frames", quiet=quiet or as_json) as advance:
-        if workers > 1:
+    if grid is not None and workers > 1:
+        raise click.UsageError("--grid renders in one process; leave out --workers")
+    if grid is not None:
+        from pipeline.jobs.compare import grid_cells
+
+        total = grid_cells(settings, grid)[2][0].frames
+    else:
+        total = settings.resolved().frames
+    with progress_bar(f"rendering {output}", total, unit="frames", quiet=quiet or as_json) as advance:
+        if grid is not None:
+            info = render_walk_grid(ckpt_name, output, settings, grid, progress=advance)
+        elif workers > 1:
             info = render_walk_segmented(ckpt_name, output, settings, workers=workers, progress=advance)
         else:
             info = render_walk(ckpt_name, output, settings, progress=advance)
@@ -143,6 +173,13 @@ def walk(ckpt, output, frames, size, fps, seed, keyframes, keyframes_file, loop,
 @click.option("--size", type=click.IntRange(min=1, max=16384), default=3240, show_default=True,
               help="Image width and height in pixels.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random latent.")
+@click.option("--seeds", default=None, metavar="LIST",
+              help="Many stills in one run, one per seed (e.g. 0-31,40), written to --outdir as seed0017.png ... "
+                   "each with its sidecar; seed N is keyframe N of `walk --seeds`.")
+@click.option("--outdir", default=None, type=click.Path(file_okay=False),
+              help="Folder for the --seeds stills (created if needed).  [default: stills]")
+@click.option("--grid", default=None, metavar="CxR",
+              help="With --seeds: also a contact sheet grid.png of C columns by R rows in --outdir.")
 @click.option("--digit", type=click.IntRange(0, 9), default=None,
               help="Render this digit instead of a random latent: a stored encoding of a single real digit "
                    "(the article's way), or the class mean when the checkpoint stores none.")
@@ -151,11 +188,19 @@ def walk(ckpt, output, frames, size, fps, seed, keyframes, keyframes_file, loop,
 @click.option("--class-means", is_flag=True, help="With --digit: render the class mean, not a real digit's encoding.")
 @render_options
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def still(ckpt, output, size, seed, digit, sample, class_means, scale, invert, device, render_path, as_json):
-    """Render one high-resolution still image (PNG)."""
+def still(ckpt, output, size, seed, seeds, outdir, grid, digit, sample, class_means, scale, invert, device,
+          render_path, as_json):
+    """Render one high-resolution still image (PNG), or one per seed with --seeds (and a --grid contact sheet)."""
     from pathlib import Path
 
     ckpt_name = ckpt or DEFAULT_CHECKPOINT
+    if seeds is None and (outdir is not None or grid is not None):
+        raise click.UsageError("--outdir and --grid go with --seeds; for one image give -o FILE.png")
+    if seeds is not None:
+        if output is not None:
+            raise click.UsageError("--seeds writes one file per seed into --outdir; leave out -o")
+        return _stills(ckpt_name, seeds, outdir or "stills", grid, StillSettings(
+            size=size, seed=seed, digit=digit, scale=scale, invert=invert, device=device, path=render_path), as_json)
     output = output or f"{Path(ckpt_name).stem}-still.png"
     settings = StillSettings(size=size, seed=seed, digit=digit, sample=sample, class_means=class_means, scale=scale,
                              invert=invert, device=device, path=render_path)
@@ -166,6 +211,20 @@ def still(ckpt, output, size, seed, digit, sample, class_means, scale, invert, d
         echo_json(info)
     else:
         click.echo(f"wrote {info['output']} ({size}x{size}, {info['seconds']:.2f} s on {info['render_path']})")
+
+
+def _stills(ckpt_name, seeds, outdir, grid, settings, as_json) -> None:
+    from pipeline.jobs import render_stills
+    from pipeline.latents import parse_seeds
+
+    n = len(parse_seeds(seeds))
+    with progress_bar(f"rendering {n} stills into {outdir}", n, unit="stills", quiet=as_json) as advance:
+        infos = render_stills(ckpt_name, outdir, seeds, settings, grid=grid, progress=advance)
+    if as_json:
+        echo_json(infos)
+    else:
+        sheet = f" and the {grid} contact sheet {infos[-1]['output']}" if grid else ""
+        click.echo(f"wrote {n} stills ({settings.size}x{settings.size}) to {outdir}{sheet}, each with its sidecar")
 
 
 def register(cli: click.Group) -> None:

@@ -13,6 +13,7 @@ from pipeline.checkpoint import Checkpoint, load_checkpoint
 from pipeline.errors import UserError
 from pipeline.jobs.render import checkpoint_info, checkpoint_path, path_info, path_kind
 from pipeline.jobs.settings import CompareSettings, Progress, WalkSettings
+from pipeline.latents import parse_seeds
 from pipeline.render import Renderer, default_batch
 from pipeline.video import check_not_input, check_size, check_writable, open_writer, output_format, probe
 
@@ -161,6 +162,8 @@ def render_compare(ckpts: list, out, settings: CompareSettings = CompareSettings
     s = settings
     walk = s.walk()
     walk.validate()
+    walk = walk.resolved()
+    frames = walk.frames
     if not ckpts:
         raise UserError("no checkpoints to compare; give one or more checkpoint files or bundled names")
     out = Path(out)
@@ -197,8 +200,8 @@ def render_compare(ckpts: list, out, settings: CompareSettings = CompareSettings
         canvas = np.broadcast_to(_template(geo, labels, s.invert), (batch, geo.height, geo.width)).copy()
         with open_writer(out, (geo.width, geo.height), fps=s.fps, fmt=fmt, crf=s.crf, preset=s.preset,
                          lossless=s.lossless) as writer:
-            for start in range(0, s.frames, batch):
-                b = min(batch, s.frames - start)
+            for start in range(0, frames, batch):
+                b = min(batch, frames - start)
                 for i, (renderer, (_, latents, _)) in enumerate(zip(renderers, paths)):
                     x, y = geo.origin(i)
                     canvas[:b, y : y + geo.panel, x : x + geo.panel] = renderer.render(
@@ -216,7 +219,7 @@ def render_compare(ckpts: list, out, settings: CompareSettings = CompareSettings
             info = {
                 "kind": "compare",
                 "version": __version__,
-                "output": str(out), "format": fmt, "frames": s.frames, "width": geo.width, "height": geo.height,
+                "output": str(out), "format": fmt, "frames": frames, "width": geo.width, "height": geo.height,
                 "fps": s.fps, "layout": {"columns": columns, "rows": rows, "panel_size": geo.panel,
                                          "caption_height": geo.caption},
                 "settings": {**asdict(replace(s, batch=None)), "labels": labels},
@@ -224,7 +227,75 @@ def render_compare(ckpts: list, out, settings: CompareSettings = CompareSettings
                 "latents": _latents_note(walk),
                 "checkpoints": panels,
                 "render_path": ",".join(sorted({r.path for r in renderers})), "device": str(renderers[0].device),
-                "seconds": round(seconds, 3), "frames_per_second": round(s.frames / seconds, 3),
+                "seconds": round(seconds, 3), "frames_per_second": round(frames / seconds, 3),
+            }
+            writer.close(sidecar=info)
+    return info
+
+
+def grid_cells(settings: WalkSettings, grid: str) -> tuple[int, int, list[WalkSettings]]:
+    """(columns, rows, each cell's resolved walk settings) of a --grid walk; see render_walk_grid."""
+    s = settings
+    s.validate()
+    if s.seeds is None:
+        raise UserError("a --grid walk needs --seeds: each cell walks through its share of them, e.g. "
+                        "--grid 4x2 --seeds 0-31 (4 keyframes per cell)")
+    seeds = parse_seeds(s.seeds)
+    columns, rows = parse_layout(grid, 1)
+    cells = columns * rows
+    per_cell = len(seeds) // cells
+    if len(seeds) % cells or per_cell < 2:
+        raise UserError(f"--grid {grid} has {cells} cells, so --seeds needs a multiple of {cells} seeds, at least "
+                        f"{2 * cells} (2 keyframes per cell); got {len(seeds)}")
+    return columns, rows, [replace(s, seeds=",".join(map(str, seeds[i * per_cell:(i + 1) * per_cell]))).resolved()
+                           for i in range(cells)]
+
+
+def render_walk_grid(ckpt, out, settings: WalkSettings, grid: str, progress: Progress | None = None) -> dict:
+    """Several walks of one checkpoint side by side, as stylegan3's gen_video --grid: the --seeds are shared
+    out in order, len(seeds) / (C x R) keyframes per cell (e.g. --grid 4x2 --seeds 0-31: 4 per cell), cells
+    filled row by row, each size x size with no caption. Every cell has the same timing (frames, easing,
+    loop), so frame i of cell j is frame i of `walk --seeds <cell j's seeds>`. Returns the sidecar.
+    """
+    s = settings
+    columns, rows, cell_settings = grid_cells(s, grid)
+    frames = cell_settings[0].frames
+    out = Path(out)
+    fmt = output_format(out, s.fmt)
+    geo = Geometry(columns, rows, s.size, 0)
+    check_size((geo.width, geo.height), fmt)
+    check_writable(out, fmt)
+    ck = ckpt if isinstance(ckpt, Checkpoint) else load_checkpoint(ckpt)
+    check_not_input(out, [ck.path])
+    paths = [checkpoint_path(cs, ck) for cs in cell_settings]  # (keys, latents [frames, Z], None) per cell
+    probe(fmt, (geo.width, geo.height), fps=s.fps, crf=s.crf, preset=s.preset, lossless=s.lossless)
+    t0 = time.perf_counter()
+    with Renderer(ck.generator, s.size, s.size, scale=s.scale, path=s.path, device=s.device) as renderer:
+        if progress is not None:
+            progress(0)
+        batch = s.batch or max(1, min(default_batch(s.size, s.size, renderer.device),
+                                      _CANVAS_BUDGET // (geo.width * geo.height)))
+        canvas = np.zeros((batch, geo.height, geo.width), np.uint8)
+        with open_writer(out, (geo.width, geo.height), fps=s.fps, fmt=fmt, crf=s.crf, preset=s.preset,
+                         lossless=s.lossless) as writer:
+            for start in range(0, frames, batch):
+                b = min(batch, frames - start)
+                for i, (_, latents, _) in enumerate(paths):
+                    x, y = geo.origin(i)
+                    canvas[:b, y:y + s.size, x:x + s.size] = renderer.render(latents[start:start + b], invert=s.invert)
+                writer.write(canvas[:b])
+                if progress is not None:
+                    progress(b)
+            writer.finish()
+            seconds = time.perf_counter() - t0
+            info = {
+                "kind": "walk grid", "version": __version__, "output": str(out), "format": fmt, "frames": frames,
+                "width": geo.width, "height": geo.height, "fps": s.fps, "grid": {"columns": columns, "rows": rows},
+                "settings": asdict(replace(s, batch=None)), "checkpoint": checkpoint_info(ck),
+                "cells": [{"seeds": cs.seeds, "x": geo.origin(i)[0], "y": geo.origin(i)[1], "keyframes": keys}
+                          for i, (cs, (keys, _, _)) in enumerate(zip(cell_settings, paths))],
+                "render_path": renderer.path, "device": str(renderer.device),
+                "seconds": round(seconds, 3), "frames_per_second": round(frames / seconds, 3),
             }
             writer.close(sidecar=info)
     return info

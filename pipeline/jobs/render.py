@@ -14,11 +14,12 @@ from pipeline.errors import UserError
 from pipeline.atomic import temp_sibling
 from pipeline.jobs.settings import DEFAULT_CHECKPOINT, MAX_FRAMES, Progress, StillSettings, WalkSettings
 from pipeline.latents import (class_path, digit_keyframes, load_keyframes, parse_classes, parse_digits,
-                              walk_keyframes, walk_path)
+                              parse_seeds, seed_latents, walk_keyframes, walk_path)
 from pipeline.render import Renderer, default_batch
 from pipeline.video import check_not_input, check_size, check_writable, open_writer, output_format, probe, publish
 
 __all__ = ["DEFAULT_CHECKPOINT", "MAX_FRAMES", "StillSettings", "WalkSettings", "render_walk", "render_still",
+           "render_stills",
            "path_latents", "checkpoint_path"]
 
 
@@ -36,6 +37,7 @@ def digit_bank(ck: Checkpoint) -> tuple[torch.Tensor, torch.Tensor] | None:
 
 def _path(s: WalkSettings, z_dim: int, class_latents, bank, source: str):
     """(keyframes [K, Z], per-frame latents [frames, Z], bank rows of the keyframes [K] or None)."""
+    s = s.resolved()
     if s.classes is not None:
         order = parse_classes(s.classes)
         keys = np.asarray(class_latents, dtype=np.float32)[order]
@@ -49,7 +51,12 @@ def _path(s: WalkSettings, z_dim: int, class_latents, bank, source: str):
                             f"{z_dim}; the file is corrupt")
         return keys, walk_path(keys, s.frames, loop=s.loop, ease=s.ease, interp=s.interp,
                                repeat_keyframes=s.repeat_keyframes), rows
-    keys = load_keyframes(s.keyframes_file, z_dim) if s.keyframes_file else walk_keyframes(s.seed, s.keyframes, z_dim)
+    if s.seeds is not None:
+        keys = seed_latents(parse_seeds(s.seeds), z_dim)
+    elif s.keyframes_file:
+        keys = load_keyframes(s.keyframes_file, z_dim)
+    else:
+        keys = walk_keyframes(s.seed, s.keyframes, z_dim)
     return keys, walk_path(keys, s.frames, loop=s.loop, ease=s.ease, interp=s.interp,
                            repeat_keyframes=s.repeat_keyframes), None
 
@@ -111,6 +118,7 @@ def render_walk(ckpt, out, settings: WalkSettings = WalkSettings(), progress: Pr
     """
     s = settings
     s.validate()
+    s = s.resolved()
     out = Path(out)
     fmt = output_format(out, s.fmt)
     check_size((s.size, s.size), fmt)
@@ -166,10 +174,28 @@ def still_latent(settings: StillSettings, ck: Checkpoint) -> tuple[np.ndarray, d
             {"kind": "digit encoding", "digit": s.digit, "sample": s.sample, "digit_bank_row": row})
 
 
-def render_still(ckpt, out, settings: StillSettings = StillSettings()) -> dict:
-    """Render one image (PNG) from a checkpoint; returns the sidecar's contents."""
+def _write_png(image: np.ndarray, out: Path, info: dict) -> None:
+    """An image and its sidecar, published together (see video.publish)."""
     import imageio.v3 as iio
 
+    tmp = temp_sibling(out)
+    try:
+        iio.imwrite(tmp, image, extension=".png")
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    publish(tmp, out, info)
+
+
+def _still_info(s: StillSettings, ck: Checkpoint, out: Path, z: np.ndarray, source: dict, render_path: str,
+                seconds: float) -> dict:
+    return {"kind": "still", "version": __version__, "output": str(out), "width": s.size, "height": s.size,
+            "settings": asdict(s), "checkpoint": checkpoint_info(ck), "latent": z[0], "latent_source": source,
+            "render_path": render_path, "seconds": round(seconds, 3)}
+
+
+def render_still(ckpt, out, settings: StillSettings = StillSettings()) -> dict:
+    """Render one image (PNG) from a checkpoint; returns the sidecar's contents."""
     s = settings
     s.validate()
     out = Path(out)
@@ -183,15 +209,75 @@ def render_still(ckpt, out, settings: StillSettings = StillSettings()) -> dict:
     with Renderer(ck.generator, s.size, s.size, scale=s.scale, path=s.path, device=s.device) as renderer:
         image = renderer.render(z, invert=s.invert)[0]  # [H, W] uint8
         render_path = renderer.path
-    info = {"kind": "still", "version": __version__, "output": str(out), "width": s.size, "height": s.size,
-            "settings": asdict(s), "checkpoint": checkpoint_info(ck), "latent": z[0], "latent_source": source,
-            "render_path": render_path,
-            "seconds": round(time.perf_counter() - t0, 3)}
-    tmp = temp_sibling(out)
-    try:
-        iio.imwrite(tmp, image, extension=".png")
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    publish(tmp, out, info)
+    info = _still_info(s, ck, out, z, source, render_path, time.perf_counter() - t0)
+    _write_png(image, out, info)
     return info
+
+
+SEED_NAME = "seed{:04d}.png"  # stylegan3's gen_images names
+GRID_NAME = "grid.png"
+
+
+def render_stills(ckpt, outdir, seeds, settings: StillSettings = StillSettings(), grid: str | None = None,
+                  progress: Progress | None = None) -> list[dict]:
+    """One still per seed in `outdir` (seed0017.png, each with its sidecar), in one process with one renderer;
+    with grid "CxR" also a contact sheet grid.png of C columns by R rows (filled row by row) beside them.
+
+    seeds: a list of ints or a spec such as "0-31,40". Seed s is the latent of `still --seed s` and the
+    keyframe of `walk --seeds ...,s,...`. Returns the sidecars (the grid's last when asked for).
+    """
+    s = settings
+    s.validate()
+    if s.digit is not None:
+        raise UserError("--seeds renders random latents; leave out --digit (or render digits one --sample at a time)")
+    seeds = parse_seeds(seeds) if isinstance(seeds, str) else [int(x) for x in seeds]
+    if not seeds:
+        raise UserError("no seeds given; give seeds like 0-31,40")
+    outdir = Path(outdir)
+    if outdir.exists() and not outdir.is_dir():
+        raise UserError(f"--outdir {outdir} is a file; give a folder")
+    outs = [outdir / SEED_NAME.format(seed) for seed in seeds]
+    columns = rows = 0
+    if grid is not None:
+        from pipeline.jobs.compare import parse_layout
+
+        columns, rows = parse_layout(grid, len(seeds))
+        if max(columns, rows) * s.size > 16384:
+            raise UserError(f"a {columns}x{rows} grid of {s.size} px stills is more than 16384 px wide or high; "
+                            f"give a smaller --size such as {16384 // max(columns, rows)}")
+        outs.append(outdir / GRID_NAME)
+    ck = _checkpoint(ckpt)
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create --outdir {outdir} ({e.strerror or e}); choose a writable folder") from None
+    check_writable(outs[0], "gif")
+    for out in outs:
+        check_not_input(out, [ck.path])
+    latents = seed_latents(seeds, ck.z_dim)
+    background = 255 if s.invert else 0
+    sheet = np.full((rows * s.size, columns * s.size), background, np.uint8) if grid is not None else None
+    infos = []
+    if progress is not None:
+        progress(0)
+    with Renderer(ck.generator, s.size, s.size, scale=s.scale, path=s.path, device=s.device) as renderer:
+        for i, (seed, out) in enumerate(zip(seeds, outs)):
+            t0 = time.perf_counter()
+            z = latents[i : i + 1]
+            image = renderer.render(z, invert=s.invert)[0]  # [H, W] uint8
+            info = _still_info(replace(s, seed=seed), ck, out, z, {"kind": "random", "seed": seed},
+                               renderer.path, time.perf_counter() - t0)
+            _write_png(image, out, info)
+            infos.append(info)
+            if sheet is not None:
+                r, c = divmod(i, columns)
+                sheet[r * s.size:(r + 1) * s.size, c * s.size:(c + 1) * s.size] = image
+            if progress is not None:
+                progress(1)
+    if sheet is not None:
+        info = {"kind": "still grid", "version": __version__, "output": str(outs[-1]), "width": sheet.shape[1],
+                "height": sheet.shape[0], "columns": columns, "rows": rows, "seeds": seeds,
+                "cells": [str(p.name) for p in outs[:-1]], "settings": asdict(s), "checkpoint": checkpoint_info(ck)}
+        _write_png(sheet, outs[-1], info)
+        infos.append(info)
+    return infos

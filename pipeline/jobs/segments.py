@@ -178,6 +178,7 @@ def render_walk_segmented(ckpt, out, settings: WalkSettings = WalkSettings(), wo
     """
     s = settings
     s.validate()
+    s = s.resolved()
     if int(workers) < 1:
         raise UserError(f"--workers must be at least 1, got {workers}")
     out = Path(out)

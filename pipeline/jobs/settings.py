@@ -2,11 +2,11 @@
 CLI can build its options and help without importing it)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from pipeline.errors import UserError
-from pipeline.latents import DEFAULT_EASE, INTERPOLATIONS, check_ease, parse_digits
+from pipeline.latents import DEFAULT_EASE, INTERPOLATIONS, check_ease, parse_classes, parse_digits, parse_seeds
 
 DEFAULT_CHECKPOINT = "e24"  # bundled checkpoint used when none is given
 MAX_FRAMES = 1_000_000  # a walk's latent path is held in memory ([frames, z] float64): this caps it near 0.3 GB
@@ -22,6 +22,8 @@ class WalkSettings:
     fps: float = 30.0              # frames per second
     seed: int = 0                  # seed of the random keyframes
     keyframes: int = 8             # random keyframes visited by the walk
+    seeds: str | None = None       # "3,17,42" or "0-31,40": one keyframe per seed (still --seed N shows keyframe N)
+    frames_per_transition: int | None = None  # set: frames = this x transitions (+1 unless loop/repeat)
     loop: bool = False             # return to the first keyframe (seamless loop, no duplicated frame)
     ease: str = DEFAULT_EASE       # easing within each segment (see latents.ease): ease-in-out-sine, linear,
                                    # ease-out-sine (the article's sin(t*pi/2)), smoothstep
@@ -44,17 +46,51 @@ class WalkSettings:
     path: str = "auto"             # render path: auto, cpu-fused, triton, torch, reference
     batch: int | None = None       # frames per render batch (None: by frame size); never changes the bytes
 
+    def n_keyframes(self) -> int:
+        """How many keyframes the path visits (read from the settings alone, no checkpoint needed)."""
+        if self.seeds is not None:
+            return len(parse_seeds(self.seeds))
+        if self.digits is not None:
+            return len(parse_digits(self.digits))
+        if self.classes is not None:
+            return len(parse_classes(self.classes))
+        if self.keyframes_file is not None:
+            import numpy as np
+
+            try:
+                return int(np.load(self.keyframes_file, mmap_mode="r").shape[0])
+            except (OSError, ValueError, IndexError) as e:
+                raise UserError(f"cannot read --keyframes-file {self.keyframes_file} ({e})") from None
+        return self.keyframes
+
+    def resolved(self) -> "WalkSettings":
+        """These settings with `frames` worked out from `frames_per_transition` when that is set."""
+        m = self.frames_per_transition
+        if m is None:
+            return self
+        if m < 1:
+            raise UserError(f"--frames-per-transition must be at least 1, got {m}")
+        transitions = self.n_keyframes() - 1 + (1 if self.loop else 0)
+        if transitions < 1:
+            raise UserError("--frames-per-transition needs at least 2 keyframes (or one with --loop)")
+        frames = m * transitions + (0 if self.loop or self.repeat_keyframes else 1)
+        return replace(self, frames=frames)
+
     def validate(self) -> None:
-        if self.frames < 1:
-            raise UserError(f"--frames must be at least 1, got {self.frames}")
-        if self.frames > MAX_FRAMES:
-            raise UserError(f"--frames {self.frames:,} is more than the {MAX_FRAMES:,} a video may have (about "
-                            f"{MAX_FRAMES // (30 * 3600)} hours at 30 fps); render it in parts")
         chosen = [name for name, value in (("--digits", self.digits), ("--classes", self.classes),
-                                           ("--keyframes-file", self.keyframes_file)) if value is not None]
+                                           ("--keyframes-file", self.keyframes_file), ("--seeds", self.seeds))
+                  if value is not None]
         if len(chosen) > 1:
             raise UserError(f"{' and '.join(chosen)} each choose the latent path; give only one of --digits, "
-                            f"--classes, --keyframes-file")
+                            f"--classes, --keyframes-file, --seeds")
+        if self.seeds is not None:
+            parse_seeds(self.seeds)
+        frames = self.resolved().frames
+        if frames < 1:
+            raise UserError(f"--frames must be at least 1, got {frames}")
+        if frames > MAX_FRAMES:
+            raise UserError(f"--frames {frames:,} is more than the {MAX_FRAMES:,} a video may have (about "
+                            f"{MAX_FRAMES // (30 * 3600)} hours at 30 fps); render it in parts")
         if self.keyframes < 1 and not chosen:
             raise UserError(f"--keyframes must be at least 1, got {self.keyframes}")
         check_ease(self.ease)
@@ -97,6 +133,8 @@ class CompareSettings:
     fps: float = 30.0              # frames per second
     seed: int = 0                  # seed of the random keyframes (shared by every panel)
     keyframes: int = 8             # random keyframes visited by the walk
+    seeds: str | None = None       # "3,17,42" or "0-31,40": one keyframe per seed
+    frames_per_transition: int | None = None  # set: frames = this x transitions (+1 unless loop/repeat)
     loop: bool = False             # return to the first keyframe (seamless loop, no duplicated frame)
     ease: str = DEFAULT_EASE       # easing within each segment (see latents.ease)
     interp: str = "slerp"          # slerp (great circles), lerp (straight lines, the article's videos) or
@@ -120,6 +158,7 @@ class CompareSettings:
         """The per-panel walk these settings describe (a panel is a walk video of panel_size frames)."""
         return WalkSettings(
             frames=self.frames, size=self.panel_size, fps=self.fps, seed=self.seed, keyframes=self.keyframes,
+            seeds=self.seeds, frames_per_transition=self.frames_per_transition,
             loop=self.loop, ease=self.ease, interp=self.interp, repeat_keyframes=self.repeat_keyframes,
             scale=self.scale, invert=self.invert,
             classes=self.classes, keyframes_file=self.keyframes_file, digits=self.digits, crf=self.crf,
