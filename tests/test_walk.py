@@ -223,3 +223,27 @@ def test_the_cli_parses_and_helps_without_importing_torch():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.stdout.split("] ")[-1].strip() == "2 False", proc.stdout + proc.stderr
     assert proc.stdout.startswith("[0, 0, 0, 0, 0, 0, 0, 0]")
+
+
+def test_progress_advances_per_frame_and_fits_80_columns(ckpt, tmp_path):
+    """On the CPU a frame of 256x256 or more renders alone, so the bar moves every frame; the bar with
+    counts, frames/s and ETA fits an 80-column terminal without eliding anything."""
+    import io
+
+    from rich.console import Console
+
+    from pipeline.cli.common import progress_bar
+
+    calls = []
+    render_walk(ckpt, tmp_path / "w.mp4", WalkSettings(frames=5, size=256, keyframes=2, device="cpu",
+                                                        preset="ultrafast"), progress=calls.append)
+    assert calls == [0, 1, 1, 1, 1, 1]
+
+    buf = io.StringIO()
+    console = Console(file=buf, width=80, force_terminal=True, color_system=None)
+    with progress_bar("rendering e24-walk.mp4", 600, unit="frames", console=console) as advance:
+        for _ in range(3):
+            advance(1)
+    text = buf.getvalue().replace("\x1b[2K", "").replace("\r", "\n")
+    last = [ln for ln in text.splitlines() if "frames/s" in ln][-1]
+    assert "3/600" in last and "ETA" in last and "…" not in last and len(last.rstrip()) <= 80

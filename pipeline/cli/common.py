@@ -13,6 +13,8 @@ import click
 
 from pipeline.errors import UserError
 
+DESCRIPTION_WIDTH = 24  # with the bar, counts, rate and ETA: within 80 columns up to 100,000 frames
+
 
 def _sigterm_as_ctrl_c(signum, frame):
     raise KeyboardInterrupt
@@ -70,11 +72,13 @@ def echo_json(obj) -> None:
 
 
 @contextmanager
-def progress_bar(description: str, total: int | None, unit: str = "it", quiet: bool = False) -> Iterator:
+def progress_bar(description: str, total: int | None, unit: str = "it", quiet: bool = False,
+                 console=None) -> Iterator:
     """A rich progress bar with rate and ETA; yields `advance(n=1, info="")`. Silent when quiet.
 
     The bar appears at the first call (library code calls `progress(0)` once its checks have passed), so
-    a bad input prints its one-line error without a half-drawn bar above it.
+    a bad input prints its one-line error without a half-drawn bar above it. It fits 80 columns: the
+    description is cut to DESCRIPTION_WIDTH characters (keeping its end, usually a file name).
     """
     if quiet:
         yield lambda n=1, **kw: None
@@ -82,7 +86,7 @@ def progress_bar(description: str, total: int | None, unit: str = "it", quiet: b
     import time
 
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
+                               TimeRemainingColumn)
 
     from rich.text import Text
 
@@ -97,11 +101,13 @@ def progress_bar(description: str, total: int | None, unit: str = "it", quiet: b
                 text.no_wrap = True
                 yield text
 
+    if len(description) > DESCRIPTION_WIDTH:
+        description = "…" + description[-(DESCRIPTION_WIDTH - 1):]
     columns = [
-        TextColumn("[bold]{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(), TaskProgressColumn(),
-        TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+        TextColumn("[bold]{task.description}"), BarColumn(bar_width=8), MofNCompleteColumn(), TaskProgressColumn(),
+        TextColumn("{task.fields[rate]}"), TextColumn("ETA"), TimeRemainingColumn(),
     ]
-    progress = _WithStatus(*columns, console=_stderr_console(), transient=False)
+    progress = _WithStatus(*columns, console=console or _stderr_console(), transient=False)
     state = {"task": None, "done": 0, "start": 0.0}
 
     def advance(n: int = 1, info: str = "", **_):
@@ -111,7 +117,8 @@ def progress_bar(description: str, total: int | None, unit: str = "it", quiet: b
             state["start"] = time.perf_counter()
         state["done"] += n
         elapsed = max(time.perf_counter() - state["start"], 1e-9)
-        rate = f"{state['done'] / elapsed:.2f} {unit}/s" if state["done"] else ""
+        per_s = state["done"] / elapsed
+        rate = "" if not state["done"] else f"{per_s:.2f} {unit}/s" if per_s < 100 else f"{per_s:.0f} {unit}/s"
         progress.update(state["task"], advance=n, rate=rate, info=info)
 
     try:

@@ -1,6 +1,8 @@
 """`cppn-video compare`: a thin adapter over pipeline.jobs.render_compare."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from pipeline.cli.common import echo_json, progress_bar
@@ -47,7 +49,7 @@ def compare(checkpoints, output, frames, panel_size, labels, layout, fps, seed, 
     from pipeline.jobs import render_compare
 
     total = settings.walk().resolved().frames
-    with progress_bar(f"rendering {output}", total, unit="frames", quiet=quiet or as_json) as advance:
+    with progress_bar(f"rendering {Path(output).name}", total, unit="frames", quiet=quiet or as_json) as advance:
         info = render_compare(list(checkpoints), output, settings, progress=advance)
     if as_json:
         echo_json(info)

@@ -1,6 +1,8 @@
 """`cppn-video walk` and `cppn-video still`: thin adapters over pipeline.jobs."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from pipeline.cli.common import echo_json, progress_bar
@@ -137,7 +139,7 @@ def walk(ckpt, output, frames, size, fps, seed, keyframes, seeds, frames_per_tra
                             device=device, path=render_path, batch=batch)
     ckpt_name = ckpt or DEFAULT_CHECKPOINT
     if output is None:
-        from pathlib import Path
+
 
         suffix = {"gif": ".gif", "png": ""}.get(fmt, ".mp4")
         kind = "classes" if classes is not None else "digits" if digits is not None else "walk"
@@ -152,7 +154,7 @@ def walk(ckpt, output, frames, size, fps, seed, keyframes, seeds, frames_per_tra
         total = grid_cells(settings, grid)[2][0].frames
     else:
         total = settings.resolved().frames
-    with progress_bar(f"rendering {output}", total, unit="frames", quiet=quiet or as_json) as advance:
+    with progress_bar(f"rendering {Path(output).name}", total, unit="frames", quiet=quiet or as_json) as advance:
         if grid is not None:
             info = render_walk_grid(ckpt_name, output, settings, grid, progress=advance)
         elif workers > 1:
@@ -191,7 +193,7 @@ def walk(ckpt, output, frames, size, fps, seed, keyframes, seeds, frames_per_tra
 def still(ckpt, output, size, seed, seeds, outdir, grid, digit, sample, class_means, scale, invert, device,
           render_path, as_json):
     """Render one high-resolution still image (PNG), or one per seed with --seeds (and a --grid contact sheet)."""
-    from pathlib import Path
+
 
     ckpt_name = ckpt or DEFAULT_CHECKPOINT
     if seeds is None and (outdir is not None or grid is not None):

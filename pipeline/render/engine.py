@@ -180,8 +180,16 @@ class Renderer:
         self.close()
 
 
+# On the CPU a frame of this many pixels or more is enough work to hide any per-call overhead, so such
+# frames render one per call: progress (and Ctrl-C) then acts per frame instead of per batch.
+CPU_FRAME_AT_A_TIME = 256 * 256
+
+
 def default_batch(height: int, width: int, device: torch.device) -> int:
-    """Frames per batch: enough work per call to hide overheads, with output memory bounded (~64 MB CPU)."""
+    """Frames per batch: enough work per call to hide overheads, with output memory bounded (~64 MB CPU);
+    one on the CPU from CPU_FRAME_AT_A_TIME pixels up."""
+    if device.type == "cpu" and height * width >= CPU_FRAME_AT_A_TIME:
+        return 1
     budget = (512 if device.type == "cuda" else 64) * 2**20
     return int(max(1, min(64, budget // (height * width * 4))))
 
