@@ -16,7 +16,7 @@ def cli() -> None:
 def _register() -> None:
     import importlib
 
-    for name in ("train", "info", "render", "bench", "compare", "batch", "eval"):
+    for name in ("train", "info", "render", "bench", "compare", "batch", "eval", "replay"):
         try:
             module = importlib.import_module(f"pipeline.cli.{name}")
         except ModuleNotFoundError as exc:  # a command module not written yet
