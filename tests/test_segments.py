@@ -135,3 +135,12 @@ def test_bad_inputs_fail_before_any_worker(ckpt, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+
+
+def test_cpu_workers_that_would_starve_each_other_are_warned_about(ckpt, tmp_path):
+    import os
+
+    if (os.cpu_count() or 1) // 2 >= 4:
+        pytest.skip("enough cores for two CPU workers")
+    with pytest.warns(RuntimeWarning, match="usually slower"):
+        render_walk_segmented(ckpt, tmp_path / "w.mp4", WalkSettings(frames=2, size=16, preset="ultrafast"), workers=2)

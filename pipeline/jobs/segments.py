@@ -9,6 +9,7 @@ import signal
 import subprocess
 import threading
 import time
+import warnings
 import traceback
 from contextlib import contextmanager
 from dataclasses import asdict, replace
@@ -28,6 +29,9 @@ from pipeline.video import (VideoError, check_not_input, check_size, check_writa
 
 _POLL_S = 0.1  # how often the parent looks at its workers while waiting for messages
 _JOIN_S = 10.0  # how long a stopped worker gets to kill its ffmpeg and clean up before it is killed
+
+
+MIN_CPU_THREADS = 4  # below this many cores per CPU worker, start-up and encoding costs outweigh the split
 
 
 def segment_bounds(frames: int, workers: int) -> list[tuple[int, int]]:
@@ -202,6 +206,11 @@ def render_walk_segmented(ckpt, out, settings: WalkSettings = WalkSettings(), wo
     probe(fmt, (s.size, s.size), fps=s.fps, crf=s.crf, preset=s.preset, lossless=s.lossless)
     bounds = segment_bounds(s.frames, workers)
     threads = max(1, (os.cpu_count() or 1) // len(bounds))
+    if threads < MIN_CPU_THREADS and all(resolve_device(d).type == "cpu" for d in devices):
+        warnings.warn(f"--workers {len(bounds)} on {os.cpu_count()} CPU cores leaves each worker {threads} thread(s); "
+                      f"one render already uses every core, so this is usually slower (1.8x on 2 cores). Segments "
+                      f"pay off with a GPU per worker (batch --devices) or {MIN_CPU_THREADS}+ cores per worker",
+                      RuntimeWarning, stacklevel=2)
 
     if progress is not None:
         progress(0)  # checks passed: rendering starts
