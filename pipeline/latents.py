@@ -238,6 +238,12 @@ def walk_path(
     rescaled to the norm given by the same spline applied to the keyframe norms;
     that factor is 1 at keyframes and smooth, so the path still passes through
     them and stays C1.
+
+    Why not scipy.interpolate (stylegan3's interp1d(kind="cubic")): its splines are
+    global, so appending a keyframe to a walk would move every earlier transition,
+    and a frame would depend on keyframes far away; Catmull-Rom depends only on the
+    four keyframes around a transition, hits every keyframe bit-exactly (u = 0 and
+    1 evaluate to the key itself), and needs nothing beyond numpy.
     """
     keys = np.asarray(keyframes, dtype=np.float64)
     if keys.ndim != 2 or keys.shape[0] < 1 or keys.shape[1] < 1:

@@ -71,6 +71,10 @@ def echo_json(obj) -> None:
     click.echo(json.dumps(obj, indent=2, sort_keys=False, default=str))
 
 
+ESTIMATE_ABOVE_S = 60.0  # a render projected to take longer says so once its first frame is done
+_SINGULAR = {"frames": "frame", "batches": "batch", "stills": "still"}
+
+
 @contextmanager
 def progress_bar(description: str, total: int | None, unit: str = "it", quiet: bool = False,
                  console=None) -> Iterator:
@@ -78,7 +82,8 @@ def progress_bar(description: str, total: int | None, unit: str = "it", quiet: b
 
     The bar appears at the first call (library code calls `progress(0)` once its checks have passed), so
     a bad input prints its one-line error without a half-drawn bar above it. It fits 80 columns: the
-    description is cut to DESCRIPTION_WIDTH characters (keeping its end, usually a file name).
+    description is cut to DESCRIPTION_WIDTH characters (keeping its end, usually a file name). When the
+    first unit is done and the whole is projected to take over ESTIMATE_ABOVE_S, a line says how long.
     """
     if quiet:
         yield lambda n=1, **kw: None
@@ -117,6 +122,12 @@ def progress_bar(description: str, total: int | None, unit: str = "it", quiet: b
             state["start"] = time.perf_counter()
         state["done"] += n
         elapsed = max(time.perf_counter() - state["start"], 1e-9)
+        if n and not state.get("estimated") and total:
+            state["estimated"] = True
+            projected = elapsed / state["done"] * total
+            if projected > ESTIMATE_ABOVE_S:
+                progress.console.print(f"estimate: {_duration(projected)} for {total} {unit} "
+                                       f"({elapsed / state['done']:.2f} s per {_SINGULAR.get(unit, unit)})")
         per_s = state["done"] / elapsed
         rate = "" if not state["done"] else f"{per_s:.2f} {unit}/s" if per_s < 100 else f"{per_s:.0f} {unit}/s"
         progress.update(state["task"], advance=n, rate=rate, info=info)
@@ -126,6 +137,14 @@ def progress_bar(description: str, total: int | None, unit: str = "it", quiet: b
     finally:
         if state["task"] is not None:
             progress.stop()
+
+
+def _duration(seconds: float) -> str:
+    """3725 -> '1 h 2 min', 95 -> '1 min 35 s'."""
+    s = int(round(seconds))
+    if s >= 3600:
+        return f"{s // 3600} h {s % 3600 // 60} min"
+    return f"{s // 60} min {s % 60} s" if s >= 60 else f"{s} s"
 
 
 def _stderr_console():
