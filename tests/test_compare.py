@@ -166,3 +166,11 @@ def test_cli_compare_help_and_json(ckpts, tmp_path):
                       "--layout", "2x1"])
     assert proc.returncode == 1 and proc.stderr.startswith("error: layout 2x1")
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_bench_compare_projects_the_default_video(ckpts):
+    from pipeline.bench.compare_bench import run_compare_bench
+
+    r = run_compare_bench(ckpts, frames=3, panel_size=32)
+    assert r["frames"] == 3 and r["projected_frames"] == 300 and r["seconds_per_frame"] > 0
+    assert r["projected_seconds"] == pytest.approx(300 * r["seconds_per_frame"], rel=0.01)

@@ -1,4 +1,4 @@
-"""`cppn-video bench render|train`: benchmarks whose output goes into docs/PERFORMANCE.md."""
+"""`cppn-video bench render|train|compare`: benchmarks whose output goes into docs/PERFORMANCE.md."""
 from __future__ import annotations
 
 import click
@@ -94,6 +94,31 @@ def bench_train(batch_size, repeats, models, threads, precision, metrics, as_jso
                    f"batch {mix} ({p['mix_source']}): autograd {p['autograd_s_per_batch']:.1f} s/batch = "
                    f"{p['autograd_hours']:.2f} h, fast {p['fast_s_per_batch']:.1f} s/batch = {p['fast_hours']:.2f} h "
                    f"({p['speedup']:.2f}x)")
+
+
+@bench.command("compare")
+@click.argument("checkpoints", nargs=-1)
+@click.option("--frames", type=click.IntRange(min=2), default=6, show_default=True,
+              help="Frames measured (the first pays start-up and is left out of the rate).")
+@click.option("--panel-size", type=click.IntRange(min=2, max=16384), default=1080, show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def bench_compare(checkpoints, frames, panel_size, device, as_json):
+    """Seconds per frame of `cppn-video compare CHECKPOINTS` (default: prev e6 e24) at its defaults, and the
+    projected time of its default 300-frame video."""
+    from pipeline.bench.compare_bench import run_compare_bench
+
+    report = run_compare_bench(checkpoints or ("prev", "e6", "e24"), frames=frames, panel_size=panel_size,
+                               device=device)
+    if as_json:
+        echo_json(report)
+        return
+    m = report["machine"]
+    click.echo(f"machine: {m['cpu']} ({m['cpu_count']} cpus), {m.get('gpu', m['device'])}, torch {m['torch']}, "
+               f"{m['date']}")
+    click.echo(f"compare {' '.join(report['checkpoints'])} at {panel_size} px: {report['seconds_per_frame']:.2f} s "
+               f"per frame ({frames} frames in {report['seconds']:.1f} s); the default {report['projected_frames']} "
+               f"frames: about {report['projected_seconds'] / 60:.1f} min")
 
 
 def register(cli: click.Group) -> None:
