@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import io
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -30,7 +30,7 @@ import torch.nn as nn
 from pipeline import atomic
 from pipeline.errors import UserError
 from pipeline.torchfile import read_plain
-from pipeline.models import GENERATOR_FAMILIES, build_generator, config_dict, generator_config
+from pipeline.models import GENERATOR_FAMILIES, build_generator, generator_config
 
 FORMAT_VERSION = 1
 KINDS = ("render", "train")
@@ -104,7 +104,7 @@ def render_payload(generator: nn.Module, class_latents: torch.Tensor, meta: dict
     return {
         "format_version": FORMAT_VERSION,
         "family": cfg.family,
-        "generator_config": config_dict(cfg),
+        "generator_config": asdict(cfg),
         "generator": _cpu_state(generator),
         "class_latents": latents,
         "meta": dict(meta),
@@ -169,6 +169,15 @@ def list_bundled() -> list[str]:
     return sorted(p.stem for p in d.glob("*.pt") if p.is_file())
 
 
+def bundled_path(name: str) -> Path | None:
+    """The file of a bundled checkpoint named `name` ("e24" or "e24.pt"), or None when there is none."""
+    stem = name[:-3] if name.endswith(".pt") else name
+    if not stem or "/" in stem or os.sep in stem:
+        return None
+    path = Path(ASSETS_DIR) / f"{stem}.pt"
+    return path if path.is_file() else None
+
+
 def resolve_checkpoint(name_or_path: str | os.PathLike) -> Path:
     """An existing file -> itself; otherwise a bundled name (`e24`, `prev`, ...) -> its file."""
     path = Path(name_or_path).expanduser()
@@ -177,11 +186,9 @@ def resolve_checkpoint(name_or_path: str | os.PathLike) -> Path:
     if path.is_dir():
         raise UserError(f"{path} is a directory, not a checkpoint; name a file such as {path / 'e24.pt'}")
     name = str(name_or_path)
-    stem = name[:-3] if name.endswith(".pt") else name
-    if "/" not in stem and os.sep not in stem and stem:
-        bundled = Path(ASSETS_DIR) / f"{stem}.pt"
-        if bundled.is_file():
-            return bundled
+    bundled = bundled_path(name)
+    if bundled is not None:
+        return bundled
     names = list_bundled()
     listing = f"bundled: {', '.join(names)}" if names else "no checkpoints are bundled"
     raise UserError(f"checkpoint {name} not found: no such file and no bundled checkpoint of that name "

@@ -199,11 +199,6 @@ def write_idx_labels(path: str | os.PathLike, labels) -> None:
     _write_idx(Path(path), LABELS_MAGIC, arr)
 
 
-def sha256_file(path: str | os.PathLike) -> str:
-    """SHA-256 hex digest of a file's bytes."""
-    return hashlib.sha256(_read_bytes(Path(path))).hexdigest()
-
-
 # ----------------------------------------------------------------------------- finding the files
 
 def cache_dir(name: str = "mnist") -> Path:
@@ -214,7 +209,7 @@ def cache_dir(name: str = "mnist") -> Path:
     return cache_root() / name
 
 
-def _find_file(directory: Path, name: str) -> Path | None:
+def find_file(directory: Path, name: str) -> Path | None:
     """The file as published (.gz) or uncompressed (name without .gz)."""
     for candidate in (name, name[: -len(".gz")]):
         path = directory / candidate
@@ -227,7 +222,7 @@ def _complete_splits(directory: Path, wanted: tuple[str, ...]) -> list[str]:
     """The wanted splits whose images and labels are both present; a half pair is an error."""
     complete = []
     for split in wanted:
-        images, labels = (_find_file(directory, f) for f in SPLIT_FILES[split])
+        images, labels = (find_file(directory, f) for f in SPLIT_FILES[split])
         if images and labels:
             complete.append(split)
         elif images or labels:
@@ -283,7 +278,7 @@ def _download(spec: DatasetSpec, directory: Path, name: str, progress: Progress 
 
 
 def _read_split(directory: Path, split: str, verify: dict) -> tuple[torch.Tensor, torch.Tensor, dict]:
-    images_path, labels_path = (_find_file(directory, f) for f in SPLIT_FILES[split])
+    images_path, labels_path = (find_file(directory, f) for f in SPLIT_FILES[split])
     files = {}
     tensors = []
     for path, reader in ((images_path, _images_from_bytes), (labels_path, _labels_from_bytes)):
@@ -351,7 +346,7 @@ def load_dataset(name: str = "mnist", data_dir: str | os.PathLike | None = None,
             try:
                 for s in wanted:
                     for f in SPLIT_FILES[s]:
-                        if _find_file(cache, f) is None:
+                        if find_file(cache, f) is None:
                             _download(spec, cache, f, progress)
                 directory, found = cache, list(wanted)
             except UserError as e:

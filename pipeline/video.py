@@ -53,7 +53,7 @@ def output_format(path, fmt: str | None = None) -> str:
     return found
 
 
-def check_size(size, fmt: str = "mp4") -> tuple[int, int]:
+def check_video_size(size, fmt: str = "mp4") -> tuple[int, int]:
     """Validate a (width, height) frame size for `fmt`; returns it as ints."""
     try:
         width, height = size
@@ -178,7 +178,7 @@ def _ffmpeg_command(fmt: str, size, fps: str, crf, preset: str, lossless: bool, 
     return cmd
 
 
-def _tail(text: str, n: int = _STDERR_LINES) -> str:
+def stderr_tail(text: str, n: int = _STDERR_LINES) -> str:
     """The last n lines of ffmpeg's stderr, indented; ffmpeg names the cause first and then
     prints a cascade of consequences, so the first error line is kept even when older."""
     lines = [ln.rstrip() for ln in text.splitlines() if ln.strip()]
@@ -199,7 +199,7 @@ def probe(fmt: str, size, fps=30, crf=18, preset: str = "medium", lossless: bool
     before an hour of rendering rather than after. Raises VideoError.
     """
     fmt = output_format("", fmt or "mp4")
-    width, height = check_size(size, fmt)
+    width, height = check_video_size(size, fmt)
     fps_s = _check_fps(fps)
     frames = np.zeros((2, height, width), dtype=np.uint8)
     frames[1] = np.arange(width, dtype=np.uint8)[None, :]  # two different frames
@@ -228,7 +228,7 @@ def probe(fmt: str, size, fps=30, crf=18, preset: str = "medium", lossless: bool
             raise VideoError(
                 f"ffmpeg cannot encode {fmt} at {width}x{height} (preset {preset!r}, crf {crf}); "
                 f"exit code {res.returncode}, its last lines:\n"
-                + _tail(res.stderr.decode("utf-8", "replace"))
+                + stderr_tail(res.stderr.decode("utf-8", "replace"))
             )
 
 
@@ -249,7 +249,7 @@ class VideoWriter:
                  stall_timeout: float = STALL_TIMEOUT_S):
         self.path = Path(path)
         self.fmt = output_format(self.path, fmt)
-        self.width, self.height = check_size(size, self.fmt)
+        self.width, self.height = check_video_size(size, self.fmt)
         fps_s = _check_fps(fps)
         if self.fmt == "mp4":
             _check_crf(crf)
@@ -349,7 +349,7 @@ class VideoWriter:
         rc = self._proc.returncode if self._proc is not None else None
         status = f"killed by signal {-rc}" if rc is not None and rc < 0 else f"exit code {rc}"
         return VideoError(
-            f"ffmpeg failed {what} {self.path.name} ({status}); its last lines:\n" + _tail(self._stderr_text())
+            f"ffmpeg failed {what} {self.path.name} ({status}); its last lines:\n" + stderr_tail(self._stderr_text())
         )
 
     def _wrap_error(self, e: BaseException) -> BaseException:
@@ -644,7 +644,7 @@ def read_video(path) -> np.ndarray:
     ]
     res = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True)
     if res.returncode != 0:
-        raise VideoError(f"ffmpeg cannot decode {path}; its last lines:\n" + _tail(res.stderr.decode("utf-8", "replace")))
+        raise VideoError(f"ffmpeg cannot decode {path}; its last lines:\n" + stderr_tail(res.stderr.decode("utf-8", "replace")))
     return _parse_pgm_stream(res.stdout, path)
 
 
@@ -677,7 +677,7 @@ __all__ = [
     "FORMATS",
     "VideoError",
     "VideoWriter",
-    "check_size",
+    "check_video_size",
     "check_writable",
     "ffmpeg_exe",
     "open_writer",

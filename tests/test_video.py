@@ -13,7 +13,7 @@ from pipeline.atomic import atomic_path
 from pipeline.errors import UserError
 from pipeline.video import (
     VideoError,
-    check_size,
+    check_video_size,
     check_writable,
     open_writer,
     output_format,
@@ -271,10 +271,10 @@ def test_odd_size_refused_before_starting(tmp_path):
     with pytest.raises(UserError, match="even for H.264 yuv420p.*--size such as 1080"):
         open_writer(tmp_path / "a.mp4", (1079, 1080))
     assert os.listdir(tmp_path) == []
-    assert check_size((65, 49), "gif") == (65, 49)
+    assert check_video_size((65, 49), "gif") == (65, 49)
     for bad in [(0, 10), (-2, 10), (10.0, 10), (10,)]:
         with pytest.raises(UserError):
-            check_size(bad, "mp4")
+            check_video_size(bad, "mp4")
 
 
 def test_unwritable_outputs(tmp_path):

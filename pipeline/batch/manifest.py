@@ -65,19 +65,13 @@ class HashCache:
 
 def data_files(job) -> list[Path]:
     """The IDX files a train job with a data_dir reads (both pairs for split "all"; gz or uncompressed)."""
-    from pipeline.data import SPLIT_FILES
+    from pipeline.data import SPLIT_FILES, find_file
 
     directory = Path(job.settings.data_dir)
     split = job.settings.resolved().split
     splits = ("train", "test") if split == "all" else (split,)
-    found = []
-    for split in splits:
-        for name in SPLIT_FILES[split]:
-            for candidate in (name, name[: -len(".gz")]):
-                if (directory / candidate).is_file():
-                    found.append(directory / candidate)
-                    break
-    return found
+    found = [find_file(directory, name) for s in splits for name in SPLIT_FILES[s]]
+    return [p for p in found if p is not None]
 
 
 def input_hashes(job, hashes: HashCache) -> dict:

@@ -1,7 +1,7 @@
 """The job graph: dependency cycles, a stable topological order, --only selection, and the dry-run plan."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from pipeline.errors import UserError
 
@@ -113,7 +113,6 @@ class PlanStep:
     action: str                   # "run" or "skip"
     reason: str                   # one line: why it runs, or why it is up to date
     forced: bool = False
-    extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {"name": self.name, "kind": self.kind, "deps": self.deps, "inputs": self.inputs,

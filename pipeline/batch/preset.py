@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import os
 import re
 import types
 import typing
@@ -659,14 +658,10 @@ def _find_checkpoint(chk: _Checker, text: str) -> Path | None:
     p = chk.local(text)
     if p.is_file():
         return p
-    stem = text[:-3] if text.endswith(".pt") else text
-    if stem and "/" not in stem and os.sep not in stem:
-        from pipeline.checkpoint import ASSETS_DIR
+    from pipeline.checkpoint import bundled_path
 
-        bundled = Path(ASSETS_DIR) / f"{stem}.pt"
-        if bundled.is_file():
-            return bundled.resolve()
-    return None
+    bundled = bundled_path(text)
+    return bundled.resolve() if bundled is not None else None
 
 
 def _check_links(chk: _Checker, jobs_table: dict, jobs: dict, raw_refs: dict, after_keys: dict, out: Path) -> None:

@@ -129,32 +129,20 @@ def _now() -> str:
 
 
 def parse_devices(text: str | None = "auto", check: bool = True) -> list[str]:
-    """"cpu", "auto", "cuda", "cuda:0,cuda:1" -> ["cuda:0", "cuda:1"]; check: that CUDA devices exist."""
+    """"cpu", "auto", "cuda", "cuda:0,cuda:1" -> ["cuda:0", "cuda:1"], each through render's resolve_device;
+    check=False (a dry run) only checks the spelling, so a plan can be shown on a machine without CUDA."""
     items = [t.strip().lower() for t in (text or "auto").split(",") if t.strip()]
     if not items:
         raise UserError("--devices is empty; give cpu, auto, cuda or a list such as cuda:0,cuda:1")
-    result = []
-    for item in items:
-        if item == "auto":
-            import torch
+    if check:
+        from pipeline.render import resolve_device
 
-            item = "cuda:0" if torch.cuda.is_available() else "cpu"
-        elif item == "cuda":
-            item = "cuda:0"
-        m = re.fullmatch(r"cpu|cuda:(\d+)", item)
-        if not m:
+        return [str(resolve_device(item, "--devices")) for item in items]
+    for item in items:
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", item):
             raise UserError(f"--devices: unknown device {item!r}; use cpu, auto, cuda or cuda:N, comma-separated "
                             f"(e.g. cuda:0,cuda:1)")
-        if m.group(1) is not None and check:
-            import torch
-
-            if not torch.cuda.is_available():
-                raise UserError(f"--devices {item}: CUDA is not available here; use --devices cpu")
-            if int(m.group(1)) >= torch.cuda.device_count():
-                raise UserError(f"--devices {item}: this machine has {torch.cuda.device_count()} CUDA device(s) "
-                                f"(cuda:0..cuda:{torch.cuda.device_count() - 1})")
-        result.append(item)
-    return result
+    return ["cuda:0" if item == "cuda" else item for item in items]
 
 
 # ----------------------------------------------------------------------------- one job's log

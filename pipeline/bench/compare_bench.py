@@ -12,7 +12,10 @@ from pipeline.jobs.settings import CompareSettings
 from pipeline.render import resolve_device
 
 
-def run_compare_bench(checkpoints=("prev", "e6", "e24"), frames: int = 6, panel_size: int = 1080,
+DEFAULT_CHECKPOINTS = ("prev", "e6", "e24")  # the comparison the README shows
+
+
+def run_compare_bench(checkpoints=DEFAULT_CHECKPOINTS, frames: int = 6, panel_size: int = 1080,
                       project_to: int = CompareSettings.frames, device: str = "auto") -> dict:
     """Render `frames` frames of the default comparison into a throwaway MP4 (the real encoder, preset
     medium) and project the measured seconds per frame (after the first, which pays start-up) to a

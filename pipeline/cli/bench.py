@@ -106,9 +106,9 @@ def bench_train(batch_size, repeats, models, threads, precision, metrics, as_jso
 def bench_compare(checkpoints, frames, panel_size, device, as_json):
     """Seconds per frame of `cppn-video compare CHECKPOINTS` (default: prev e6 e24) at its defaults, and the
     projected time of its default 300-frame video."""
-    from pipeline.bench.compare_bench import run_compare_bench
+    from pipeline.bench.compare_bench import DEFAULT_CHECKPOINTS, run_compare_bench
 
-    report = run_compare_bench(checkpoints or ("prev", "e6", "e24"), frames=frames, panel_size=panel_size,
+    report = run_compare_bench(checkpoints or DEFAULT_CHECKPOINTS, frames=frames, panel_size=panel_size,
                                device=device)
     if as_json:
         echo_json(report)

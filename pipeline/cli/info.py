@@ -8,7 +8,7 @@ from pipeline.cli.common import echo_json
 
 def checkpoint_info(ckpt) -> dict:
     """A JSON-ready summary of a loaded Checkpoint (the whole meta included)."""
-    from pipeline.models import config_dict
+    from dataclasses import asdict
 
     latents = ckpt.class_latents
     missing = ckpt.meta.get("class_latents", {}).get("missing_classes", [])
@@ -18,7 +18,7 @@ def checkpoint_info(ckpt) -> dict:
         "kind": ckpt.kind,
         "format_version": ckpt.format_version,
         "family": ckpt.family,
-        "generator_config": config_dict(ckpt.generator_config),
+        "generator_config": asdict(ckpt.generator_config),
         "parameters": ckpt.parameter_count(),
         "class_latents": {"shape": list(latents.shape), "present": [c for c in range(latents.shape[0])
                                                                     if c not in missing],

@@ -229,11 +229,11 @@ def evaluate_checkpoint(ck, cnn: LoadedCNN | None = None, size: int = 1080, samp
                         device: str = "auto",
                         progress: Callable[..., None] | None = None) -> EvalRow:
     """Measure one loaded Checkpoint (pipeline.checkpoint.load_checkpoint). progress(n) counts detail frames."""
-    from pipeline.render import Renderer, check_size
+    from pipeline.render import Renderer, check_frame_size
 
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
         raise UserError(f"samples must be a positive whole number, got {samples!r}")
-    check_size(size, size)
+    check_frame_size(size, size)
     cnn = cnn or load_digit_cnn()
     advance = progress or (lambda n=1, **kw: None)
     gen = ck.generator

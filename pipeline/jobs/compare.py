@@ -15,7 +15,7 @@ from pipeline.jobs.render import checkpoint_info, checkpoint_path, path_info, pa
 from pipeline.jobs.settings import CompareSettings, Progress, WalkSettings
 from pipeline.latents import parse_seeds
 from pipeline.render import Renderer, default_batch
-from pipeline.video import check_not_input, check_size, check_writable, open_writer, output_format, probe
+from pipeline.video import check_not_input, check_video_size, check_writable, open_writer, output_format, probe
 
 _CANVAS_BUDGET = 256 * 2**20  # bytes of composed frames per batch (the writer queues two more copies)
 _MIN_FONT = 6  # px; below this a caption is unreadable anyway, so it is clipped instead of shrunk further
@@ -173,7 +173,7 @@ def render_compare(ckpts: list, out, settings: CompareSettings = CompareSettings
                         f"use {s.panel_size + 1}")
     columns, rows = parse_layout(s.layout, len(ckpts))
     geo = Geometry(columns, rows, s.panel_size, caption_height(s.panel_size))
-    check_size((geo.width, geo.height), fmt)
+    check_video_size((geo.width, geo.height), fmt)
     check_writable(out, fmt)
     cks = [c if isinstance(c, Checkpoint) else load_checkpoint(c) for c in ckpts]
     check_not_input(out, [ck.path for ck in cks] + [s.keyframes_file])
@@ -263,7 +263,7 @@ def render_walk_grid(ckpt, out, settings: WalkSettings, grid: str, progress: Pro
     out = Path(out)
     fmt = output_format(out, s.fmt)
     geo = Geometry(columns, rows, s.size, 0)
-    check_size((geo.width, geo.height), fmt)
+    check_video_size((geo.width, geo.height), fmt)
     check_writable(out, fmt)
     ck = ckpt if isinstance(ckpt, Checkpoint) else load_checkpoint(ckpt)
     check_not_input(out, [ck.path])

@@ -16,7 +16,7 @@ from pipeline.jobs.settings import DEFAULT_CHECKPOINT, MAX_FRAMES, Progress, Sti
 from pipeline.latents import (class_path, digit_keyframes, load_keyframes, parse_classes, parse_digits,
                               parse_seeds, seed_latents, walk_keyframes, walk_path)
 from pipeline.render import Renderer, default_batch
-from pipeline.video import check_not_input, check_size, check_writable, open_writer, output_format, probe, publish
+from pipeline.video import check_not_input, check_video_size, check_writable, open_writer, output_format, probe, publish
 
 __all__ = ["DEFAULT_CHECKPOINT", "MAX_FRAMES", "StillSettings", "WalkSettings", "render_walk", "render_still",
            "render_stills",
@@ -121,7 +121,7 @@ def render_walk(ckpt, out, settings: WalkSettings = WalkSettings(), progress: Pr
     s = s.resolved()
     out = Path(out)
     fmt = output_format(out, s.fmt)
-    check_size((s.size, s.size), fmt)
+    check_video_size((s.size, s.size), fmt)
     check_writable(out, fmt)
     ck = _checkpoint(ckpt)
     check_not_input(out, [ck.path, s.keyframes_file])

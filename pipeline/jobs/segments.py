@@ -24,8 +24,8 @@ from pipeline.jobs.render import (DEFAULT_CHECKPOINT, Progress, WalkSettings, ch
                                   path_info, path_kind, render_walk)
 from pipeline.render import available_paths, resolve_device
 from pipeline.atomic import temp_sibling
-from pipeline.video import (VideoError, check_not_input, check_size, check_writable, ffmpeg_exe, output_format,
-                            probe, publish)
+from pipeline.video import (VideoError, check_not_input, check_video_size, check_writable, ffmpeg_exe, output_format,
+                            probe, publish, stderr_tail)
 
 _POLL_S = 0.1  # how often the parent looks at its workers while waiting for messages
 _JOIN_S = 10.0  # how long a stopped worker gets to kill its ffmpeg and clean up before it is killed
@@ -117,10 +117,9 @@ def join_segments(parts: list[Path], dest: Path) -> None:
         res = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                              process_group=0)
         if res.returncode != 0:
-            lines = [ln for ln in res.stderr.decode("utf-8", "replace").splitlines() if ln.strip()][-12:]
             raise VideoError(f"ffmpeg could not join {len(parts)} segments into {dest.name} "
                              f"(exit code {res.returncode}); its last lines:\n"
-                             + "\n".join("  " + ln for ln in lines or ["(ffmpeg printed nothing)"]))
+                             + stderr_tail(res.stderr.decode("utf-8", "replace")))
     finally:
         listing.unlink(missing_ok=True)
 
@@ -192,7 +191,7 @@ def render_walk_segmented(ckpt, out, settings: WalkSettings = WalkSettings(), wo
     if fmt != "mp4":
         raise UserError(f"segmented rendering joins MP4 files only, but {out.name} is {fmt}; "
                         f"name the output .mp4 or render with one worker")
-    check_size((s.size, s.size), fmt)
+    check_video_size((s.size, s.size), fmt)
     check_writable(out, fmt)
     ck = ckpt if isinstance(ckpt, Checkpoint) else load_checkpoint(ckpt if ckpt is not None else DEFAULT_CHECKPOINT)
     check_not_input(out, [ck.path, s.keyframes_file])

@@ -8,12 +8,11 @@ from pipeline.models.generators import (
     ResnetConfig,
     ResnetGenerator,
     build_generator,
-    config_dict,
     generator_config,
 )
 
 __all__ = [
     "DISCRIMINATOR", "Classifier", "ClassifierConfig", "Encoder", "EncoderConfig", "reparameterize",
     "GENERATOR_FAMILIES", "PrevConfig", "PrevGenerator", "ResnetConfig", "ResnetGenerator",
-    "build_generator", "config_dict", "generator_config",
+    "build_generator", "generator_config",
 ]

@@ -6,7 +6,7 @@ is the reference ("oracle") that every fast render path is tested against.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
@@ -142,6 +142,3 @@ def generator_config(family: str, /, **values):
 def build_generator(cfg) -> nn.Module:
     return GENERATOR_FAMILIES[cfg.family][1](cfg)
 
-
-def config_dict(cfg) -> dict:
-    return asdict(cfg)

@@ -5,7 +5,7 @@ tile size or thread count for a given path.
 """
 from __future__ import annotations
 
-import os
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -23,18 +23,27 @@ from pipeline.render.torch_tiles import TorchTiles
 MAX_SIDE = 16384  # larger frames are almost certainly a typo (and would need > 1 GB per frame)
 
 
-def resolve_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"--device {device} was asked for but CUDA is not available here; use --device cpu")
-    try:
-        return torch.device(device)
-    except RuntimeError:
-        raise UserError(f"unknown device {device!r}; use auto, cpu or cuda[:N]") from None
+def resolve_device(device: str = "auto", option: str = "--device") -> torch.device:
+    """"auto" (cuda:0 if available, else cpu), "cpu", "cuda" or "cuda:N" -> a torch.device that exists here.
+    The one place devices are parsed (batch's --devices list goes through it too); errors name `option`."""
+    text = str(device).strip().lower()
+    if text == "auto":
+        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
+    m = re.fullmatch(r"cpu|cuda(?::(\d+))?", text)
+    if not m:
+        raise UserError(f"{option}: unknown device {device!r}; use auto, cpu, cuda or cuda:N")
+    if text == "cpu":
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise UserError(f"{option} {device} was asked for but CUDA is not available here; use cpu")
+    index = int(m.group(1) or 0)
+    if index >= torch.cuda.device_count():
+        raise UserError(f"{option} {device}: this machine has {torch.cuda.device_count()} CUDA device(s) "
+                        f"(cuda:0..cuda:{torch.cuda.device_count() - 1})")
+    return torch.device("cuda", index)
 
 
-def check_size(height: int, width: int) -> None:
+def check_frame_size(height: int, width: int) -> None:
     for name, n in (("height", height), ("width", width)):
         if not isinstance(n, int) or n < 1 or n > MAX_SIDE:
             raise UserError(f"frame {name} must be an integer between 1 and {MAX_SIDE}, got {n}")
@@ -67,7 +76,7 @@ class Renderer:
 
     def __init__(self, gen, height: int, width: int, scale: float = 8.0, path: str = "auto",
                  device: str | torch.device = "auto", tile: int | None = None, threads: int | None = None):
-        check_size(height, width)
+        check_frame_size(height, width)
         if not np.isfinite(scale) or scale <= 0:
             raise UserError(f"scale must be a positive number, got {scale}")
         if path not in PATHS:
@@ -194,6 +203,3 @@ def default_batch(height: int, width: int, device: torch.device) -> int:
     budget = (512 if device.type == "cuda" else 64) * 2**20
     return int(max(1, min(64, budget // (height * width * 4))))
 
-
-def cpu_threads() -> int:
-    return torch.get_num_threads() or os.cpu_count() or 1

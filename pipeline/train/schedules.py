@@ -39,15 +39,6 @@ class NonFinite(Exception):
         self.what = what
 
 
-def generate(generator: nn.Module, z: torch.Tensor, coords: torch.Tensor, backend: str = "auto") -> torch.Tensor:
-    """The one place training runs the generator: [B, z_dim], [P, 3] -> [B, P] (with autograd).
-
-    The resnet generator goes through the fused forward/backward of pipeline.train.fast_generator (tested
-    against plain autograd; the prev generator passes through to its own forward).
-    """
-    return generator_forward(generator, z, coords, backend)
-
-
 def classify(st: TrainState, images: torch.Tensor) -> torch.Tensor:
     """The one place training runs the classifier/discriminator -> float32 logits.
 
@@ -83,7 +74,7 @@ def _fakes(st: TrainState, real: torch.Tensor, coords: torch.Tensor):
     B, S, _ = real.shape
     mu, logvar = st.encoder(real)  # [B, z_dim] each
     z = reparameterize(mu, logvar, st.noise_rng)  # [B, z_dim]
-    fakes = generate(st.generator, z, coords, st.backend).view(B, S, S)  # [B, S, S]
+    fakes = generator_forward(st.generator, z, coords, st.backend).view(B, S, S)  # [B, S, S]
     return fakes, mu, logvar
 
 
