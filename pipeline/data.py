@@ -201,7 +201,7 @@ def write_idx_labels(path: str | os.PathLike, labels) -> None:
 
 # ----------------------------------------------------------------------------- finding the files
 
-def cache_dir(name: str = "mnist") -> Path:
+def data_cache_dir(name: str = "mnist") -> Path:
     """Where downloaded files live: $CPPN_VIDEO_DATA/<name>, else <cache_root()>/<name> (~/.cache/cppn-video/<name>)."""
     root = os.environ.get("CPPN_VIDEO_DATA")
     if root:
@@ -303,7 +303,7 @@ def load_dataset(name: str = "mnist", data_dir: str | os.PathLike | None = None,
     """Load an MNIST-format dataset into memory.
 
     name: "mnist" or "fashion-mnist". data_dir: read only there; None looks in the
-    system install (Fashion-MNIST from Debian), then the cache (see cache_dir), and
+    system install (Fashion-MNIST from Debian), then the cache (see data_cache_dir), and
     downloads missing MNIST files into the cache when `download` is true, checking
     each file's SHA-256. split: "all" (train then test, as the article trains on all
     70,000), "train" or "test"; for "all", a directory with only one of the two pairs
@@ -330,7 +330,7 @@ def load_dataset(name: str = "mnist", data_dir: str | os.PathLike | None = None,
         if not found:
             raise UserError(_missing_message(directory, wanted) + "; put them there or pass another --data DIR")
     else:
-        cache = cache_dir(name)
+        cache = data_cache_dir(name)
         candidates = [Path(d) for d in spec.system_dirs] + [cache]
         directory, found = None, []
         for d in candidates:  # first, a place that has everything asked for

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 import pipeline.train.loop as loop
 from idx_helpers import write_idx_dataset
 from pipeline.cli import cli, main
-from pipeline.cli.train import stop_on_interrupt
+from pipeline.cli.common import stop_on_interrupt
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def test_bad_arguments_are_usage_errors(tmp_path, args, flag):
 
 def test_first_ctrl_c_sets_the_flag_second_aborts():
     stop = threading.Event()
-    with stop_on_interrupt(stop):
+    with stop_on_interrupt(stop, "stopping"):
         os.kill(os.getpid(), signal.SIGINT)
         for _ in range(1000):  # the handler runs at the next bytecode boundary
             if stop.is_set():

@@ -228,10 +228,10 @@ def test_no_data_offline_says_where_to_put_the_files(tmp_path):
 
 def test_cache_uses_the_environment_variable(tmp_path, monkeypatch):
     monkeypatch.setenv("CPPN_VIDEO_DATA", str(tmp_path / "elsewhere"))
-    assert data.cache_dir("mnist") == tmp_path / "elsewhere" / "mnist"
+    assert data.data_cache_dir("mnist") == tmp_path / "elsewhere" / "mnist"
     monkeypatch.delenv("CPPN_VIDEO_DATA")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert data.cache_dir("fashion-mnist") == tmp_path / "xdg" / "cppn-video" / "fashion-mnist"
+    assert data.data_cache_dir("fashion-mnist") == tmp_path / "xdg" / "cppn-video" / "fashion-mnist"
 
 
 def test_cache_files_must_match_the_published_hashes(tmp_path):

@@ -82,10 +82,10 @@ def test_a_cache_folder_others_can_write_is_not_used(cache):
 def test_the_cache_folder_is_private_and_follows_xdg(tmp_path, monkeypatch):
     monkeypatch.delenv("CPPN_VIDEO_CACHE", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert native.cache_dir() == tmp_path / "xdg" / "cppn-video" / "kernels"
+    assert native.kernel_cache_dir() == tmp_path / "xdg" / "cppn-video" / "kernels"
     assert answer(["-DANSWER=1"]) == 1
-    assert (native.cache_dir().stat().st_mode & 0o777) == 0o700
-    assert len(built(native.cache_dir())) == 1
+    assert (native.kernel_cache_dir().stat().st_mode & 0o777) == 0o700
+    assert len(built(native.kernel_cache_dir())) == 1
 
 
 def test_cc_with_arguments_is_used(cache, monkeypatch):

@@ -196,7 +196,7 @@ def _frames_progress(job: Job, total: int, ctx: _Context, log: JobLog) -> Callab
     return progress
 
 
-def _checkpoint_inputs(job: Job, key: str) -> list[Path]:
+def _input_paths(job: Job, key: str) -> list[Path]:
     return [r.path for r in job.inputs if r.key == key]
 
 
@@ -204,7 +204,7 @@ def _run_walk(job: Job, device: str, ctx: _Context, log: JobLog) -> dict:
     from pipeline.jobs.render import render_walk
 
     s = replace(job.settings, device=device)
-    (ckpt,) = _checkpoint_inputs(job, "ckpt")
+    (ckpt,) = _input_paths(job, "ckpt")
     job.output.parent.mkdir(parents=True, exist_ok=True)
     progress = _frames_progress(job, s.resolved().frames, ctx, log)
     if job.workers > 1:
@@ -220,7 +220,7 @@ def _run_still(job: Job, device: str, ctx: _Context, log: JobLog) -> dict:
 
     if ctx.stop.is_set():
         raise JobStopped
-    (ckpt,) = _checkpoint_inputs(job, "ckpt")
+    (ckpt,) = _input_paths(job, "ckpt")
     job.output.parent.mkdir(parents=True, exist_ok=True)
     return render_still(ckpt, job.output, replace(job.settings, device=device))
 
@@ -231,7 +231,7 @@ def _run_compare(job: Job, device: str, ctx: _Context, log: JobLog) -> dict:
     s = replace(job.settings, device=device)
     job.output.parent.mkdir(parents=True, exist_ok=True)
     progress = _frames_progress(job, s.walk().resolved().frames, ctx, log)
-    return render_compare(_checkpoint_inputs(job, "ckpts"), job.output, s, progress=progress)
+    return render_compare(_input_paths(job, "ckpts"), job.output, s, progress=progress)
 
 
 _RUN_FILES = ("state.pt", "metrics.jsonl", "config.json")

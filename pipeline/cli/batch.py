@@ -1,14 +1,13 @@
 """`cppn-video batch PRESET`: validate a TOML preset, print its plan or run it resumably (pipeline.batch)."""
 from __future__ import annotations
 
-import signal
 import threading
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
 import click
 
-from pipeline.cli.common import echo_json, progress_bar
+from pipeline.cli.common import echo_json, progress_bar, stop_on_interrupt
 from pipeline.errors import UserError
 
 # Exit codes: 0 every selected job done or up to date; 1 a job failed (or was blocked by one);
@@ -17,30 +16,6 @@ EXIT_INVALID = 2
 
 _VERB = {"done": "done", "skipped": "skip", "failed": "FAIL", "blocked": "skip", "interrupted": "stop",
          "cancelled": "stop"}
-
-
-@contextmanager
-def _stop_on_interrupt(event: threading.Event):
-    """First Ctrl-C (or SIGTERM, as schedulers send) sets `event`: jobs stop at their next batch and the
-    manifest records them; the second aborts."""
-    def handler(signum, frame):
-        if event.is_set():
-            raise KeyboardInterrupt
-        event.set()
-        click.echo("\nstopping: running jobs stop at their next batch and are recorded (Ctrl-C again to abort)",
-                   err=True)
-
-    signals = (signal.SIGINT, signal.SIGTERM)
-    try:
-        previous = {s: signal.signal(s, handler) for s in signals}
-    except ValueError:  # not the main thread: leave the signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
 
 
 class _Reporter:
@@ -193,7 +168,8 @@ def batch_command(ctx: click.Context, preset, dry_run, only, force, devices, out
     if not quiet:
         click.echo(f"batch {p.name} -> {p.out_dir} on {', '.join(device_list)}", err=True)
     try:
-        with _stop_on_interrupt(stop):
+        with stop_on_interrupt(stop, "stopping; running jobs stop at their next batch and are recorded "
+                                     "(Ctrl-C again to abort)"):
             result = run_batch(p, only=names, force=force, devices=device_list, progress=reporter, stop_flag=stop)
     finally:
         reporter.close()

@@ -67,6 +67,30 @@ def run_cli(group: click.Group) -> None:
     sys.exit(code if isinstance(code, int) else 0)
 
 
+@contextmanager
+def stop_on_interrupt(event, message: str):
+    """Graceful stops for long commands (train, batch): the first Ctrl-C or SIGTERM sets `event` and prints
+    "<Ctrl-C|SIGTERM>: <message>"; the work stops at its next step and saves or records what it has; a
+    second signal raises KeyboardInterrupt (abort). Outside the main thread the signals are left alone."""
+    def handler(signum, frame):
+        if event.is_set():
+            raise KeyboardInterrupt
+        event.set()
+        what = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
+        click.echo(f"\n{what}: {message}", err=True)
+
+    try:
+        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
 def echo_json(obj) -> None:
     click.echo(json.dumps(obj, indent=2, sort_keys=False, default=str))
 

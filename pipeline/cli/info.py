@@ -6,7 +6,7 @@ import click
 from pipeline.cli.common import echo_json
 
 
-def checkpoint_info(ckpt) -> dict:
+def checkpoint_summary(ckpt) -> dict:
     """A JSON-ready summary of a loaded Checkpoint (the whole meta included)."""
     from dataclasses import asdict
 
@@ -54,7 +54,7 @@ def info_command(checkpoint: str, as_json: bool) -> None:
     """
     from pipeline.checkpoint import load_checkpoint
 
-    info = checkpoint_info(load_checkpoint(checkpoint))
+    info = checkpoint_summary(load_checkpoint(checkpoint))
     if as_json:
         echo_json(info)
         return

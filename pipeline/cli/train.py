@@ -1,10 +1,9 @@
 """`cppn-video train`: options -> TrainConfig -> pipeline.train.train, with a progress bar and Ctrl-C handling."""
 from __future__ import annotations
 
-import signal
 import sys
 import threading
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from pipeline.cli.common import progress_bar
+from pipeline.cli.common import progress_bar, stop_on_interrupt
 from pipeline.train.config import DATASETS, DEFAULT_BATCH, DEFAULT_WIDTH, FAMILIES, PRECISIONS, TrainConfig
 
 # CLI option name -> TrainConfig field, for the options a resumed run may take from its state.pt.
@@ -32,27 +31,7 @@ def _parse_save_at(value: str | None) -> tuple[int, ...] | None:
                                  param_hint="'--save-at'") from None
 
 
-@contextmanager
-def stop_on_interrupt(event: threading.Event):
-    """First Ctrl-C or SIGTERM sets `event` (training stops at the next batch and saves); a second aborts."""
-    def handler(signum, frame):
-        if event.is_set():
-            raise KeyboardInterrupt
-        event.set()
-        what = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
-        click.echo(f"\n{what}: stopping after this batch to save the state (Ctrl-C again to abort without "
-                   f"saving)", err=True)
-
-    try:
-        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
+STOP_MESSAGE = "stopping after this batch to save the state (Ctrl-C again to abort without saving)"
 
 
 def _batch_info(row: dict, epochs: int, n_batches: int) -> str:
@@ -195,7 +174,7 @@ def train_command(ctx: click.Context, model, width, epochs, save_at, out_dir, da
     stop = threading.Event()
     with ExitStack() as stack:
         reporter = _Reporter(stack, quiet)
-        stack.enter_context(stop_on_interrupt(stop))
+        stack.enter_context(stop_on_interrupt(stop, STOP_MESSAGE))
         # meta records the canonical command that reproduces the run (cfg.command_line()).
         result = train(cfg, resume=resume, progress=reporter, stop_flag=stop, save_every=save_every * 60.0)
     if result.interrupted:

@@ -11,7 +11,7 @@ import numpy as np
 from pipeline import __version__
 from pipeline.checkpoint import Checkpoint, load_checkpoint
 from pipeline.errors import UserError
-from pipeline.jobs.render import checkpoint_info, checkpoint_path, path_info, path_kind
+from pipeline.jobs.render import checkpoint_record, checkpoint_path, path_info, path_kind
 from pipeline.jobs.settings import CompareSettings, Progress, WalkSettings
 from pipeline.latents import parse_seeds
 from pipeline.render import Renderer, default_batch
@@ -214,7 +214,7 @@ def render_compare(ckpts: list, out, settings: CompareSettings = CompareSettings
             panels = []
             for i, (ck, label, (keys, _, bank_rows)) in enumerate(zip(cks, labels, paths)):
                 x, y = geo.origin(i)
-                panels.append({**checkpoint_info(ck), "label": label, "x": x, "y": y, "keyframes": keys,
+                panels.append({**checkpoint_record(ck), "label": label, "x": x, "y": y, "keyframes": keys,
                                **path_info(walk, bank_rows)})
             info = {
                 "kind": "compare",
@@ -291,7 +291,7 @@ def render_walk_grid(ckpt, out, settings: WalkSettings, grid: str, progress: Pro
             info = {
                 "kind": "walk grid", "version": __version__, "output": str(out), "format": fmt, "frames": frames,
                 "width": geo.width, "height": geo.height, "fps": s.fps, "grid": {"columns": columns, "rows": rows},
-                "settings": asdict(replace(s, batch=None)), "checkpoint": checkpoint_info(ck),
+                "settings": asdict(replace(s, batch=None)), "checkpoint": checkpoint_record(ck),
                 "cells": [{"seeds": cs.seeds, "x": geo.origin(i)[0], "y": geo.origin(i)[1], "keyframes": keys}
                           for i, (cs, (keys, _, _)) in enumerate(zip(cell_settings, paths))],
                 "render_path": renderer.path, "device": str(renderer.device),

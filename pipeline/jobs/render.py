@@ -95,7 +95,7 @@ def path_info(settings, rows: np.ndarray | None) -> dict:
     return {"keyframe_digits": parse_digits(settings.digits), "digit_bank_rows": [int(r) for r in rows]}
 
 
-def checkpoint_info(ck: Checkpoint) -> dict:
+def checkpoint_record(ck: Checkpoint) -> dict:
     return {"path": str(ck.path), "name": ck.name, "sha256": ck.sha256, "family": ck.family,
             "epoch": ck.epoch, "kind": ck.kind}
 
@@ -141,7 +141,7 @@ def render_walk(ckpt, out, settings: WalkSettings = WalkSettings(), progress: Pr
                 "kind": path_kind(s),
                 "version": __version__,
                 "output": str(out), "format": fmt, "frames": len(latents), "width": s.size, "height": s.size,
-                "fps": s.fps, "settings": asdict(replace(s, batch=None)), "checkpoint": checkpoint_info(ck),
+                "fps": s.fps, "settings": asdict(replace(s, batch=None)), "checkpoint": checkpoint_record(ck),
                 "keyframes": keys, **path_info(s, bank_rows), "render_path": renderer.path,
                 "device": str(renderer.device),
                 "seconds": round(seconds, 3), "frames_per_second": round(len(latents) / seconds, 3),
@@ -190,7 +190,7 @@ def _write_png(image: np.ndarray, out: Path, info: dict) -> None:
 def _still_info(s: StillSettings, ck: Checkpoint, out: Path, z: np.ndarray, source: dict, render_path: str,
                 seconds: float) -> dict:
     return {"kind": "still", "version": __version__, "output": str(out), "width": s.size, "height": s.size,
-            "settings": asdict(s), "checkpoint": checkpoint_info(ck), "latent": z[0], "latent_source": source,
+            "settings": asdict(s), "checkpoint": checkpoint_record(ck), "latent": z[0], "latent_source": source,
             "render_path": render_path, "seconds": round(seconds, 3)}
 
 
@@ -277,7 +277,7 @@ def render_stills(ckpt, outdir, seeds, settings: StillSettings = StillSettings()
     if sheet is not None:
         info = {"kind": "still grid", "version": __version__, "output": str(outs[-1]), "width": sheet.shape[1],
                 "height": sheet.shape[0], "columns": columns, "rows": rows, "seeds": seeds,
-                "cells": [str(p.name) for p in outs[:-1]], "settings": asdict(s), "checkpoint": checkpoint_info(ck)}
+                "cells": [str(p.name) for p in outs[:-1]], "settings": asdict(s), "checkpoint": checkpoint_record(ck)}
         _write_png(sheet, outs[-1], info)
         infos.append(info)
     return infos

@@ -20,7 +20,7 @@ import numpy as np
 from pipeline import __version__
 from pipeline.checkpoint import Checkpoint, load_checkpoint
 from pipeline.errors import UserError
-from pipeline.jobs.render import (DEFAULT_CHECKPOINT, Progress, WalkSettings, checkpoint_info, checkpoint_path,
+from pipeline.jobs.render import (DEFAULT_CHECKPOINT, Progress, WalkSettings, checkpoint_record, checkpoint_path,
                                   path_info, path_kind, render_walk)
 from pipeline.render import available_paths, resolve_device
 from pipeline.atomic import temp_sibling
@@ -268,7 +268,7 @@ def render_walk_segmented(ckpt, out, settings: WalkSettings = WalkSettings(), wo
             "kind": path_kind(s),
             "version": __version__,
             "output": str(out), "format": fmt, "frames": len(latents), "width": s.size, "height": s.size,
-            "fps": s.fps, "settings": asdict(replace(s, batch=None)), "checkpoint": checkpoint_info(ck),
+            "fps": s.fps, "settings": asdict(replace(s, batch=None)), "checkpoint": checkpoint_record(ck),
             "keyframes": keys, **path_info(s, bank_rows), "render_path": first["render_path"],
             "device": first["device"],
             "seconds": round(seconds, 3), "frames_per_second": round(len(latents) / seconds, 3),

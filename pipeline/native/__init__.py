@@ -46,7 +46,7 @@ class KernelUnavailable(RuntimeError):
     """No C compiler, or the kernel failed to compile or load: callers fall back to a torch path."""
 
 
-def cache_dir() -> Path:
+def kernel_cache_dir() -> Path:
     root = os.environ.get("CPPN_VIDEO_CACHE")
     return (Path(root) if root else cache_root()) / "kernels"
 
@@ -117,7 +117,7 @@ def _safe_folder(folder: Path) -> bool:
 
 
 def _build_folder() -> Path:
-    folder = cache_dir()
+    folder = kernel_cache_dir()
     if _safe_folder(folder):
         return folder
     if not _private:
