@@ -326,7 +326,7 @@ def test_a_changed_train_job_never_deletes_the_earlier_run(tmp_path, assets):
     path.write_text(TRAINED.replace("width = 8", "width = 10"))
     second = run(path, only=["train_p"])
     assert second.statuses == {"train_p": "failed"}
-    assert "other settings (width)" in second.outcome("train_p").reason
+    assert "other settings (width: run has 8, asked 10)" in second.outcome("train_p").reason
     assert {p.name: p.read_bytes() for p in (out / "train_p").iterdir()} == kept
 
 

@@ -559,10 +559,11 @@ def _check_job(chk: _Checker, name: str, table, defaults: dict, settings: dict, 
         chk.problem(where, f"invalid options ({e})")
         return None
 
+    from pipeline.train.run_dir import checkpoint_paths
+
     if kind == "train":
         output = Path(s.out_dir)
-        epochs = sorted(set(s.save_at) | {s.epochs})
-        outputs = tuple(output / f"e{e}.pt" for e in epochs)
+        outputs = tuple(checkpoint_paths(output, s))
     else:
         output = (out / output_text).resolve()
         outputs = (output,)

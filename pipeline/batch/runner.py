@@ -53,6 +53,7 @@ from pipeline.batch.plan import forced_jobs, select
 from pipeline.batch.preset import Job, Preset, rel
 from pipeline.errors import UserError
 from pipeline.lock import folder_lock
+from pipeline.train.run_dir import clear_run, run_files
 from pipeline.video import sidecar_path
 
 LOGS_DIR = "logs"
@@ -234,17 +235,6 @@ def _run_compare(job: Job, device: str, ctx: _Context, log: JobLog) -> dict:
     return render_compare(_input_paths(job, "ckpts"), job.output, s, progress=progress)
 
 
-_RUN_FILES = ("state.pt", "metrics.jsonl", "config.json")
-_CKPT_NAME = re.compile(r"^e\d+\.pt$")
-
-
-def _run_files(out: Path) -> list[Path]:
-    """The files of a training run in `out`: state.pt, metrics.jsonl, config.json and e<N>.pt."""
-    if not out.is_dir():
-        return []
-    return [p for p in sorted(out.iterdir()) if p.is_file() and (p.name in _RUN_FILES or _CKPT_NAME.match(p.name))]
-
-
 def clear_leftovers(job: Job) -> list[str]:
     """Remove temp files a killed earlier run of this job left beside its outputs; returns their names.
 
@@ -268,7 +258,7 @@ def train_conflict(job: Job, forced: bool, status_code: str = "") -> tuple[bool,
         resume, why = False, "a checkpoint changed since this batch wrote it"
     else:
         resume, why = can_resume(job)
-    if resume or not _run_files(job.output):
+    if resume or not run_files(job.output):
         return resume, why, None
     return resume, why, (f"{job.output} holds an earlier training run that this job cannot continue ({why}); "
                          f"it was left untouched: rerun with --force --only {job.name} to replace it, "
@@ -276,41 +266,16 @@ def train_conflict(job: Job, forced: bool, status_code: str = "") -> tuple[bool,
 
 
 def can_resume(job: Job) -> tuple[bool, str]:
-    """Whether the train job's run directory holds an interrupted run this job can continue, and why."""
-    from pipeline.checkpoint import read_checkpoint_dict
-    from pipeline.train.config import TrainConfig
+    """Whether the train job's run directory holds an interrupted run this job can continue, and why: the
+    run directory's own rules (pipeline.train.run_dir.can_continue), and the same data files by hash."""
+    from pipeline.train.run_dir import can_continue
 
-    cfg = job.settings
-    state_path = Path(cfg.out_dir) / "state.pt"
-    if not state_path.is_file():
-        return False, "no earlier run to resume"
-    try:
-        data, _ = read_checkpoint_dict(state_path)
-        saved = TrainConfig.from_dict(data["train_config"])
-        position = data["position"]
-        files = data["meta"].get("dataset", {}).get("files", {})
-    except (UserError, KeyError, TypeError, ValueError) as e:
-        return False, f"state.pt cannot be resumed ({e})"
-    ignore = ("out_dir", "data_dir", "epochs", "save_at")  # paths may move; a run may grow longer
-    a, b = saved.to_dict(), cfg.to_dict()
-    diffs = [k for k in a if k not in ignore and a[k] != b.get(k)]
-    if diffs:
-        return False, f"state.pt is from other settings ({', '.join(diffs)})"
-    done = position["epoch"]
-    if done > cfg.epochs:
-        return False, f"state.pt is at epoch {done}, past epochs = {cfg.epochs}"
-    for path in job.outputs:
-        epoch = int(path.stem[1:])
-        if epoch <= done:
-            try:
-                read_checkpoint_dict(path)
-            except UserError as e:
-                return False, f"{path.name} should exist after epoch {done} but does not load ({e})"
-    if cfg.data_dir is not None:
+    ok, why, files = can_continue(job.output, job.settings)
+    if ok and job.settings.data_dir is not None:
         ours = {p.name: HashCache().file(p) for p in data_files(job)}
         if any(ours.get(name) != digest for name, digest in files.items()):
             return False, "the data files differ from those of the run in state.pt"
-    return True, f"resuming the run in state.pt at epoch {done + 1} batch {position['batch'] + 1}"
+    return ok, why
 
 
 def _run_train(job: Job, device: str, ctx: _Context, log: JobLog, forced: bool, status_code: str) -> tuple[object, bool]:
@@ -324,9 +289,7 @@ def _run_train(job: Job, device: str, ctx: _Context, log: JobLog, forced: bool, 
         raise UserError(conflict)
     log(why)
     if not resume:
-        removed = [p.name for p in _run_files(out)]  # only reached when forced, or when there is no earlier run
-        for name in removed:
-            (out / name).unlink()
+        removed = clear_run(out)  # only reached when forced, or when there is no earlier run
         if removed:
             log(f"removed the earlier run's {', '.join(removed)} from {out} (--force)")
     if device != "cpu":

@@ -22,12 +22,10 @@ from pipeline.train.config import TrainConfig, mismatches
 from pipeline.train.health import CollapseMonitor
 from pipeline.train.latents import BANK_PER_CLASS, compute_class_latents, compute_digit_bank
 from pipeline.train.schedules import SCHEDULE_FUNCTIONS, NonFinite
+from pipeline.train.run_dir import CONFIG_NAME, METRICS_NAME, STATE_NAME, checkpoint_name, holds_run
 from pipeline.train.state import TrainState, new_state, payload, restore
 
 COORD_SCALE = 8.0  # the article trains with coordinates (and z) scaled by 8
-STATE_NAME = "state.pt"
-METRICS_NAME = "metrics.jsonl"
-CONFIG_NAME = "config.json"
 SAVE_EVERY = 600.0  # seconds between periodic state.pt writes (besides every epoch and every stop)
 
 Progress = Callable[[dict], None]
@@ -48,10 +46,6 @@ class TrainResult:
 
     def resume_command(self) -> str:
         return f"cppn-video train --out {self.out_dir} --resume"
-
-
-def checkpoint_name(epoch: int) -> str:
-    return f"e{epoch}.pt"
 
 
 def load_train_config(out_dir: str | os.PathLike) -> TrainConfig:
@@ -81,7 +75,7 @@ def _stop_checker(stop_flag) -> Callable[[], bool]:
 
 
 def _check_fresh(out: Path) -> None:
-    if (out / STATE_NAME).exists() or any(out.glob("e*.pt")):
+    if holds_run(out):
         raise UserError(f"{out} already holds a training run; pass --resume to continue it, "
                         f"or choose another --out")
 
