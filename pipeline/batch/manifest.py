@@ -104,7 +104,7 @@ def verified_files(job) -> list[Path]:
 
 def output_hashes(job, out_dir: Path, hashes: HashCache) -> dict:
     """relative path -> sha256 (None when missing) of each output and sidecar."""
-    from pipeline.batch.preset import rel
+    from pipeline.batch.records import rel
 
     return {rel(p, out_dir): hashes.path(p) for p in verified_files(job)}
 
@@ -125,7 +125,7 @@ def _changed_keys(old: dict, new: dict) -> str:
 
 def check_job(job, entry: dict | None, out_dir: Path, hashes: HashCache, inputs: dict | None = None) -> JobStatus:
     """Is `job` up to date according to its manifest entry? (inputs: precomputed input_hashes.)"""
-    from pipeline.batch.preset import rel
+    from pipeline.batch.records import rel
 
     if entry is None:
         return JobStatus(False, "never run (no manifest entry)", "never-run")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +11,7 @@ import numpy as np
 from pipeline import __version__
 from pipeline.checkpoint import Checkpoint, load_checkpoint
 from pipeline.errors import UserError
+from pipeline.jobs.layout import Geometry, caption_height, parse_layout  # noqa: F401 (API)
 from pipeline.jobs.render import checkpoint_record, checkpoint_path, path_info, path_kind
 from pipeline.jobs.settings import CompareSettings, Progress, WalkSettings
 from pipeline.latents import parse_seeds
@@ -19,52 +20,6 @@ from pipeline.video import check_not_input, check_video_size, check_writable, op
 
 _CANVAS_BUDGET = 256 * 2**20  # bytes of composed frames per batch (the writer queues two more copies)
 _MIN_FONT = 6  # px; below this a caption is unreadable anyway, so it is clipped instead of shrunk further
-
-
-@dataclass(frozen=True)
-class Geometry:
-    """Where everything goes in a comparison frame (all in pixels)."""
-    columns: int
-    rows: int
-    panel: int                     # panel width and height
-    caption: int                   # height of the caption strip under each panel
-
-    @property
-    def width(self) -> int:
-        return self.columns * self.panel
-
-    @property
-    def height(self) -> int:
-        return self.rows * (self.panel + self.caption)
-
-    def origin(self, i: int) -> tuple[int, int]:
-        """(x, y) of panel i's top-left corner; panels fill rows left to right, top to bottom."""
-        row, col = divmod(i, self.columns)
-        return col * self.panel, row * (self.panel + self.caption)
-
-
-def caption_height(panel: int) -> int:
-    """Height of the caption strip under a panel: about 7.5% of the panel, at least 12 px, always even (80 at 1080)."""
-    return 2 * max(6, round(panel * 0.0375))
-
-
-def parse_layout(layout: str | None, n: int) -> tuple[int, int]:
-    """"CxR" -> (columns, rows), checked to hold n panels; None -> (n, 1)."""
-    if layout is None:
-        return n, 1
-    text = str(layout).strip().lower()
-    cols, sep, rows = text.partition("x")
-    try:
-        c, r = int(cols), int(rows)
-    except ValueError:
-        c = r = 0
-    if not sep or c < 1 or r < 1:
-        raise UserError(f"bad layout {layout!r}; give columns x rows such as {n}x1")
-    if c * r < n:
-        room = f"{c * r} panel" + ("s" if c * r != 1 else "")
-        raise UserError(f"layout {c}x{r} has room for {room} but {n} checkpoints were given; "
-                        f"use a larger layout such as {n}x1")
-    return c, r
 
 
 _FAMILY_WORDS = {"prev": "previous model", "resnet": "resnet"}

@@ -239,7 +239,7 @@ def render_stills(ckpt, outdir, seeds, settings: StillSettings = StillSettings()
     outs = [outdir / SEED_NAME.format(seed) for seed in seeds]
     columns = rows = 0
     if grid is not None:
-        from pipeline.jobs.compare import parse_layout
+        from pipeline.jobs.layout import parse_layout
 
         columns, rows = parse_layout(grid, len(seeds))
         if max(columns, rows) * s.size > 16384:

@@ -1,0 +1,53 @@
+"""Where panels go in a composed frame: C x R layouts, panel origins, caption strips."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeline.errors import UserError
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Where everything goes in a comparison frame (all in pixels)."""
+    columns: int
+    rows: int
+    panel: int                     # panel width and height
+    caption: int                   # height of the caption strip under each panel
+
+    @property
+    def width(self) -> int:
+        return self.columns * self.panel
+
+    @property
+    def height(self) -> int:
+        return self.rows * (self.panel + self.caption)
+
+    def origin(self, i: int) -> tuple[int, int]:
+        """(x, y) of panel i's top-left corner; panels fill rows left to right, top to bottom."""
+        row, col = divmod(i, self.columns)
+        return col * self.panel, row * (self.panel + self.caption)
+
+
+def caption_height(panel: int) -> int:
+    """Height of the caption strip under a panel: about 7.5% of the panel, at least 12 px, always even (80 at 1080)."""
+    return 2 * max(6, round(panel * 0.0375))
+
+
+def parse_layout(layout: str | None, n: int) -> tuple[int, int]:
+    """"CxR" -> (columns, rows), checked to hold n panels; None -> (n, 1)."""
+    if layout is None:
+        return n, 1
+    text = str(layout).strip().lower()
+    cols, sep, rows = text.partition("x")
+    try:
+        c, r = int(cols), int(rows)
+    except ValueError:
+        c = r = 0
+    if not sep or c < 1 or r < 1:
+        raise UserError(f"bad layout {layout!r}; give columns x rows such as {n}x1")
+    if c * r < n:
+        room = f"{c * r} panel" + ("s" if c * r != 1 else "")
+        raise UserError(f"layout {c}x{r} has room for {room} but {n} checkpoints were given; "
+                        f"use a larger layout such as {n}x1")
+    return c, r
+
