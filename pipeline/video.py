@@ -1,11 +1,10 @@
-"""Streaming video output (H.264 MP4, GIF, PNG frames) through imageio-ffmpeg's ffmpeg, written atomically."""
+"""Streaming video output (H.264 MP4, GIF, PNG frames) through imageio-ffmpeg's ffmpeg, written atomically
+(published with its sidecar by pipeline.provenance)."""
 from __future__ import annotations
 
-import json
 import math
 import os
 import queue
-import shutil
 import subprocess
 import tempfile
 import threading
@@ -16,6 +15,7 @@ import numpy as np
 
 from pipeline.atomic import remove, temp_sibling
 from pipeline.errors import UserError
+from pipeline.provenance import publish
 
 FORMATS = ("mp4", "gif", "png")
 _SUFFIX_FORMATS = {".mp4": "mp4", ".gif": "gif"}
@@ -119,9 +119,6 @@ def _check_fps(fps) -> str:
 def _check_crf(crf) -> None:
     if isinstance(crf, bool) or not isinstance(crf, (int, float, np.integer, np.floating)) or not 0 <= crf <= 51:
         raise UserError(f"crf must be between 0 and 51 (lower is better quality; 18 is near transparent), got {crf!r}")
-
-
-# ---------------------------------------------------------------- atomic outputs
 
 
 # ---------------------------------------------------------------- ffmpeg
@@ -448,6 +445,9 @@ class VideoWriter:
             return self.path
         try:
             self.finish()
+            if self.fmt == "png" and self.path.exists() and not _is_frame_dir(self.path):
+                # check_writable refused such a folder; check again, it may have changed since
+                raise UserError(f"{self.path} now holds files other than PNG frames; not replacing it")
             publish(self._tmp, self.path, sidecar)
         except BaseException:
             self.abort()
@@ -516,163 +516,6 @@ def open_writer(
                        queue_batches=queue_batches, stall_timeout=stall_timeout)
 
 
-# ---------------------------------------------------------------- sidecar and reading
-
-
-def check_not_input(out, inputs) -> None:
-    """Raise UserError (one line) if the output or its sidecar would replace one of the input files.
-
-    inputs: paths (None entries are skipped). Existing files are compared with os.path.samefile (links
-    and other spellings of one file), others by their resolved path.
-    """
-    targets = [Path(out), sidecar_path(out)]
-    for src in inputs:
-        if src is None:
-            continue
-        src = Path(src)
-        for target in targets:
-            same = (os.path.samefile(src, target) if src.exists() and target.exists()
-                    else src.resolve() == target.resolve())
-            if same:
-                raise UserError(f"the output {target} is the input {src}; writing it would destroy the input; "
-                                f"choose another output path")
-
-
-def sidecar_path(video_path) -> Path:
-    """Where the sidecar of a video goes: the full name plus .json (walk.mp4 -> walk.mp4.json).
-
-    Appending rather than replacing the suffix keeps walk.mp4 and walk.gif from
-    sharing one sidecar, and works for PNG directories (frames -> frames.json).
-    """
-    p = Path(video_path)
-    return p.with_name(p.name + ".json")
-
-
-def _plain(obj):
-    """`obj` as JSON types: arrays and tensors as lists, paths as strings, NaN and infinities as null."""
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, (str, int, bool)) or obj is None:
-        return obj
-    if isinstance(obj, Path):
-        return str(obj)
-    if hasattr(obj, "tolist"):  # numpy arrays and scalars, torch tensors (without importing torch here)
-        return _plain(obj.tolist())
-    raise TypeError(f"cannot store a {type(obj).__name__} in a JSON sidecar")
-
-
-def sidecar_text(info: dict) -> str:
-    """The sidecar's JSON text: sorted keys, arrays as lists, non-finite numbers as null (JSON has no NaN)."""
-    return json.dumps(_plain(info), sort_keys=True, indent=2, allow_nan=False) + "\n"
-
-
-def _move_into_place(tmp: Path, path: Path) -> None:
-    if not (tmp.is_dir() and path.exists()):
-        os.replace(tmp, path)
-        return
-    # A directory cannot be renamed over a non-empty one: swap the earlier frame sequence out, the new
-    # one in, then delete the old. check_writable refused directories holding anything else; check
-    # again, it may have changed.
-    if not _is_frame_dir(path):
-        raise UserError(f"{path} now holds files other than PNG frames; not replacing it")
-    old = temp_sibling(path)
-    os.replace(path, old)
-    os.replace(tmp, path)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def publish(tmp, path, sidecar: dict | None = None) -> Path:
-    """Move a finished output from its temp name `tmp` to `path`, with `sidecar` written to `<path>.json`.
-
-    Everything that can fail (serialising the sidecar, writing it on a full disk) happens before the
-    first rename; on failure `tmp` is removed and the earlier output and sidecar, if any, stay as they
-    were. Then the old sidecar is removed, the output and the new sidecar are renamed into place: only
-    renames, so a crash in between (SIGKILL, power loss) can leave a new output without a sidecar, but
-    never an output beside a sidecar that describes another one.
-    """
-    tmp, path = Path(tmp), Path(path)
-    side_tmp = None
-    try:
-        if sidecar is not None:
-            text = sidecar_text(sidecar)
-            side_tmp = temp_sibling(sidecar_path(path))
-            with open(side_tmp, "w", encoding="utf-8") as fh:
-                fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
-        sidecar_path(path).unlink(missing_ok=True)
-        _move_into_place(tmp, path)
-        if side_tmp is not None:
-            os.replace(side_tmp, sidecar_path(path))
-    except BaseException:
-        for p in (tmp, side_tmp):
-            if p is not None:
-                remove(p)
-        raise
-    return path
-
-
-def _to_gray(img: np.ndarray) -> np.ndarray:
-    if img.ndim == 2:
-        return img
-    rgb = img[..., :3].astype(np.float64)
-    return np.round(rgb @ np.array([0.299, 0.587, 0.114])).clip(0, 255).astype(np.uint8)  # BT.601 luma
-
-
-def read_video(path) -> np.ndarray:
-    """Decode a video file (MP4, GIF) or a PNG frame directory into gray frames [N, H, W] uint8."""
-    path = Path(path)
-    if path.is_dir():
-        import imageio.v3 as iio
-
-        files = sorted(path.glob(_FRAME_GLOB))
-        if not files:
-            raise UserError(f"{path} holds no {_FRAME_GLOB} files")
-        return np.stack([_to_gray(np.asarray(iio.imread(f))) for f in files])
-    if not path.is_file():
-        raise UserError(f"video {path} does not exist")
-    # Decode to a stream of PGM images: each carries its own size, so there is no
-    # stderr header to parse (and no leaked pipes, as imageio_ffmpeg.read_frames
-    # leaves when ffmpeg has already exited). passthrough: no duplicated frames.
-    cmd = [
-        ffmpeg_exe(), "-hide_banner", "-nostats", "-loglevel", "error", "-i", str(path),
-        "-fps_mode", "passthrough", "-pix_fmt", "gray", "-c:v", "pgm", "-f", "image2pipe", "pipe:1",
-    ]
-    res = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True)
-    if res.returncode != 0:
-        raise VideoError(f"ffmpeg cannot decode {path}; its last lines:\n" + stderr_tail(res.stderr.decode("utf-8", "replace")))
-    return _parse_pgm_stream(res.stdout, path)
-
-
-def _parse_pgm_stream(data: bytes, path: Path) -> np.ndarray:
-    """Concatenated binary PGM images ("P5 <w> <h> 255" + w*h bytes each) -> [N, H, W] uint8."""
-    frames, pos = [], 0
-    view = memoryview(data)
-    while pos < len(data):
-        fields = []
-        while len(fields) < 4:  # magic, width, height, maxval, separated by whitespace
-            while data[pos : pos + 1].isspace():
-                pos += 1
-            end = pos
-            while end < len(data) and not data[end : end + 1].isspace():
-                end += 1
-            fields.append(data[pos:end])
-            pos = end
-        pos += 1  # the single whitespace byte before the pixels
-        if fields[0] != b"P5" or fields[3] != b"255":
-            raise VideoError(f"unexpected frame data decoding {path}")
-        width, height = int(fields[1]), int(fields[2])
-        frames.append(np.frombuffer(view[pos : pos + width * height], dtype=np.uint8).reshape(height, width))
-        pos += width * height
-    if not frames:
-        raise VideoError(f"{path} holds no video frames")
-    return np.stack(frames)
-
-
 __all__ = [
     "FORMATS",
     "VideoError",
@@ -683,7 +526,4 @@ __all__ = [
     "open_writer",
     "output_format",
     "probe",
-    "publish",
-    "read_video",
-    "sidecar_path",
 ]

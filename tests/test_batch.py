@@ -409,7 +409,7 @@ def test_interrupted_training_resumes_and_interrupted_render_leaves_no_output(tm
     assert not [p for p in out.glob(".walk_other*")]  # no temp file left behind
     fourth = run(path)
     assert fourth.statuses["walk_other"] == "done" and fourth.statuses["train_p"] == "skipped"
-    from pipeline.video import read_video
+    from video_helpers import read_video
 
     assert read_video(out / "walk_other.mp4").shape == (6, 32, 32)
 
@@ -466,7 +466,7 @@ def test_walk_with_workers_renders_in_segments(tmp_path, assets):
     path = write_preset(tmp_path, assets, text)
     res = run(path, only=["walk_seg", "walk_one"])
     assert res.exit_code == 0, res.to_dict()
-    from pipeline.video import read_video
+    from video_helpers import read_video
 
     out = tmp_path / "out"
     side = json.loads((out / "walk_seg.mp4.json").read_text())

@@ -13,7 +13,7 @@ from pipeline.jobs import CompareSettings, WalkSettings, path_latents, render_co
 from pipeline.jobs.compare import caption_height, render_caption
 from pipeline.models import ResnetConfig, ResnetGenerator
 from pipeline.render import Renderer
-from pipeline.video import read_video
+from video_helpers import read_video
 from render_helpers import lively_generator, make_checkpoint
 
 P = 32                  # panel size used throughout: small, so a render takes a fraction of a second

@@ -15,7 +15,7 @@ from pipeline.jobs.compare import caption_height
 from pipeline.jobs.render import checkpoint_path, path_latents
 from pipeline.latents import walk_path
 from pipeline.render import Renderer
-from pipeline.video import read_video
+from video_helpers import read_video
 from render_helpers import lively_generator, make_checkpoint
 
 P = 32

@@ -13,7 +13,7 @@ LAYERS = [
     {"batch", "bench", "evaluate"},
     {"jobs", "train"},
     {"checkpoint", "torchfile"},
-    {"render", "data", "video", "latents", "coords"},
+    {"render", "data", "video", "provenance", "latents", "coords"},
     {"models", "native"},
     {"atomic", "lock", "paths", "lazy", "errors", "__init__"},
 ]

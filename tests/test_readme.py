@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.checkpoint import list_bundled
-from pipeline.video import read_video
+from video_helpers import read_video
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

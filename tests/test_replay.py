@@ -13,7 +13,7 @@ from pipeline.cli import cli
 from pipeline.errors import UserError
 from pipeline.jobs import CompareSettings, StillSettings, WalkSettings, render_compare, render_still, render_walk
 from pipeline.jobs.replay import replay
-from pipeline.video import read_video
+from video_helpers import read_video
 from render_helpers import make_checkpoint
 
 

@@ -13,7 +13,7 @@ from pipeline.cli import cli
 from pipeline.errors import UserError
 from pipeline.jobs import StillSettings, WalkSettings, render_still, render_stills, render_walk, render_walk_grid
 from pipeline.latents import parse_seeds, seed_latents, walk_keyframes
-from pipeline.video import read_video
+from video_helpers import read_video
 from render_helpers import make_checkpoint
 
 S = 32  # pixels

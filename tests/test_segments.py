@@ -14,7 +14,7 @@ from pipeline.jobs import WalkSettings, path_latents, render_walk, render_walk_s
 from pipeline.jobs.segments import segment_bounds
 from pipeline.models import ResnetConfig, ResnetGenerator
 from pipeline.render import Renderer
-from pipeline.video import read_video
+from video_helpers import read_video
 from render_helpers import make_checkpoint
 
 

@@ -18,10 +18,9 @@ from pipeline.video import (
     open_writer,
     output_format,
     probe,
-    publish,
-    read_video,
-    sidecar_path,
 )
+from pipeline.provenance import publish, sidecar_path
+from video_helpers import read_video
 
 pytestmark = pytest.mark.filterwarnings("error")
 
@@ -359,7 +358,7 @@ def test_publish_failing_sidecar_changes_nothing(tmp_path):
 def test_publish_on_a_full_disk_changes_nothing(tmp_path, monkeypatch):
     import errno
 
-    import pipeline.video as video_mod
+    import pipeline.provenance as video_mod
 
     def full(fd):
         raise OSError(errno.ENOSPC, "No space left on device")

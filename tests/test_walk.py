@@ -10,7 +10,7 @@ import pytest
 from pipeline.errors import UserError
 from pipeline.jobs import StillSettings, WalkSettings, render_still, render_walk
 from pipeline.render import Renderer
-from pipeline.video import read_video
+from video_helpers import read_video
 from render_helpers import make_checkpoint
 
 

@@ -95,7 +95,7 @@ def _digests(inputs: dict) -> dict:
 def verified_files(job) -> list[Path]:
     """What the manifest records and checks for a job: its outputs and, for renders, their JSON sidecars
     (a sidecar emptied or edited makes the job out of date like a changed video)."""
-    from pipeline.video import sidecar_path
+    from pipeline.provenance import sidecar_path
 
     if job.kind == "train":
         return list(job.outputs)

@@ -54,7 +54,7 @@ from pipeline.batch.train_jobs import train_conflict
 from pipeline.errors import UserError
 from pipeline.lock import folder_lock
 from pipeline.train.run_dir import clear_run
-from pipeline.video import sidecar_path
+from pipeline.provenance import sidecar_path
 
 LOGS_DIR = "logs"
 RESOLVED_NAME = "preset.resolved.json"

@@ -16,7 +16,8 @@ from pipeline.jobs.render import checkpoint_record, checkpoint_path, path_info, 
 from pipeline.jobs.settings import CompareSettings, Progress, WalkSettings
 from pipeline.latents import parse_seeds
 from pipeline.render import Renderer, default_batch
-from pipeline.video import check_not_input, check_video_size, check_writable, open_writer, output_format, probe
+from pipeline.provenance import check_not_input
+from pipeline.video import check_video_size, check_writable, open_writer, output_format, probe
 
 _CANVAS_BUDGET = 256 * 2**20  # bytes of composed frames per batch (the writer queues two more copies)
 _MIN_FONT = 6  # px; below this a caption is unreadable anyway, so it is clipped instead of shrunk further

@@ -16,7 +16,8 @@ from pipeline.jobs.settings import DEFAULT_CHECKPOINT, MAX_FRAMES, Progress, Sti
 from pipeline.latents import (class_path, digit_keyframes, load_keyframes, parse_classes, parse_digits,
                               parse_seeds, seed_latents, walk_keyframes, walk_path)
 from pipeline.render import Renderer, default_batch
-from pipeline.video import check_not_input, check_video_size, check_writable, open_writer, output_format, probe, publish
+from pipeline.provenance import check_not_input, publish
+from pipeline.video import check_video_size, check_writable, open_writer, output_format, probe
 
 __all__ = ["DEFAULT_CHECKPOINT", "MAX_FRAMES", "StillSettings", "WalkSettings", "render_walk", "render_still",
            "render_stills",

@@ -24,8 +24,9 @@ from pipeline.jobs.render import (DEFAULT_CHECKPOINT, Progress, WalkSettings, ch
                                   path_info, path_kind, render_walk)
 from pipeline.render import available_paths, resolve_device
 from pipeline.atomic import temp_sibling
-from pipeline.video import (VideoError, check_not_input, check_video_size, check_writable, ffmpeg_exe, output_format,
-                            probe, publish, stderr_tail)
+from pipeline.provenance import check_not_input, publish
+from pipeline.video import (VideoError, check_video_size, check_writable, ffmpeg_exe, output_format, probe,
+                            stderr_tail)
 
 _POLL_S = 0.1  # how often the parent looks at its workers while waiting for messages
 _JOIN_S = 10.0  # how long a stopped worker gets to kill its ffmpeg and clean up before it is killed
