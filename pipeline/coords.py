@@ -2,6 +2,17 @@
 import torch
 
 
+def coord_projection(w_xyr, coords_t):
+    """W_xyr @ (x, y, r) per pixel: [W, 3] x [3, P] -> float32 [W, P], the same bytes on any thread count.
+
+    A matrix product's rounding depends on how BLAS splits it (threads, blocking), which made frames
+    depend on torch.set_num_threads; three products summed in float64 in a fixed order, rounded once, do not.
+    """
+    w = w_xyr.double()
+    c = coords_t.double()
+    return (w[:, 0:1] * c[0:1] + w[:, 1:2] * c[1:2] + w[:, 2:3] * c[2:3]).float()
+
+
 def axis(n: int, scale: float) -> torch.Tensor:
     """n values spanning [-scale, scale]: scale * (i - (n-1)/2) / ((n-1)/2)."""
     if n == 1:

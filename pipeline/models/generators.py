@@ -95,6 +95,17 @@ class ResnetGenerator(nn.Module):
             block.tanh.weight.normal_(0.0, cfg.tanh_std)
             block.tanh.bias.normal_(0.0, cfg.tanh_std)
 
+    def layer_groups(self) -> list[list[nn.Linear]]:
+        """Each block's layers in evaluation order (its relu layers, then its tanh layer)."""
+        return [[*block.relu, block.tanh] for block in self.blocks]
+
+    def kernel_parameters(self) -> torch.Tensor:
+        """Every block layer's weight [out, in] then bias, in layer_groups order, then the output layer's:
+        the flat layout the C and Triton kernels read (W*W + W floats per block layer). One torch.cat, so
+        gradients reach every parameter."""
+        layers = [layer for group in self.layer_groups() for layer in group] + [self.out]
+        return torch.cat([t.reshape(-1) for layer in layers for t in (layer.weight, layer.bias)])
+
     def forward(self, z: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
         _check_inputs(z, coords, self.cfg.z_dim)
         B, P = z.shape[0], coords.shape[0]

@@ -34,13 +34,9 @@ def available() -> bool:
 
 
 def pack_resnet(gen) -> np.ndarray:
-    """All block and output parameters as one contiguous float32 array, in the kernel's order."""
-    parts = []
-    for block in gen.blocks:
-        for layer in list(block.relu) + [block.tanh]:
-            parts += [layer.weight.detach().reshape(-1), layer.bias.detach().reshape(-1)]
-    parts += [gen.out.weight.detach().reshape(-1), gen.out.bias.detach().reshape(-1)]
-    return torch.cat(parts).to(torch.float32).cpu().numpy().copy()
+    """All block and output parameters as one contiguous float32 array, in the kernel's order
+    (ResnetGenerator.kernel_parameters)."""
+    return gen.kernel_parameters().detach().to(torch.float32).cpu().numpy().copy()
 
 
 class ResnetKernel:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pipeline.coords import grid
+from pipeline.coords import coord_projection, grid
 from pipeline.errors import UserError
 from pipeline.render import cpu_fused, triton_kernel
 from pipeline.render.paths import PATHS
@@ -100,7 +100,7 @@ class Renderer:
         if path == "cpu-fused":
             self._impl = cpu_fused.ResnetKernel(gen, threads=threads, tile=tile or 16384)
             with torch.no_grad():
-                self._cp = (gen.input.xyr.weight.detach() @ self.coords_t).contiguous().numpy()  # [W, P]
+                self._cp = coord_projection(gen.input.xyr.weight.detach(), self.coords_t).contiguous().numpy()  # [W, P]
             del self.coords_t
         elif path == "triton":
             self._impl = triton_kernel.TritonResnet(gen, self.device)

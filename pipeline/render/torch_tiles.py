@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from pipeline.coords import coord_projection
+from pipeline.models.channels_first import resnet_channels_first
 from pipeline.render.quantize import to_uint8
 
 
@@ -23,10 +25,8 @@ class TorchTiles:
         to = dict(device=device, dtype=torch.float32)
         self.w_xyr = gen.input.xyr.weight.detach().to(**to)  # [W, 3]
         if self.family == "resnet":
-            self.blocks = [
-                [(l.weight.detach().to(**to), l.bias.detach().to(**to)[:, None]) for l in list(b.relu) + [b.tanh]]
-                for b in gen.blocks
-            ]
+            self.groups = [[(l.weight.detach().to(**to), l.bias.detach().to(**to)[:, None]) for l in group]
+                           for group in gen.layer_groups()]
         else:
             self.hidden = [(l.weight.detach().to(**to), l.bias.detach().to(**to)[:, None]) for l in gen.hidden]
         self.w_out = gen.out.weight.detach().to(**to)  # [1, W]
@@ -43,7 +43,7 @@ class TorchTiles:
         step = max(1, self.tile // B)
         for p0 in range(0, P, step):
             p1 = min(p0 + step, P)
-            cp = (self.w_xyr @ coords_t[:, p0:p1])[:, None, :]  # [W, 1, T]
+            cp = coord_projection(self.w_xyr, coords_t[:, p0:p1])[:, None, :]  # [W, 1, T], thread-invariant
             h = (cp + zb).reshape(zb.shape[0], -1)  # [W, B*T]
             v = self._network(h).view(B, p1 - p0)
             out[:, p0:p1] = v if invert is None else to_uint8(v, invert)
@@ -51,15 +51,9 @@ class TorchTiles:
 
     def _network(self, h: torch.Tensor) -> torch.Tensor:
         if self.family == "resnet":
-            h = self._tanh_(h)
-            for layers in self.blocks:
-                x = h
-                for w, b in layers[:-1]:
-                    x = torch.relu_(torch.addmm(b, w, x))
-                w, b = layers[-1]
-                h = h + self._tanh_(torch.addmm(b, w, x))
-        else:
-            h = F.softplus(h)
-            for w, b in self.hidden:
-                h = self._tanh_(torch.addmm(b, w, h))
+            return resnet_channels_first(self._tanh_(h), self.groups, (self.w_out, self.b_out), tanh=self._tanh_,
+                                         relu=torch.relu_, sigmoid=torch.sigmoid_)  # [1, B*T]
+        h = F.softplus(h)
+        for w, b in self.hidden:
+            h = self._tanh_(torch.addmm(b, w, h))
         return torch.sigmoid_(torch.addmm(self.b_out, self.w_out, h))  # [1, B*T]

@@ -33,6 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 import torch
 import torch.nn as nn
 
+from pipeline.models.channels_first import resnet_channels_first
 from pipeline.native import KernelUnavailable, compile_and_load
 
 BACKENDS = ("auto", "c", "torch", "autograd")
@@ -148,17 +149,6 @@ def _input_layer(gen: nn.Module, z: torch.Tensor, coords: torch.Tensor) -> torch
     return torch.tanh(zp.t().reshape(W, B, 1) + cp.t().reshape(W, 1, P)).reshape(W, B * P)  # [W, B*P]
 
 
-def _layers(gen: nn.Module) -> list:
-    return [layer for block in gen.blocks for layer in (*block.relu, block.tanh)]
-
-
-def _pack(gen: nn.Module) -> torch.Tensor:
-    """Block and output parameters in the kernel's order, through torch.cat so gradients reach each one."""
-    parts = [t.reshape(-1) for layer in _layers(gen) for t in (layer.weight, layer.bias)]
-    parts += [gen.out.weight.reshape(-1), gen.out.bias.reshape(-1)]
-    return torch.cat(parts)
-
-
 def _c_applies(gen: nn.Module, z: torch.Tensor, coords: torch.Tensor) -> bool:
     tensors = [z, coords, *gen.parameters()]
     return all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
@@ -168,19 +158,15 @@ def _forward_c(gen: nn.Module, z: torch.Tensor, coords: torch.Tensor, lib) -> to
     inp, cfg = gen.input, gen.cfg
     zp = inp.z(z * inp.z_scale).contiguous()  # [B, W]: per image, so its gradient sums over pixels
     cp = inp.xyr(coords).t().contiguous()  # [W, P]: per pixel, shared by every image
-    return _FusedNetwork.apply(zp, cp, _pack(gen).contiguous(), lib, cfg.n_blocks, cfg.relu_layers)  # [B, P]
+    return _FusedNetwork.apply(zp, cp, gen.kernel_parameters().contiguous(), lib, cfg.n_blocks, cfg.relu_layers)  # [B, P]
 
 
 def _forward_torch(gen: nn.Module, z: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
     """Channels-first with addmm under plain autograd: each product is [W, W] x [W, B*P]."""
     B, P = z.shape[0], coords.shape[0]
-    h = _input_layer(gen, z, coords)  # [W, B*P]
-    for block in gen.blocks:
-        x = h
-        for layer in block.relu:
-            x = torch.relu(torch.addmm(layer.bias[:, None], layer.weight, x))  # [W, B*P]
-        h = h + torch.tanh(torch.addmm(block.tanh.bias[:, None], block.tanh.weight, x))  # [W, B*P]
-    return torch.sigmoid(torch.addmm(gen.out.bias[:, None], gen.out.weight, h)).view(B, P)
+    groups = [[(layer.weight, layer.bias[:, None]) for layer in group] for group in gen.layer_groups()]
+    out = resnet_channels_first(_input_layer(gen, z, coords), groups, (gen.out.weight, gen.out.bias[:, None]))
+    return out.view(B, P)
 
 
 def generator_forward(gen: nn.Module, z: torch.Tensor, coords: torch.Tensor, backend: str = "auto") -> torch.Tensor:
