@@ -101,6 +101,18 @@ def checkpoint_record(ck: Checkpoint) -> dict:
             "epoch": ck.epoch, "kind": ck.kind}
 
 
+def walk_sidecar(s: WalkSettings, ck: Checkpoint, out: Path, fmt: str, keys: np.ndarray, frames: int,
+                 bank_rows, render_path: str, device: str, seconds: float, **extra) -> dict:
+    """The sidecar of a walk video (render_walk's and the segmented render's, which adds `extra`)."""
+    return {
+        "kind": path_kind(s), "version": __version__,
+        "output": str(out), "format": fmt, "frames": frames, "width": s.size, "height": s.size,
+        "fps": s.fps, "settings": asdict(replace(s, batch=None)), "checkpoint": checkpoint_record(ck),
+        "keyframes": keys, **path_info(s, bank_rows), "render_path": render_path, "device": device,
+        "seconds": round(seconds, 3), "frames_per_second": round(frames / seconds, 3), **extra,
+    }
+
+
 def stream_frames(renderer: Renderer, latents: np.ndarray, writer, batch: int, invert: bool,
                   progress: Progress | None = None) -> None:
     """Render latents in batches into a writer; the writer encodes one batch while the next renders."""
@@ -138,15 +150,8 @@ def render_walk(ckpt, out, settings: WalkSettings = WalkSettings(), progress: Pr
             stream_frames(renderer, latents, writer, batch, s.invert, progress)
             writer.finish()
             seconds = time.perf_counter() - t0
-            info = {
-                "kind": path_kind(s),
-                "version": __version__,
-                "output": str(out), "format": fmt, "frames": len(latents), "width": s.size, "height": s.size,
-                "fps": s.fps, "settings": asdict(replace(s, batch=None)), "checkpoint": checkpoint_record(ck),
-                "keyframes": keys, **path_info(s, bank_rows), "render_path": renderer.path,
-                "device": str(renderer.device),
-                "seconds": round(seconds, 3), "frames_per_second": round(len(latents) / seconds, 3),
-            }
+            info = walk_sidecar(s, ck, out, fmt, keys, len(latents), bank_rows, renderer.path, str(renderer.device),
+                                seconds)
             writer.close(sidecar=info)
     return info
 

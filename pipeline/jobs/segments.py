@@ -12,16 +12,15 @@ import time
 import warnings
 import traceback
 from contextlib import contextmanager
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from pipeline import __version__
 from pipeline.checkpoint import Checkpoint, load_checkpoint
 from pipeline.errors import UserError
-from pipeline.jobs.render import (DEFAULT_CHECKPOINT, Progress, WalkSettings, checkpoint_record, checkpoint_path,
-                                  path_info, path_kind, render_walk)
+from pipeline.jobs.render import (DEFAULT_CHECKPOINT, Progress, WalkSettings, checkpoint_path, render_walk,
+                                  walk_sidecar)
 from pipeline.render import available_paths, resolve_device
 from pipeline.atomic import temp_sibling
 from pipeline.provenance import check_not_input, publish
@@ -265,17 +264,9 @@ def render_walk_segmented(ckpt, out, settings: WalkSettings = WalkSettings(), wo
         join_segments(parts, joined)
         seconds = time.perf_counter() - t0
         first = done[0]
-        info = {
-            "kind": path_kind(s),
-            "version": __version__,
-            "output": str(out), "format": fmt, "frames": len(latents), "width": s.size, "height": s.size,
-            "fps": s.fps, "settings": asdict(replace(s, batch=None)), "checkpoint": checkpoint_record(ck),
-            "keyframes": keys, **path_info(s, bank_rows), "render_path": first["render_path"],
-            "device": first["device"],
-            "seconds": round(seconds, 3), "frames_per_second": round(len(latents) / seconds, 3),
-            "workers": len(bounds),
-            "segments": [{"index": i, "start": a, "stop": b, **done[i]} for i, (a, b) in enumerate(bounds)],
-        }
+        info = walk_sidecar(s, ck, out, fmt, keys, len(latents), bank_rows, first["render_path"], first["device"],
+                            seconds, workers=len(bounds),
+                            segments=[{"index": i, "start": a, "stop": b, **done[i]} for i, (a, b) in enumerate(bounds)])
         publish(joined, out, info)
     finally:
         _stop(procs)
