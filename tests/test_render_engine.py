@@ -149,3 +149,33 @@ def test_without_a_c_compiler_auto_uses_the_torch_path(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["False", "torch", "(1,", "8,", "8)"]
+
+
+def test_the_fast_path_probe_catches_a_broken_kernel():
+    """The auto-fallback probe runs every variant a render uses and compares with the reference: a kernel
+    that compiles and runs but computes garbage, or that crashes, is caught (injected here on the CPU)."""
+    gen, _ = lively_generator("resnet")
+    r = Renderer(gen, 16, 16, path="torch", device="cpu")
+    assert r.probe() is None
+    good = r._impl
+
+    def wrong_values(coords, zb, invert=None):
+        out = good(coords, zb, invert)
+        return out + 0.01 if invert is None else out
+
+    def wrong_inverted(coords, zb, invert=None):
+        out = good(coords, zb, invert)
+        return 255 - out if invert is True else out
+
+    def crashes(coords, zb, invert=None):
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    r._impl = wrong_values
+    assert "differ from the reference by 0.01" in r.probe()
+    r._impl = wrong_inverted
+    assert "inverted uint8 frames differ" in r.probe()
+    r._impl = crashes
+    assert r.probe().startswith("RuntimeError: CUDA error: an illegal memory access")
+    with pytest.warns(RuntimeWarning, match="failed its check here .* using the torch path"):
+        r._check_triton(None)
+    assert r.path == "torch" and r.probe() is None  # fell back to a working path

@@ -120,16 +120,42 @@ class Renderer:
         return TorchTiles(self.gen, self.device, tile=tile or default)
 
     def _check_triton(self, tile: int | None) -> None:
-        """Auto-selected Triton must compile and run here; otherwise fall back to the torch path (with a
-        warning) rather than fail a render, as stylegan's bias_act falls back to its reference."""
-        try:
-            zb = self.z_bias(torch.zeros(1, self.gen.cfg.z_dim))
-            self._impl(self.coords_t[:, :64].contiguous(), zb, None)
-        except Exception as exc:  # any compile or launch failure of the kernel
-            warnings.warn(f"the Triton kernel failed here ({type(exc).__name__}: {exc}); "
-                          "using the torch path instead", RuntimeWarning, stacklevel=3)
+        """Auto-selected Triton must compile, run and be right here; otherwise fall back to the torch path (with
+        a warning) rather than fail or spoil a render, as stylegan's bias_act falls back to its reference."""
+        problem = self.probe()
+        if problem:
+            warnings.warn(f"the {self.path} kernel failed its check here ({problem}); using the torch path "
+                          f"instead", RuntimeWarning, stacklevel=3)
             self.path = "torch"
             self._impl = self._torch_tiles(tile)
+
+    @torch.no_grad()
+    def probe(self, pixels: int = 64) -> str | None:
+        """Run this path's variants a render uses (float, uint8, inverted uint8) on the first `pixels` pixels of
+        two frames, wait for the device, and compare with the reference: None when right, else what went
+        wrong (a compile or launch error, a device fault, or values off by more than 1e-4 / one level)."""
+        if self.path in ("reference", "cpu-fused"):
+            return None  # the oracle itself; the C kernel is checked against it by the test suite
+        try:
+            coords = self.coords_t[:, :pixels].contiguous()
+            z = torch.randn(2, self.gen.cfg.z_dim, generator=torch.Generator().manual_seed(0))
+            zb = self.z_bias(z)
+            got = self._impl(coords, zb, None)
+            got_u8 = self._impl(coords, zb, False)
+            got_inv = self._impl(coords, zb, True)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            ref = _reference_at(self.gen, z, coords.t())  # [2, pixels], float64 on the CPU
+        except Exception as exc:  # any compile, launch or device failure
+            return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+        err = float((got.double().cpu() - ref).abs().max())
+        if not err < 1e-4:
+            return f"values differ from the reference by {err:.3g}"
+        for out, invert in ((got_u8, False), (got_inv, True)):
+            want = to_uint8(ref.float(), invert).int()
+            if int((out.cpu().int() - want).abs().max()) > 1:
+                return f"{'inverted ' if invert else ''}uint8 frames differ from the reference by more than one level"
+        return None
 
     @torch.no_grad()
     def z_bias(self, z: torch.Tensor) -> torch.Tensor:
@@ -193,6 +219,14 @@ class Renderer:
 # On the CPU a frame of this many pixels or more is enough work to hide any per-call overhead, so such
 # frames render one per call: progress (and Ctrl-C) then acts per frame instead of per batch.
 CPU_FRAME_AT_A_TIME = 256 * 256
+
+
+def _reference_at(gen, z: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
+    """The generator in float64 on the CPU at given coordinates [P, 3]: [B, P] (the probe's oracle)."""
+    import copy
+
+    ref = copy.deepcopy(gen).to("cpu").double()
+    return ref(z.double(), coords.to("cpu").double())
 
 
 def default_batch(height: int, width: int, device: torch.device) -> int:
