@@ -474,14 +474,16 @@ def test_walk_with_workers_renders_in_segments(tmp_path, assets):
     assert (read_video(out / "walk_seg.mp4") == read_video(out / "walk_one.mp4")).all()
 
 
-def test_cli_entry_point_runs_and_reruns(tmp_path, assets):
+def test_cli_entry_point_runs_and_reruns(tmp_path, assets, monkeypatch):
+    from cli_helpers import run_main
+
     path = write_preset(tmp_path, assets, RENDERS)
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, "-m", "pipeline", "batch", str(path), "--devices", "cpu", "--quiet", "--json"]
-    first = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    monkeypatch.chdir(tmp_path)
+    cmd = ["batch", str(path), "--devices", "cpu", "--quiet", "--json"]
+    first = run_main(cmd)
     assert first.returncode == 0, first.stderr
     assert [j["status"] for j in json.loads(first.stdout)["jobs"]] == ["done", "done", "done"]
-    second = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    second = run_main(cmd)
     assert second.returncode == 0 and {j["status"] for j in json.loads(second.stdout)["jobs"]} == {"skipped"}
     assert "3 up to date" in second.stderr
 

@@ -1,7 +1,5 @@
 """Comparison videos: geometry, exact panels, captions, shared vs per-checkpoint latents, one-line errors, CLI."""
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -141,8 +139,7 @@ def test_different_latent_sizes_refused_before_rendering(ckpts, tmp_path):
     assert not (tmp_path / "x.mp4").exists()
 
 
-def _run_main(args):
-    return subprocess.run([sys.executable, "-m", "pipeline", *args], capture_output=True, text=True, timeout=300)
+from cli_helpers import run_main as _run_main  # noqa: E402 (the real entry point, in-process)
 
 
 def test_cli_compare_help_and_json(ckpts, tmp_path):

@@ -1,7 +1,5 @@
 """Walks through encodings of real digits (--digits), the lerp path, and stills of real digits."""
 import json
-import subprocess
-import sys
 
 import imageio.v3 as iio
 import numpy as np
@@ -201,8 +199,7 @@ def test_still_settings_errors(banked, tmp_path):
 
 # ---------------------------------------------------------------- CLI
 
-def _run_main(args):
-    return subprocess.run([sys.executable, "-m", "pipeline", *args], capture_output=True, text=True, timeout=300)
+from cli_helpers import run_main as _run_main  # noqa: E402 (the real entry point, in-process)
 
 
 def test_cli_walk_digits_lerp_frame_count(banked, tmp_path):

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -244,8 +242,9 @@ def test_cli_table(tmp_path):
 
 
 def test_cli_bad_input_is_one_line(tmp_path):
-    res = subprocess.run([sys.executable, "-m", "pipeline", "eval", str(tmp_path / "missing.pt"), "--quiet"],
-                         capture_output=True, text=True, timeout=120)
+    from cli_helpers import run_main
+
+    res = run_main(["eval", str(tmp_path / "missing.pt"), "--quiet"])
     assert res.returncode == 1 and res.stdout == ""
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "missing.pt" in lines[0]

@@ -86,13 +86,7 @@ def test_still_png(ckpt, tmp_path):
     assert json.loads((tmp_path / "s.png.json").read_text())["settings"]["digit"] == 3
 
 
-def _run_main(args):
-    """Run the real entry point (run_cli) so errors are formatted as users see them."""
-    import subprocess
-    import sys
-
-    proc = subprocess.run([sys.executable, "-m", "pipeline", *args], capture_output=True, text=True, timeout=300)
-    return proc
+from cli_helpers import run_main as _run_main  # noqa: E402 (the real entry point, in-process)
 
 
 def test_cli_walk_json_quiet(ckpt, tmp_path):
