@@ -52,7 +52,7 @@ from dataclasses import fields, is_dataclass, replace
 from pathlib import Path
 
 from pipeline.batch.records import InputRef, Job, Preset, rel
-from pipeline.errors import UserError
+from pipeline.errors import UserError, about
 
 KINDS = ("train", "walk", "still", "compare")
 INPUT_KEYS = {"train": (), "walk": ("ckpt",), "still": ("ckpt",), "compare": ("ckpts",)}
@@ -438,8 +438,7 @@ def _check_job(chk: _Checker, name: str, table, defaults: dict, settings: dict, 
             s.validate()
         _check_values(kind, s, workers, sum(r.key == "ckpts" for r in inputs), out / (output_text or name))
     except UserError as e:
-        key = _key_in_message(str(e), [f.name for f in fields(cls)] + ["workers", "layout"])
-        chk.problem(f"{where}, key {key}" if key else where, str(e))
+        chk.problem(f"{where}, key {e.key}" if e.key else where, str(e))
         return None
     except (TypeError, ValueError) as e:
         chk.problem(where, f"invalid options ({e})")
@@ -522,22 +521,14 @@ def _check_values(kind: str, s, workers: int, n_inputs: int, output: Path) -> No
         s.walk().validate()
         if s.labels is not None and len(s.labels) != n_inputs:
             raise UserError(f"labels: {len(s.labels)} labels for {n_inputs} checkpoints; give one label per "
-                            f"checkpoint in ckpts")
-        parse_layout(s.layout, n_inputs)
+                            f"checkpoint in ckpts", key="labels")
+        with about("layout"):
+            parse_layout(s.layout, n_inputs)
     if kind == "walk" and workers > 1:
         from pipeline.video import output_format
 
         if output_format(output, s.fmt) != "mp4":
-            raise UserError("workers > 1 joins MP4 segments: name the output .mp4 or use one worker")
-
-
-def _key_in_message(message: str, names: list[str]) -> str | None:
-    """The option a settings class's own error message is about ("--frames must be...", "epochs must..."), if any."""
-    for name in names:
-        pattern = rf"(?<![\w-])(--)?{name.replace('_', '[-_]')}(?![\w-])"
-        if re.search(pattern, message):
-            return name
-    return None
+            raise UserError("workers > 1 joins MP4 segments: name the output .mp4 or use one worker", key="workers")
 
 
 def _find_checkpoint(chk: _Checker, text: str) -> Path | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Callable
 
-from pipeline.errors import UserError
+from pipeline.errors import UserError, about
 from pipeline.latents import DEFAULT_EASE, INTERPOLATIONS, check_ease, parse_classes, parse_digits, parse_seeds
 
 DEFAULT_CHECKPOINT = "e24"  # bundled checkpoint used when none is given
@@ -77,30 +77,38 @@ class WalkSettings:
         return replace(self, frames=frames)
 
     def validate(self) -> None:
-        chosen = [name for name, value in (("--digits", self.digits), ("--classes", self.classes),
-                                           ("--keyframes-file", self.keyframes_file), ("--seeds", self.seeds))
+        """Raise UserError (its `key` naming the setting) for settings that cannot make a video."""
+        chosen = [name for name, value in (("digits", self.digits), ("classes", self.classes),
+                                           ("keyframes_file", self.keyframes_file), ("seeds", self.seeds))
                   if value is not None]
         if len(chosen) > 1:
-            raise UserError(f"{' and '.join(chosen)} each choose the latent path; give only one of --digits, "
-                            f"--classes, --keyframes-file, --seeds")
-        if self.seeds is not None:
-            parse_seeds(self.seeds)
-        frames = self.resolved().frames
-        if frames < 1:
-            raise UserError(f"--frames must be at least 1, got {frames}")
-        if frames > MAX_FRAMES:
-            raise UserError(f"--frames {frames:,} is more than the {MAX_FRAMES:,} a video may have (about "
-                            f"{MAX_FRAMES // (30 * 3600)} hours at 30 fps); render it in parts")
+            raise UserError(f"{' and '.join('--' + c.replace('_', '-') for c in chosen)} each choose the latent "
+                            f"path; give only one of --digits, --classes, --keyframes-file, --seeds", key=chosen[1])
+        with about("seeds"):
+            if self.seeds is not None:
+                parse_seeds(self.seeds)
+        with about("digits"):
+            if self.digits is not None:
+                parse_digits(self.digits)  # a bad sequence fails before any checkpoint is read
+        with about("classes"):
+            if self.classes is not None:
+                parse_classes(self.classes)
+        with about("frames_per_transition" if self.frames_per_transition is not None else "frames"):
+            frames = self.resolved().frames
+            if frames < 1:
+                raise UserError(f"--frames must be at least 1, got {frames}")
+            if frames > MAX_FRAMES:
+                raise UserError(f"--frames {frames:,} is more than the {MAX_FRAMES:,} a video may have (about "
+                                f"{MAX_FRAMES // (30 * 3600)} hours at 30 fps); render it in parts")
         if self.keyframes < 1 and not chosen:
-            raise UserError(f"--keyframes must be at least 1, got {self.keyframes}")
-        check_ease(self.ease)
+            raise UserError(f"--keyframes must be at least 1, got {self.keyframes}", key="keyframes")
+        with about("ease"):
+            check_ease(self.ease)
         if self.interp not in INTERPOLATIONS:
             raise UserError(f"unknown interpolation --interp {self.interp!r}; choose one of "
-                            f"{', '.join(INTERPOLATIONS)}")
+                            f"{', '.join(INTERPOLATIONS)}", key="interp")
         if self.batch is not None and self.batch < 1:
-            raise UserError(f"--batch must be at least 1, got {self.batch}")
-        if self.digits is not None:
-            parse_digits(self.digits)  # a bad sequence fails before any checkpoint is read
+            raise UserError(f"--batch must be at least 1, got {self.batch}", key="batch")
 
 
 @dataclass(frozen=True)
@@ -118,9 +126,9 @@ class StillSettings:
 
     def validate(self) -> None:
         if self.digit is not None and not 0 <= self.digit <= 9:
-            raise UserError(f"--digit must be 0..9, got {self.digit}")
+            raise UserError(f"--digit must be 0..9, got {self.digit}", key="digit")
         if self.sample < 0:
-            raise UserError(f"--sample must be at least 0, got {self.sample}")
+            raise UserError(f"--sample must be at least 0, got {self.sample}", key="sample")
 
 
 @dataclass(frozen=True)

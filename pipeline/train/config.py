@@ -84,27 +84,27 @@ class TrainConfig:
     def resolved(self) -> "TrainConfig":
         """Check the settings and fill every None default; raises UserError naming the bad field."""
         if self.model not in FAMILIES:
-            raise UserError(f"unknown model {self.model!r}; choose one of: {', '.join(FAMILIES)}")
+            raise UserError(f"unknown model {self.model!r}; choose one of: {', '.join(FAMILIES)}", key="model")
         if self.dataset not in DATASETS:
-            raise UserError(f"unknown dataset {self.dataset!r}; choose one of: {', '.join(DATASETS)}")
+            raise UserError(f"unknown dataset {self.dataset!r}; choose one of: {', '.join(DATASETS)}", key="dataset")
         if self.precision not in PRECISIONS:
-            raise UserError(f"unknown precision {self.precision!r}; choose one of: {', '.join(PRECISIONS)}")
+            raise UserError(f"unknown precision {self.precision!r}; choose one of: {', '.join(PRECISIONS)}", key="precision")
         if not isinstance(self.epochs, int) or self.epochs < 1:
-            raise UserError(f"epochs must be a whole number >= 1, got {self.epochs!r}")
+            raise UserError(f"epochs must be a whole number >= 1, got {self.epochs!r}", key="epochs")
         save_at = tuple(sorted(set(int(e) for e in self.save_at)))
         bad = [e for e in save_at if not 1 <= e <= self.epochs]
         if bad:
-            raise UserError(f"save_at epochs must be within 1..{self.epochs} (the number of epochs), got {bad}")
+            raise UserError(f"save_at epochs must be within 1..{self.epochs} (the number of epochs), got {bad}", key="save_at")
         for name in ("width", "depth", "batch_size", "limit"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
-                raise UserError(f"{name} must be a whole number >= 1, got {value!r}")
+                raise UserError(f"{name} must be a whole number >= 1, got {value!r}", key=name)
         if not isinstance(self.seed, int) or self.seed < 0:
-            raise UserError(f"seed must be a whole number >= 0, got {self.seed!r}")
+            raise UserError(f"seed must be a whole number >= 0, got {self.seed!r}", key="seed")
         sched_cls = SCHEDULES[self.model]
         schedule = self.schedule if self.schedule is not None else sched_cls()
         if not isinstance(schedule, sched_cls):
-            raise UserError(f"schedule {type(schedule).__name__} does not belong to model {self.model!r}")
+            raise UserError(f"schedule {type(schedule).__name__} does not belong to model {self.model!r}", key="schedule")
         return replace(
             self,
             width=self.width or DEFAULT_WIDTH[self.model],
