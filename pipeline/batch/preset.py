@@ -44,14 +44,13 @@ writes e6.pt, e24.pt)". `load_preset` raises PresetError carrying that list.
 """
 from __future__ import annotations
 
-import difflib
 import re
-import types
 import typing
-from dataclasses import fields, is_dataclass, replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 from pipeline.batch.records import InputRef, Job, Preset, rel
+from pipeline.batch.typecheck import Mismatch, convert, show, suggest, toml_type
 from pipeline.errors import UserError, about
 
 KINDS = ("train", "walk", "still", "compare")
@@ -106,88 +105,6 @@ def allowed_keys(kind: str) -> list[str]:
     """Every key a job of this kind may set."""
     names = [f.name for f in fields(settings_class(kind)) if f.name not in NOT_OPTIONS]
     return list(COMMON_KEYS) + list(INPUT_KEYS[kind]) + list(EXTRA_KEYS.get(kind, ())) + names
-
-
-# ----------------------------------------------------------------------------- type checks
-
-def _toml_type(value) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "a whole number"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a table"
-    return f"a {type(value).__name__}"
-
-
-def _show(value) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-class _Mismatch(Exception):
-    def __init__(self, expected: str):
-        self.expected = expected
-
-
-def _convert(value, hint):
-    """value (from TOML) checked against a type hint -> the value for the dataclass; raises _Mismatch."""
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        options = [a for a in typing.get_args(hint) if a is not type(None)]
-        expected = []
-        for option in options:
-            try:
-                return _convert(value, option)
-            except _Mismatch as e:
-                expected.append(e.expected)
-        raise _Mismatch(" or ".join(dict.fromkeys(expected)))  # TOML has no null: "omit it" is the None
-    if origin in (tuple, list):
-        args = [a for a in typing.get_args(hint) if a is not Ellipsis] or [object]
-        item = args[0]
-        if not isinstance(value, list):
-            raise _Mismatch(f"a list of {_plural(item)}")
-        try:
-            items = [_convert(v, item) for v in value]
-        except _Mismatch:
-            raise _Mismatch(f"a list of {_plural(item)}") from None
-        return tuple(items) if origin is tuple else items
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        raise _Mismatch("true or false")
-    if hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise _Mismatch("a whole number")
-    if hint is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        raise _Mismatch("a number")
-    if hint is str:
-        if isinstance(value, str):
-            return value
-        raise _Mismatch("a string")
-    if is_dataclass(hint):
-        if isinstance(value, dict):
-            return value  # nested tables are checked field by field by the caller
-        raise _Mismatch("a table")
-    return value
-
-
-def _plural(hint) -> str:
-    return {int: "whole numbers", float: "numbers", str: "strings", bool: "booleans"}.get(hint, "values")
-
-
-def _suggest(key: str, valid) -> str:
-    close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 # ----------------------------------------------------------------------------- loading
@@ -246,7 +163,7 @@ class _Checker:
                 self.problem(f"{where}, key {key}", f"not a preset option: {NOT_OPTIONS[key]}")
             elif key not in valid:
                 self.problem(f"{where}, key {key}",
-                             f"unknown key for a {kind} job{_suggest(key, valid)} (valid: {', '.join(valid)})")
+                             f"unknown key for a {kind} job{suggest(key, valid)} (valid: {', '.join(valid)})")
             elif key in field_names:
                 if key == "schedule" and kind == "train":
                     converted = self.schedule(where, value, model)
@@ -254,10 +171,10 @@ class _Checker:
                         values[key] = converted
                     continue
                 try:
-                    values[key] = _convert(value, hints[key])
-                except _Mismatch as e:
-                    self.problem(f"{where}, key {key}", f"expected {e.expected}, got {_toml_type(value)} "
-                                                        f"{_show(value)}")
+                    values[key] = convert(value, hints[key])
+                except Mismatch as e:
+                    self.problem(f"{where}, key {key}", f"expected {e.expected}, got {toml_type(value)} "
+                                                        f"{show(value)}")
         return values
 
     def schedule(self, where: str, value, model: str | None):
@@ -265,7 +182,7 @@ class _Checker:
 
         if not isinstance(value, dict):
             self.problem(f"{where}, key schedule", f"expected a table of schedule constants, got "
-                                                   f"{_toml_type(value)} {_show(value)}")
+                                                   f"{toml_type(value)} {show(value)}")
             return None
         model = model or "resnet"
         cls = SCHEDULES.get(model)
@@ -277,13 +194,13 @@ class _Checker:
         for key, v in value.items():
             if key not in hints:
                 self.problem(f"{where}, key schedule.{key}", f"unknown {model} schedule constant"
-                                                             f"{_suggest(key, names)}")
+                                                             f"{suggest(key, names)}")
                 ok = False
                 continue
             try:
-                out[key] = _convert(v, hints[key])
-            except _Mismatch as e:
-                self.problem(f"{where}, key schedule.{key}", f"expected {e.expected}, got {_toml_type(v)} {_show(v)}")
+                out[key] = convert(v, hints[key])
+            except Mismatch as e:
+                self.problem(f"{where}, key schedule.{key}", f"expected {e.expected}, got {toml_type(v)} {show(v)}")
                 ok = False
         return cls(**out) if ok else None
 
@@ -300,17 +217,17 @@ def load_preset(path, out_dir=None, data_dir=None) -> Preset:
 
     for key in data:
         if key not in TOP_LEVEL:
-            chk.problem(f"[{key}]", f"unknown section{_suggest(key, TOP_LEVEL)} (valid: {', '.join(TOP_LEVEL)})")
+            chk.problem(f"[{key}]", f"unknown section{suggest(key, TOP_LEVEL)} (valid: {', '.join(TOP_LEVEL)})")
     settings = data.get("settings", {})
     if not isinstance(settings, dict):
         chk.problem("settings", "must be a table ([settings])")
         settings = {}
     for key, value in settings.items():
         if key not in SETTINGS_KEYS:
-            chk.problem(f"settings, key {key}", f"unknown setting{_suggest(key, SETTINGS_KEYS)} "
+            chk.problem(f"settings, key {key}", f"unknown setting{suggest(key, SETTINGS_KEYS)} "
                                                 f"(valid: {', '.join(SETTINGS_KEYS)})")
         elif not isinstance(value, str):
-            chk.problem(f"settings, key {key}", f"expected a string (a path), got {_toml_type(value)} {_show(value)}")
+            chk.problem(f"settings, key {key}", f"expected a string (a path), got {toml_type(value)} {show(value)}")
 
     if out_dir is not None:
         out = Path(out_dir).expanduser().resolve()
@@ -326,7 +243,7 @@ def load_preset(path, out_dir=None, data_dir=None) -> Preset:
     good: dict[str, dict] = {}
     for kind, table in defaults.items():
         if kind not in KINDS:
-            chk.problem(f"defaults.{kind}", f"unknown job kind{_suggest(kind, KINDS)} (valid: {', '.join(KINDS)})")
+            chk.problem(f"defaults.{kind}", f"unknown job kind{suggest(kind, KINDS)} (valid: {', '.join(KINDS)})")
         elif not isinstance(table, dict):
             chk.problem(f"defaults.{kind}", "must be a table of options")
         else:
@@ -376,7 +293,7 @@ def _check_job(chk: _Checker, name: str, table, defaults: dict, settings: dict, 
         chk.problem(f"{where}, key kind", f"missing; set kind = one of {', '.join(KINDS)}")
         return None
     if kind not in KINDS:
-        chk.problem(f"{where}, key kind", f"unknown kind {_show(kind)}{_suggest(str(kind), KINDS)} "
+        chk.problem(f"{where}, key kind", f"unknown kind {show(kind)}{suggest(str(kind), KINDS)} "
                                           f"(valid: {', '.join(KINDS)})")
         return None
     try:
@@ -400,19 +317,19 @@ def _check_job(chk: _Checker, name: str, table, defaults: dict, settings: dict, 
     if "workers" in merged:
         w = merged["workers"]
         if isinstance(w, bool) or not isinstance(w, int) or w < 1:
-            chk.problem(f"{where}, key workers", f"expected a whole number >= 1, got {_toml_type(w)} {_show(w)}")
+            chk.problem(f"{where}, key workers", f"expected a whole number >= 1, got {toml_type(w)} {show(w)}")
         else:
             workers = w
     after = merged.get("after", [])
     if not isinstance(after, list) or not all(isinstance(a, str) for a in after):
-        chk.problem(f"{where}, key after", f"expected a list of job names, got {_toml_type(after)} {_show(after)}")
+        chk.problem(f"{where}, key after", f"expected a list of job names, got {toml_type(after)} {show(after)}")
         after = []
     after_keys[name] = tuple(after)
 
     output_text = merged.get("output")
     if output_text is not None and (not isinstance(output_text, str) or not output_text.strip()):
-        chk.problem(f"{where}, key output", f"expected a path (a string), got {_toml_type(output_text)} "
-                                            f"{_show(output_text)}")
+        chk.problem(f"{where}, key output", f"expected a path (a string), got {toml_type(output_text)} "
+                                            f"{show(output_text)}")
         output_text = None
     if output_text is not None:
         inside = (out / output_text).resolve()
@@ -469,12 +386,12 @@ def _checkpoint_inputs(chk: _Checker, where: str, kind: str, merged: dict, refs:
         value = merged[key]
         if key == "ckpts" and (not isinstance(value, list) or not value):
             chk.problem(f"{where}, key {key}", f"expected a non-empty list of checkpoints, got "
-                                               f"{_toml_type(value)} {_show(value)}")
+                                               f"{toml_type(value)} {show(value)}")
             continue
         for text in value if key == "ckpts" else [value]:
             if not isinstance(text, str):
-                chk.problem(f"{where}, key {key}", f"expected a string (a checkpoint), got {_toml_type(text)} "
-                                                   f"{_show(text)}")
+                chk.problem(f"{where}, key {key}", f"expected a string (a checkpoint), got {toml_type(text)} "
+                                                   f"{show(text)}")
             elif text.startswith(REF_PREFIX):
                 producer, _, file = text[len(REF_PREFIX):].partition("/")
                 refs.append((key, text, producer, file or None))
@@ -553,7 +470,7 @@ def _check_links(chk: _Checker, jobs_table: dict, jobs: dict, raw_refs: dict, af
         for key, text, producer, file in refs:
             where = f"job {name}, key {key}"
             if producer not in jobs_table:
-                chk.problem(where, f"{text} refers to unknown job {producer!r}{_suggest(producer, known)}")
+                chk.problem(where, f"{text} refers to unknown job {producer!r}{suggest(producer, known)}")
                 continue
             edges[name].append((producer, key))
             prod = jobs.get(producer)
@@ -581,7 +498,7 @@ def _check_links(chk: _Checker, jobs_table: dict, jobs: dict, raw_refs: dict, af
     for name, after in after_keys.items():
         for dep in after:
             if dep not in jobs_table:
-                chk.problem(f"job {name}, key after", f"unknown job {dep!r}{_suggest(dep, known)}")
+                chk.problem(f"job {name}, key after", f"unknown job {dep!r}{suggest(dep, known)}")
             else:
                 edges[name].append((dep, "after"))
 

@@ -1,0 +1,87 @@
+"""Checking TOML values against the type hints of a settings dataclass: what a preset's option must be, and
+how to say what it is instead ("expected a whole number, got a string '32'")."""
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from dataclasses import is_dataclass
+
+def toml_type(value) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "a whole number"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a table"
+    return f"a {type(value).__name__}"
+
+
+def show(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+class Mismatch(Exception):
+    def __init__(self, expected: str):
+        self.expected = expected
+
+
+def convert(value, hint):
+    """value (from TOML) checked against a type hint -> the value for the dataclass; raises Mismatch."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(hint) if a is not type(None)]
+        expected = []
+        for option in options:
+            try:
+                return convert(value, option)
+            except Mismatch as e:
+                expected.append(e.expected)
+        raise Mismatch(" or ".join(dict.fromkeys(expected)))  # TOML has no null: "omit it" is the None
+    if origin in (tuple, list):
+        args = [a for a in typing.get_args(hint) if a is not Ellipsis] or [object]
+        item = args[0]
+        if not isinstance(value, list):
+            raise Mismatch(f"a list of {plural(item)}")
+        try:
+            items = [convert(v, item) for v in value]
+        except Mismatch:
+            raise Mismatch(f"a list of {plural(item)}") from None
+        return tuple(items) if origin is tuple else items
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise Mismatch("true or false")
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise Mismatch("a whole number")
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise Mismatch("a number")
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise Mismatch("a string")
+    if is_dataclass(hint):
+        if isinstance(value, dict):
+            return value  # nested tables are checked field by field by the caller
+        raise Mismatch("a table")
+    return value
+
+
+def plural(hint) -> str:
+    return {int: "whole numbers", float: "numbers", str: "strings", bool: "booleans"}.get(hint, "values")
+
+
+def suggest(key: str, valid) -> str:
+    close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
