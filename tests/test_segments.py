@@ -135,8 +135,6 @@ def test_bad_inputs_fail_before_any_worker(ckpt, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-
-
 def test_cpu_workers_that_would_starve_each_other_are_warned_about(ckpt, tmp_path):
     import os
 

@@ -139,10 +139,8 @@ def walk(ckpt, output, frames, size, fps, seed, keyframes, seeds, frames_per_tra
                             device=device, path=render_path, batch=batch)
     ckpt_name = ckpt or DEFAULT_CHECKPOINT
     if output is None:
-
-
         suffix = {"gif": ".gif", "png": ""}.get(fmt, ".mp4")
-        kind = "classes" if classes is not None else "digits" if digits is not None else "walk"
+        kind = "classes" if classes is not None else "digits" if digits is not None else "grid" if grid else "walk"
         output = f"{Path(ckpt_name).stem}-{kind}{suffix}"
     from pipeline.jobs import render_walk, render_walk_grid, render_walk_segmented
 
@@ -193,8 +191,6 @@ def walk(ckpt, output, frames, size, fps, seed, keyframes, seeds, frames_per_tra
 def still(ckpt, output, size, seed, seeds, outdir, grid, digit, sample, class_means, scale, invert, device,
           render_path, as_json):
     """Render one high-resolution still image (PNG), or one per seed with --seeds (and a --grid contact sheet)."""
-
-
     ckpt_name = ckpt or DEFAULT_CHECKPOINT
     if seeds is None and (outdir is not None or grid is not None):
         raise click.UsageError("--outdir and --grid go with --seeds; for one image give -o FILE.png")

@@ -20,9 +20,7 @@ from pipeline.provenance import check_not_input, publish
 from pipeline.video import check_video_size, check_writable, open_writer, output_format, probe
 
 __all__ = ["DEFAULT_CHECKPOINT", "MAX_FRAMES", "StillSettings", "WalkSettings", "render_walk", "render_still",
-           "render_stills",
-           "path_latents", "checkpoint_path"]
-
+           "render_stills", "path_latents", "checkpoint_path"]
 
 
 def _checkpoint(ckpt) -> Checkpoint:
