@@ -2,7 +2,7 @@
 CLI can build its options and help without importing it)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Callable
 
 from pipeline.errors import UserError, about
@@ -15,10 +15,10 @@ Progress = Callable[[int], None]  # called with the number of frames just finish
 
 
 @dataclass(frozen=True)
-class WalkSettings:
-    """Everything that determines a walk video's frames and encoding (written to its sidecar)."""
+class VideoSettings:
+    """What every video render shares (walks and comparisons): length, latent path, timing and encoding. The
+    subclasses add their frame geometry; presets and the CLI see the fields flat."""
     frames: int = 600              # frames in the video
-    size: int = 1080               # frame width and height in pixels
     fps: float = 30.0              # frames per second
     seed: int = 0                  # seed of the random keyframes
     keyframes: int = 8             # random keyframes visited by the walk
@@ -33,7 +33,8 @@ class WalkSettings:
                                    # keyframe shows twice in a row; frames = per-transition x transitions)
     scale: float = 8.0             # coordinate range [-scale, scale]; larger zooms out (training used 8)
     invert: bool = False           # dark strokes on white, as the article's "normal" renders
-    classes: str | None = None     # class order such as "0-9": transitions between class means
+    classes: str | None = None     # class order such as "0-9": transitions between class means (in a
+                                   # comparison, each panel with its own checkpoint's)
     keyframes_file: str | None = None  # .npy [K, z_dim] keyframes instead of random ones
     digits: str | None = None      # digit sequence such as "8,6,4,2,0,1,3,5,7": keyframes are the checkpoint's
                                    # stored encodings of single real digits (the article's keyframes); the
@@ -42,9 +43,15 @@ class WalkSettings:
     preset: str = "medium"         # x264 speed/size trade-off
     lossless: bool = False         # exact gray frames (tests, segment joins); few players can play it
     fmt: str | None = None         # mp4, gif or png; None picks from the output's suffix
-    device: str = "auto"           # auto, cpu or cuda[:N]
+    device: str = "auto"           # auto, cpu or cuda[:N] (every panel of a comparison renders there)
     path: str = "auto"             # render path: auto, cpu-fused, triton, torch, reference
     batch: int | None = None       # frames per render batch (None: by frame size); never changes the bytes
+
+
+@dataclass(frozen=True)
+class WalkSettings(VideoSettings):
+    """Everything that determines a walk video's frames and encoding (written to its sidecar)."""
+    size: int = 1080               # frame width and height in pixels
 
     def n_keyframes(self) -> int:
         """How many keyframes the path visits (read from the settings alone, no checkpoint needed)."""
@@ -132,43 +139,15 @@ class StillSettings:
 
 
 @dataclass(frozen=True)
-class CompareSettings:
-    """Everything that determines a comparison video's frames and encoding (written to its sidecar)."""
-    frames: int = 300              # frames in the video
+class CompareSettings(VideoSettings):
+    """Everything that determines a comparison video's frames and encoding (written to its sidecar): the
+    shared walk, and how the panels are laid out and captioned."""
+    frames: int = 300              # frames in the video (shorter than a walk's default: every panel renders)
     panel_size: int = 1080         # width and height of each checkpoint's panel in pixels (even for MP4)
-    labels: tuple[str, ...] | None = None  # one caption per checkpoint (or "a,b,c"); None: "<family> e<epoch>"
+    labels: tuple[str, ...] | None = None  # one caption per checkpoint (or "a,b,c"); None: name and what it is
     layout: str | None = None      # "CxR": C columns by R rows of panels; None: all panels in one row
-    fps: float = 30.0              # frames per second
-    seed: int = 0                  # seed of the random keyframes (shared by every panel)
-    keyframes: int = 8             # random keyframes visited by the walk
-    seeds: str | None = None       # "3,17,42" or "0-31,40": one keyframe per seed
-    frames_per_transition: int | None = None  # set: frames = this x transitions (+1 unless loop/repeat)
-    loop: bool = False             # return to the first keyframe (seamless loop, no duplicated frame)
-    ease: str = DEFAULT_EASE       # easing within each segment (see latents.ease)
-    interp: str = "slerp"          # slerp (great circles), lerp (straight lines, the article's videos) or
-                                   # cubic (smooth spline through keyframes); class transitions always lerp
-    repeat_keyframes: bool = False  # each transition renders both its ends, as the article's sampler did
-    scale: float = 8.0             # coordinate range [-scale, scale]; larger zooms out (training used 8)
-    invert: bool = False           # dark strokes on white, as the article's "normal" renders
-    classes: str | None = None     # class order such as "0-9": class transitions, each panel with its own class latents
-    keyframes_file: str | None = None  # .npy [K, z_dim] keyframes instead of random ones
-    digits: str | None = None      # digit sequence such as "8,6,4,2,0,1,3,5,7": real-digit keyframes, each panel
-                                   # with its own checkpoint's stored encodings
-    crf: int = 18                  # H.264 quality (lower is better; 0 is lossless but plays in few players)
-    preset: str = "medium"         # x264 speed/size trade-off
-    lossless: bool = False         # exact gray frames (tests); few players can play it
-    fmt: str | None = None         # mp4, gif or png; None picks from the output's suffix
-    device: str = "auto"           # auto, cpu or cuda[:N]; every panel renders there
-    path: str = "auto"             # render path: auto, cpu-fused, triton, torch, reference
-    batch: int | None = None       # frames per render batch (None: by frame size); never changes the bytes
 
     def walk(self) -> WalkSettings:
         """The per-panel walk these settings describe (a panel is a walk video of panel_size frames)."""
-        return WalkSettings(
-            frames=self.frames, size=self.panel_size, fps=self.fps, seed=self.seed, keyframes=self.keyframes,
-            seeds=self.seeds, frames_per_transition=self.frames_per_transition,
-            loop=self.loop, ease=self.ease, interp=self.interp, repeat_keyframes=self.repeat_keyframes,
-            scale=self.scale, invert=self.invert,
-            classes=self.classes, keyframes_file=self.keyframes_file, digits=self.digits, crf=self.crf,
-            preset=self.preset,
-            lossless=self.lossless, fmt=self.fmt, device=self.device, path=self.path, batch=self.batch)
+        shared = {f.name: getattr(self, f.name) for f in fields(VideoSettings)}
+        return WalkSettings(**shared, size=self.panel_size)
