@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -121,12 +121,21 @@ def stream_frames(renderer: Renderer, latents: np.ndarray, writer, batch: int, i
             progress(len(frames))
 
 
-def render_walk(ckpt, out, settings: WalkSettings = WalkSettings(), progress: Progress | None = None) -> dict:
-    """Render a latent walk (class transition, real-digit walk) video from a checkpoint; returns the sidecar.
+@dataclass
+class PreparedWalk:
+    """A walk whose inputs all checked out: what render_walk and the segmented render start from."""
+    settings: WalkSettings        # resolved (frames worked out)
+    out: Path
+    fmt: str
+    ck: Checkpoint
+    keys: np.ndarray              # keyframes [K, Z]
+    latents: np.ndarray           # every frame's latent [frames, Z]
+    bank_rows: np.ndarray | None  # the keyframes' rows in the checkpoint's digit bank (digit walks)
 
-    Every input is checked and ffmpeg is probed before the first frame renders; the video appears at
-    `out` only when complete, with `<out>.json` beside it holding everything needed to reproduce it.
-    """
+
+def prepare_walk(ckpt, out, settings: WalkSettings) -> PreparedWalk:
+    """The checks every walk render makes before its first frame (settings, output format, size and folder,
+    the checkpoint, outputs that would replace inputs) and its latent path."""
     s = settings
     s.validate()
     s = s.resolved()
@@ -137,6 +146,17 @@ def render_walk(ckpt, out, settings: WalkSettings = WalkSettings(), progress: Pr
     ck = _checkpoint(ckpt)
     check_not_input(out, [ck.path, s.keyframes_file])
     keys, latents, bank_rows = checkpoint_path(s, ck)
+    return PreparedWalk(s, out, fmt, ck, keys, latents, bank_rows)
+
+
+def render_walk(ckpt, out, settings: WalkSettings = WalkSettings(), progress: Progress | None = None) -> dict:
+    """Render a latent walk (class transition, real-digit walk) video from a checkpoint; returns the sidecar.
+
+    Every input is checked and ffmpeg is probed before the first frame renders; the video appears at
+    `out` only when complete, with `<out>.json` beside it holding everything needed to reproduce it.
+    """
+    w = prepare_walk(ckpt, out, settings)
+    s, out, fmt, ck, keys, latents, bank_rows = w.settings, w.out, w.fmt, w.ck, w.keys, w.latents, w.bank_rows
     probe(fmt, (s.size, s.size), fps=s.fps, crf=s.crf, preset=s.preset, lossless=s.lossless)
     if progress is not None:
         progress(0)  # checks passed: rendering starts

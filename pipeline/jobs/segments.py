@@ -17,15 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.checkpoint import Checkpoint, load_checkpoint
+from pipeline.checkpoint import load_checkpoint
 from pipeline.errors import UserError
-from pipeline.jobs.render import (DEFAULT_CHECKPOINT, Progress, WalkSettings, checkpoint_path, render_walk,
-                                  walk_sidecar)
+from pipeline.jobs.render import Progress, WalkSettings, prepare_walk, render_walk, walk_sidecar
 from pipeline.render import available_paths, resolve_device
 from pipeline.atomic import temp_sibling
-from pipeline.provenance import check_not_input, publish
-from pipeline.video import (VideoError, check_video_size, check_writable, ffmpeg_exe, output_format, probe,
-                            stderr_tail)
+from pipeline.provenance import publish
+from pipeline.video import VideoError, ffmpeg_exe, output_format, probe, stderr_tail
 
 _POLL_S = 0.1  # how often the parent looks at its workers while waiting for messages
 _JOIN_S = 10.0  # how long a stopped worker gets to kill its ffmpeg and clean up before it is killed
@@ -179,23 +177,16 @@ def render_walk_segmented(ckpt, out, settings: WalkSettings = WalkSettings(), wo
     `workers` and `segments`). Ctrl-C or a failing worker stops every worker and leaves nothing at `out`.
     workers=1 is a plain render_walk (on devices[0] when given).
     """
-    s = settings
-    s.validate()
-    s = s.resolved()
     if int(workers) < 1:
         raise UserError(f"--workers must be at least 1, got {workers}")
-    out = Path(out)
-    fmt = output_format(out, s.fmt)
     if int(workers) == 1:
-        return render_walk(ckpt, out, replace(s, device=devices[0]) if devices else s, progress=progress)
-    if fmt != "mp4":
-        raise UserError(f"segmented rendering joins MP4 files only, but {out.name} is {fmt}; "
+        return render_walk(ckpt, out, replace(settings, device=devices[0]) if devices else settings,
+                           progress=progress)
+    if output_format(Path(out), settings.fmt) != "mp4":
+        raise UserError(f"segmented rendering joins MP4 files only, but {Path(out).name} is not; "
                         f"name the output .mp4 or render with one worker")
-    check_video_size((s.size, s.size), fmt)
-    check_writable(out, fmt)
-    ck = ckpt if isinstance(ckpt, Checkpoint) else load_checkpoint(ckpt if ckpt is not None else DEFAULT_CHECKPOINT)
-    check_not_input(out, [ck.path, s.keyframes_file])
-    keys, latents, bank_rows = checkpoint_path(s, ck)  # the whole path, once: [frames, Z]
+    w = prepare_walk(ckpt, out, settings)  # the whole path, once: [frames, Z]
+    s, out, fmt, ck, keys, latents, bank_rows = w.settings, w.out, w.fmt, w.ck, w.keys, w.latents, w.bank_rows
     devices = list(devices) if devices else [s.device]
     for dev in devices:  # an unusable device or path fails here, not in a child a few seconds later
         resolved = resolve_device(dev)
