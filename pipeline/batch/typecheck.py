@@ -7,20 +7,13 @@ import types
 import typing
 from dataclasses import is_dataclass
 
+_TOML_TYPES = ((bool, "a boolean"), (int, "a whole number"), (float, "a number"), (str, "a string"),
+               (list, "a list"), (dict, "a table"))  # bool first: it is an int too
+
+
 def toml_type(value) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "a whole number"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a table"
-    return f"a {type(value).__name__}"
+    """How a TOML value reads to a user: "a whole number", "a string", ..."""
+    return next((name for kind, name in _TOML_TYPES if isinstance(value, kind)), f"a {type(value).__name__}")
 
 
 def show(value) -> str:

@@ -11,6 +11,11 @@ def bench() -> None:
     """Measure render and training speed on this machine (baselines measured in the same run)."""
 
 
+def _echo_machine(m: dict) -> None:
+    click.echo(f"machine: {m['cpu']} ({m['cpu_count']} cpus, {m['torch_threads']} torch threads), "
+               f"{m.get('gpu', m['device'])}, torch {m['torch']}, {m['date']}")
+
+
 def _status(quiet: bool):
     if quiet:
         return None
@@ -40,9 +45,7 @@ def bench_render(sizes, frames, reference_frames, mp4_frames, families, device, 
     if as_json:
         echo_json(report)
         return
-    m = report["machine"]
-    click.echo(f"machine: {m['cpu']} ({m['cpu_count']} cpus, {m['torch_threads']} torch threads), "
-               f"{m.get('gpu', m['device'])}, torch {m['torch']}, {m['date']}")
+    _echo_machine(report["machine"])
     click.echo(f"{'family':7} {'path':10} {'size':>5} {'frames':>6} {'ms/frame':>10} {'GFLOP/s':>8} "
                f"{'vs ref':>7} {'peak MB':>8}")
     for r in report["results"]:
@@ -113,9 +116,7 @@ def bench_compare(checkpoints, frames, panel_size, device, as_json):
     if as_json:
         echo_json(report)
         return
-    m = report["machine"]
-    click.echo(f"machine: {m['cpu']} ({m['cpu_count']} cpus), {m.get('gpu', m['device'])}, torch {m['torch']}, "
-               f"{m['date']}")
+    _echo_machine(report["machine"])
     click.echo(f"compare {' '.join(report['checkpoints'])} at {panel_size} px: {report['seconds_per_frame']:.2f} s "
                f"per frame ({frames} frames in {report['seconds']:.1f} s); the default {report['projected_frames']} "
                f"frames: about {report['projected_seconds'] / 60:.1f} min")
