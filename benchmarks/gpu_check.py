@@ -99,6 +99,29 @@ def registers(dev: torch.device) -> list[dict]:
     return rows
 
 
+def layouts(dev: torch.device, size: int = 1080, frames: int = 32) -> list[dict]:
+    """The new channels-first kernel against the first (broadcast) one, device time per frame, same weights."""
+    from pipeline.coords import grid
+    from pipeline.render.triton_kernel import TritonResnet
+
+    gen = ResnetGenerator().eval().to(dev)
+    coords = grid(size, size).t().contiguous().to(dev)
+    zb = gen.input.z(torch.randn(8, 32, device=dev) * gen.cfg.z_scale).detach().contiguous()
+    rows = []
+    for layout in ("broadcast", "channels"):
+        kernel = TritonResnet(gen, dev, layout=layout)
+        kernel(coords, zb, False)  # compile
+        torch.cuda.synchronize(dev)
+        t = time.perf_counter()
+        for _ in range(frames // 8):
+            kernel(coords, zb, False)
+        torch.cuda.synchronize(dev)
+        s = (time.perf_counter() - t) / frames
+        rows.append({"layout": layout, "size": size, "ms_per_frame_device_only": round(s * 1e3, 4),
+                     "gflops": round(flops_per_pixel(gen) * size * size / s / 1e9, 1), "ok": True})
+    return rows
+
+
 def mp4_fps(dev: torch.device) -> list[dict]:
     import tempfile
 
@@ -160,6 +183,7 @@ def main() -> int:
         rec.guarded({"what": "timing"}, lambda s=size, f=frames: timing(dev, s, f, family="prev", paths=("torch",)))
     if "triton" in paths:
         rec.guarded({"what": "registers"}, lambda: registers(dev))
+        rec.guarded({"what": "layouts"}, lambda: layouts(dev))
     rec.guarded({"what": "mp4"}, lambda: mp4_fps(dev))
     ok = all(r.get("ok", True) for r in rec.rows if r.get("what") == "oracle")
     print("ORACLE CHECK:", "PASS" if ok else "FAIL", f"(all results in {rec.path})")

@@ -4,6 +4,7 @@ Compiles every variant a render uses (float, uint8, inverted uint8; widths 6 and
 sm_90a (H100) with `triton.compile` (no driver needed), then reads the cubin with the `cuobjdump` and
 `nvdisasm` that the triton wheel ships:
 
+- for both kernel layouts (channels, the default; broadcast, the first one);
 - registers, stack and local memory per thread (local or stack bytes mean spills);
 - the SASS instruction mix of the kernel and of its block loop (the loop body runs n_blocks times):
   shuffles (SHFL) and barriers (BAR) there are the costs of the layout, FFMA/FMUL/FADD the work;
@@ -47,19 +48,31 @@ def _tools() -> Path:
     return Path(triton.__file__).parent / "backends" / "nvidia" / "bin"
 
 
-def compile_variant(width: int, variant: str, arch: int, n_blocks: int = 24, block: int = 128):
+BLOCKS = {"channels": 512, "broadcast": 128}  # pixels per program, as TritonResnet launches each layout
+
+
+def compile_variant(width: int, variant: str, arch: int, layout: str = "channels", n_blocks: int = 24):
+    """The article's network (ResnetConfig's depth and layers per block) at `width`, compiled for `arch`."""
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
-    from pipeline.render.triton_kernel import _resnet_kernel
+    from pipeline.models import ResnetConfig
+    from pipeline.render import triton_kernel
 
     out_u8, invert = VARIANTS[variant]
     signature = {**SIGNATURE, "out_ptr": "*u8" if out_u8 else "*fp32"}
-    constexprs = {"n_blocks": n_blocks, "WIDTH": width, "WP": triton.next_power_of_2(width), "RELU_LAYERS": 2,
-                  "BLOCK": block, "OUT_U8": out_u8, "INVERT": invert}
+    constexprs = {"n_blocks": n_blocks, "WIDTH": width, "RELU_LAYERS": ResnetConfig().relu_layers,
+                  "BLOCK": BLOCKS[layout], "OUT_U8": out_u8,
+                  "INVERT": invert}
+    if layout == "channels":
+        fn = triton_kernel._resnet_channels_kernel
+        del signature["WP"]
+    else:
+        fn = triton_kernel._resnet_kernel
+        constexprs["WP"] = triton.next_power_of_2(width)
     target = GPUTarget("cuda", arch, 32)
-    return triton.compile(ASTSource(fn=_resnet_kernel, signature=signature, constexprs=constexprs), target=target)
+    return triton.compile(ASTSource(fn=fn, signature=signature, constexprs=constexprs), target=target)
 
 
 def resources(cubin: Path) -> dict:
@@ -88,11 +101,12 @@ def sass_mix(cubin: Path) -> tuple[collections.Counter, collections.Counter]:
     return whole, body
 
 
-def report_row(width: int, variant: str, arch: int, n_blocks: int = 24, block: int = 128) -> dict:
+def report_row(width: int, variant: str, arch: int, layout: str = "channels", n_blocks: int = 24) -> dict:
     from pipeline.bench.render_bench import flops_per_pixel
     from pipeline.models import ResnetConfig, ResnetGenerator
 
-    kernel = compile_variant(width, variant, arch, n_blocks, block)
+    kernel = compile_variant(width, variant, arch, layout, n_blocks)
+    block = BLOCKS[layout]
     with tempfile.TemporaryDirectory() as tmp:
         cubin = Path(tmp) / "k.cubin"
         cubin.write_bytes(kernel.asm["cubin"])
@@ -107,7 +121,8 @@ def report_row(width: int, variant: str, arch: int, n_blocks: int = 24, block: i
     ms_bound = pixels * per_pixel / (sms * 128 * clock) * 1e3
     flops = flops_per_pixel(ResnetGenerator(ResnetConfig(width=width, n_blocks=n_blocks)))
     return {
-        "arch": f"sm_{arch}{'a' if arch == 90 else ''}", "gpu": name, "width": width, "variant": variant,
+        "layout": layout, "arch": f"sm_{arch}{'a' if arch == 90 else ''}", "gpu": name, "width": width,
+        "variant": variant,
         "registers": res.get("reg"), "stack_bytes": res.get("stack"), "local_bytes": res.get("local"),
         "spills": bool(res.get("stack") or res.get("local")), "shared_bytes": res.get("shared"),
         "num_warps": kernel.metadata.num_warps, "instructions": sum(whole.values()), "loop_instructions": loop_total,
@@ -123,16 +138,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     args = parser.parse_args()
-    rows = [report_row(w, v, a) for a in (80, 90) for w in (6, 4) for v in VARIANTS]
+    rows = [report_row(w, v, a, layout) for layout in BLOCKS for a in (80, 90) for w in (6, 4) for v in VARIANTS]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     print("ESTIMATES from the compiled code, not measurements (see the module docstring)")
-    head = (f"{'arch':7} {'w':>2} {'variant':15} {'regs':>4} {'spill':>5} {'instr/px':>8} {'loop SHFL':>9} "
+    head = (f"{'layout':9} {'arch':7} {'w':>2} {'variant':15} {'regs':>4} {'spill':>5} {'instr/px':>8} {'loop SHFL':>9} "
             f"{'loop BAR':>8} {'loop FFMA':>9} {'>= ms/frame':>11} {'<= %peak':>8}")
     print(head)
     for r in rows:
-        print(f"{r['arch']:7} {r['width']:>2} {r['variant']:15} {r['registers']:>4} {str(r['spills']):>5} "
+        print(f"{r['layout']:9} {r['arch']:7} {r['width']:>2} {r['variant']:15} {r['registers']:>4} {str(r['spills']):>5} "
               f"{r['instructions_per_pixel']:>8} {r['loop_shfl']:>9} {r['loop_bar']:>8} {r['loop_ffma']:>9} "
               f"{r['estimate_ms_per_1080_frame_at_least']:>11} {100 * r['estimate_fp32_peak_share_at_most']:>7.1f}%")
     return 0

@@ -1,4 +1,4 @@
-"""Fused Triton kernel for the resnet generator: one program per pixel tile, the whole network in registers.
+"""Fused Triton kernels for the resnet generator: one program per pixel tile, the whole network in registers.
 
 Channels are padded to a power of two (WP) with zero weights, which keeps padded channels at exactly 0.
 n_blocks is a compile-time constant (one compile per depth; Triton 3.6's interpreter with numpy >= 2.4 fails
@@ -82,18 +82,88 @@ if triton is not None:
             tl.store(out_ptr + out_base + offs, o, mask=pmask)
 
 
-class TritonResnet:
-    """Runs the fused kernel for a resnet generator on precomputed coordinates."""
+if triton is not None:
 
-    def __init__(self, gen, device: torch.device, block: int = 128):
+    @triton.jit
+    def _resnet_channels_kernel(coords_ptr, zb_ptr, w_xyr_ptr, w_ptr, out_ptr, P, n_blocks: tl.constexpr,
+                                WIDTH: tl.constexpr, RELU_LAYERS: tl.constexpr, BLOCK: tl.constexpr,
+                                OUT_U8: tl.constexpr, INVERT: tl.constexpr):
+        """Channels first: each channel is its own [BLOCK] vector (a tuple of WIDTH of them), so every thread
+        holds all channels of its pixels in registers and a layer is WIDTH x WIDTH scalar-times-vector FMAs:
+        no cross-lane reduction, hence no shuffles and no barriers. Weights are uniform scalar loads."""
+        pid = tl.program_id(0)
+        frame = tl.program_id(1)
+        out_base = frame.to(tl.int64) * P
+        offs = pid * BLOCK + tl.arange(0, BLOCK)
+        pmask = offs < P
+        x = tl.load(coords_ptr + offs, mask=pmask, other=0.0)
+        y = tl.load(coords_ptr + P + offs, mask=pmask, other=0.0)
+        r = tl.load(coords_ptr + 2 * P + offs, mask=pmask, other=0.0)
+        h = ()
+        for c in tl.static_range(WIDTH):
+            u = (x * tl.load(w_xyr_ptr + c * 3) + y * tl.load(w_xyr_ptr + c * 3 + 1) + r * tl.load(w_xyr_ptr + c * 3 + 2)
+                 + tl.load(zb_ptr + frame * WIDTH + c))
+            h = h + (_tanh(u),)
+
+        LAYER: tl.constexpr = WIDTH * WIDTH + WIDTH  # floats per layer: W [out, in] then b
+        for blk in range(n_blocks):
+            base = w_ptr + blk * (RELU_LAYERS + 1) * LAYER
+            a = h
+            for l in tl.static_range(RELU_LAYERS + 1):
+                v = ()
+                for o in tl.static_range(WIDTH):
+                    acc = a[0] * tl.load(base + l * LAYER + o * WIDTH) + tl.load(base + l * LAYER + WIDTH * WIDTH + o)
+                    for i in tl.static_range(1, WIDTH):
+                        acc = acc + a[i] * tl.load(base + l * LAYER + o * WIDTH + i)
+                    v = v + (acc,)
+                if l < RELU_LAYERS:
+                    a = ()
+                    for o in tl.static_range(WIDTH):
+                        a = a + (tl.maximum(v[o], 0.0),)
+                else:
+                    nh = ()
+                    for o in tl.static_range(WIDTH):
+                        nh = nh + (h[o] + _tanh(v[o]),)
+                    h = nh
+
+        tail = w_ptr + n_blocks * (RELU_LAYERS + 1) * LAYER
+        o = h[0] * tl.load(tail) + tl.load(tail + WIDTH)
+        for c in tl.static_range(1, WIDTH):
+            o = o + h[c] * tl.load(tail + c)
+        o = 1.0 / (1.0 + tl.exp(-o))
+        if OUT_U8:
+            q = tl.minimum(tl.maximum((o * 255.0 + 0.5).to(tl.int32), 0), 255)
+            if INVERT:
+                q = 255 - q
+            tl.store(out_ptr + out_base + offs, q.to(tl.uint8), mask=pmask)
+        else:
+            tl.store(out_ptr + out_base + offs, o, mask=pmask)
+
+
+LAYOUTS = ("channels", "broadcast")
+
+
+class TritonResnet:
+    """Runs a fused kernel for a resnet generator on precomputed coordinates.
+
+    layout "channels" (the default): _resnet_channels_kernel, 512 pixels per program (4 per thread: the
+    scalar weight loads are shared by 4 pixels; 96 registers on sm_90a). "broadcast": the first kernel, a
+    [BLOCK, WP, WP] broadcast-and-reduce per layer, kept to compare against (benchmarks/gpu_check.py).
+    benchmarks/gpu_compile_report.py shows what each compiles to.
+    """
+
+    def __init__(self, gen, device: torch.device, block: int | None = None, layout: str = "channels"):
         if triton is None:
             raise RuntimeError("triton is not installed")
         from pipeline.render.cpu_fused import pack_resnet
 
         cfg = gen.cfg
         self.width, self.n_blocks, self.relu_layers = cfg.width, cfg.n_blocks, cfg.relu_layers
+        if layout not in LAYOUTS:
+            raise ValueError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
+        self.layout = layout
         self.wp = triton.next_power_of_2(cfg.width)
-        self.block = block
+        self.block = block or (512 if layout == "channels" else 128)
         self.device = device
         self.params = torch.from_numpy(pack_resnet(gen)).to(device)
         self.w_xyr = gen.input.xyr.weight.detach().to(device=device, dtype=torch.float32).contiguous()  # [W, 3]
@@ -104,10 +174,12 @@ class TritonResnet:
         P, B = coords_t.shape[1], zbias.shape[0]
         out = torch.empty((B, P), device=self.device, dtype=torch.float32 if invert is None else torch.uint8)
         grid = (triton.cdiv(P, self.block), B)
+        args = (coords_t.contiguous(), zbias.contiguous(), self.w_xyr, self.params, out, P, self.n_blocks)
+        flags = dict(WIDTH=self.width, RELU_LAYERS=self.relu_layers, BLOCK=self.block, OUT_U8=invert is not None,
+                     INVERT=bool(invert))
         # The launch returns the compiled kernel (registers, spills: benchmarks/gpu_check.py reports them).
-        self.last_compiled = _resnet_kernel[grid](
-            coords_t.contiguous(), zbias.contiguous(), self.w_xyr, self.params, out, P, self.n_blocks,
-            WIDTH=self.width, WP=self.wp, RELU_LAYERS=self.relu_layers, BLOCK=self.block,
-            OUT_U8=invert is not None, INVERT=bool(invert),
-        )
+        if self.layout == "channels":
+            self.last_compiled = _resnet_channels_kernel[grid](*args, **flags)
+        else:
+            self.last_compiled = _resnet_kernel[grid](*args, WP=self.wp, **flags)
         return out
