@@ -30,9 +30,11 @@ for layout, width, (h, w) in (("channels", 6, (23, 21)), ("channels", 4, (24, 24
     out = kernel(coords, zb)
     u8 = kernel(coords, zb, invert=True)
     ref_u8 = to_uint8(ref, invert=True)
+    plain = kernel(coords, zb, invert=False)
+    plain_diff = int((plain.int() - to_uint8(ref, invert=False).int()).abs().max())
     results.append(dict(layout=layout, width=width, err=float((out - ref).abs().max()), std=float(ref.std()),
                         shape=list(out.shape), u8_dtype=str(u8.dtype),
-                        u8_maxdiff=int((u8.int() - ref_u8.int()).abs().max())))
+                        u8_maxdiff=max(int((u8.int() - ref_u8.int()).abs().max()), plain_diff)))
 print(json.dumps(results))
 """
 
@@ -49,3 +51,44 @@ def test_triton_kernel_matches_oracle_in_interpreter():
         assert r["err"] < 1e-4, r
         assert r["u8_dtype"] == "torch.uint8" and r["u8_maxdiff"] <= 1
     assert results[0]["shape"] == [3, 23 * 21]  # 483 pixels: the second tile of 256 is partly masked
+
+
+OFFSETS = r"""
+import sys, torch
+sys.path[:0] = [sys.argv[1], sys.argv[1] + "/tests"]
+import triton
+from render_helpers import lively_generator
+from pipeline.coords import grid
+from pipeline.render import triton_kernel as tk
+from pipeline.render.cpu_fused import pack_resnet
+from pipeline.models import ResnetConfig, ResnetGenerator
+
+torch.manual_seed(0)
+gen = ResnetGenerator(ResnetConfig(n_blocks=1)).eval()  # one block: the point is the addressing
+BLOCK, FRAMES, P = 64, 129, 1 << 24  # frame 128 starts at 128 * 2**24 = 2**31: past a 32-bit index
+small = grid(8, 8).t().contiguous()  # [3, 64]: the first tile's coordinates
+coords = torch.empty(3 * P)  # 200 MB of address space; only the first tile of each row is touched
+for c in range(3):
+    coords[c * P : c * P + BLOCK] = small[c]
+z = torch.randn(FRAMES, 32, generator=torch.Generator().manual_seed(1))
+zb = gen.input.z(z * gen.cfg.z_scale).detach().contiguous()
+params, wxyr = torch.from_numpy(pack_resnet(gen)), gen.input.xyr.weight.detach().contiguous()
+out = torch.zeros((FRAMES, P), dtype=torch.uint8)  # 2 GB of address space, 129 pages touched
+tk._resnet_channels_kernel[(1, FRAMES)](coords, zb, wxyr, params, out, P, n_blocks=1, WIDTH=6, RELU_LAYERS=4,
+                                        BLOCK=BLOCK, OUT_U8=True, INVERT=False)
+want = torch.empty((FRAMES, BLOCK), dtype=torch.uint8)
+tk._resnet_channels_kernel[(1, FRAMES)](small, zb, wxyr, params, want, BLOCK, n_blocks=1, WIDTH=6, RELU_LAYERS=4,
+                                        BLOCK=BLOCK, OUT_U8=True, INVERT=False)
+print(int(torch.equal(out[:, :BLOCK], want)), int(out[-1, :BLOCK].sum()), int(out[:, BLOCK:2 * BLOCK].sum()))
+"""
+
+
+def test_frame_offsets_past_two_to_the_31_are_64_bit():
+    """frame * P passes 2**31 (8 frames of 16384x16384; here 129 frames of 2**24 pixels): the last frame's
+    pixels land in the last row, not at a wrapped 32-bit index."""
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    proc = subprocess.run([sys.executable, "-c", OFFSETS, str(ROOT)], capture_output=True, text=True, env=env,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    same, last, beyond = map(int, proc.stdout.split())
+    assert same == 1 and last > 0 and beyond == 0
