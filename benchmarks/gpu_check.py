@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import time
 import traceback
@@ -142,22 +143,27 @@ def timing(dev: torch.device, size: int, frames: int, family: str = "resnet", pa
         r = Renderer(gen, size, size, path=path, device=dev)
         batch = 8 if size <= 1080 else 2
         r.render(z[:batch])
-        torch.cuda.synchronize(dev)
-        t = time.perf_counter()
+        per_batch = []
         for i in range(0, frames, batch):
+            torch.cuda.synchronize(dev)
+            t = time.perf_counter()
             r.render(z[i:i + batch])  # uint8 frames copied back to the host, as a video render does
-        torch.cuda.synchronize(dev)
-        s = (time.perf_counter() - t) / frames
+            torch.cuda.synchronize(dev)
+            per_batch.append((time.perf_counter() - t) / len(z[i:i + batch]))
+        s = statistics.median(per_batch)
         # device-only time: keep the output on the GPU
         zb = r.z_bias(z[:batch])
-        torch.cuda.synchronize(dev)
-        t = time.perf_counter()
+        per_batch = []
         for _ in range(max(1, frames // batch)):
+            torch.cuda.synchronize(dev)
+            t = time.perf_counter()
             r._impl(r.coords_t, zb, False)
-        torch.cuda.synchronize(dev)
-        s_dev = (time.perf_counter() - t) / (max(1, frames // batch) * batch)
-        rows.append({"family": family, "path": path, "size": size, "frames": frames, "ms_per_frame": round(s * 1e3, 3),
-                     "ms_per_frame_device_only": round(s_dev * 1e3, 3),
+            torch.cuda.synchronize(dev)
+            per_batch.append((time.perf_counter() - t) / batch)
+        s_dev = statistics.median(per_batch)
+        rows.append({"family": family, "path": path, "size": size, "frames": frames,
+                     "median_ms_per_frame": round(s * 1e3, 3),
+                     "median_ms_per_frame_device_only": round(s_dev * 1e3, 3),
                      "gflops_device_only": round(flops_per_pixel(gen) * size * size / s_dev / 1e9, 1), "ok": True})
     return rows
 
