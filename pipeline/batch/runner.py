@@ -239,12 +239,13 @@ def clear_leftovers(job: Job) -> list[str]:
     """Remove temp files a killed earlier run of this job left beside its outputs; returns their names.
 
     Renders write `.<output name>.<random>.partial...` (and `.segments` folders, and the same for the
-    sidecar) beside the output, training writes `.<file>.<random>.partial...` in its run directory;
-    both rename them only when complete and remove them on any error or signal, but a process killed
-    outright (SIGKILL, power loss) cannot. The batch holds its folder's lock, so none is in use.
+    sidecar) beside the output; they rename them only when complete and remove them on any error or
+    signal, but a process killed outright (SIGKILL, power loss) cannot. The batch holds its folder's lock,
+    so none is in use. A train job's run directory is cleaned by `train` itself, under that directory's
+    own lock (a `train --resume` started by hand may be using it).
     """
     if job.kind == "train":
-        return atomic.clear_temps(job.output)
+        return []
     names = {job.output.name, sidecar_path(job.output).name}
     return atomic.clear_temps(job.output.parent, owners=names)
 
