@@ -56,7 +56,6 @@ from pipeline.errors import UserError, about
 KINDS = ("train", "walk", "still", "compare")
 INPUT_KEYS = {"train": (), "walk": ("ckpt",), "still": ("ckpt",), "compare": ("ckpts",)}
 COMMON_KEYS = ("kind", "output", "after")
-EXTRA_KEYS = {"walk": ("workers",)}           # job options that are not settings fields
 # Keys a job may not set, and why (said instead of "unknown key").
 NOT_OPTIONS = {
     "device": "devices are assigned by the runner; choose them with `cppn-video batch --devices`",
@@ -104,7 +103,7 @@ def settings_class(kind: str):
 def allowed_keys(kind: str) -> list[str]:
     """Every key a job of this kind may set."""
     names = [f.name for f in fields(settings_class(kind)) if f.name not in NOT_OPTIONS]
-    return list(COMMON_KEYS) + list(INPUT_KEYS[kind]) + list(EXTRA_KEYS.get(kind, ())) + names
+    return list(COMMON_KEYS) + list(INPUT_KEYS[kind]) + names
 
 
 # ----------------------------------------------------------------------------- loading
@@ -257,7 +256,7 @@ def load_preset(path, out_dir=None, data_dir=None) -> Preset:
                 chk.problem(f"defaults.{kind}", f"{kind} jobs need a module this install lacks ({e})")
                 continue
             # Keep only what checked out, so a bad default is reported once, not once per job.
-            good[kind] = {k: v for k, v in rest.items() if k in valid or k in EXTRA_KEYS.get(kind, ())}
+            good[kind] = {k: v for k, v in rest.items() if k in valid}
     defaults = good
 
     jobs_table = data.get("jobs", {})
@@ -313,13 +312,6 @@ def _check_job(chk: _Checker, name: str, table, defaults: dict, settings: dict, 
     inputs = _checkpoint_inputs(chk, where, kind, merged, raw_refs.setdefault(name, []))
     inputs += _path_inputs(chk, where, kind, values)
 
-    workers = 1
-    if "workers" in merged:
-        w = merged["workers"]
-        if isinstance(w, bool) or not isinstance(w, int) or w < 1:
-            chk.problem(f"{where}, key workers", f"expected a whole number >= 1, got {toml_type(w)} {show(w)}")
-        else:
-            workers = w
     after = merged.get("after", [])
     if not isinstance(after, list) or not all(isinstance(a, str) for a in after):
         chk.problem(f"{where}, key after", f"expected a list of job names, got {toml_type(after)} {show(after)}")
@@ -353,7 +345,7 @@ def _check_job(chk: _Checker, name: str, table, defaults: dict, settings: dict, 
             s = s.resolved()
         elif hasattr(s, "validate"):
             s.validate()
-        _check_values(kind, s, workers, sum(r.key == "ckpts" for r in inputs), out / (output_text or name))
+        _check_values(kind, s, sum(r.key == "ckpts" for r in inputs), out / (output_text or name))
     except UserError as e:
         chk.problem(f"{where}, key {e.key}" if e.key else where, str(e))
         return None
@@ -371,7 +363,7 @@ def _check_job(chk: _Checker, name: str, table, defaults: dict, settings: dict, 
         outputs = (output,)
     options = {k: v for k, v in merged.items() if k != "kind"}
     return Job(name=name, kind=kind, settings=s, inputs=tuple(inputs), output=output, outputs=outputs,
-               after=tuple(after), workers=workers, options=options)
+               after=tuple(after), options=options)
 
 
 def _checkpoint_inputs(chk: _Checker, where: str, kind: str, merged: dict, refs: list) -> list[InputRef]:
@@ -430,7 +422,7 @@ def _path_inputs(chk: _Checker, where: str, kind: str, values: dict) -> list[Inp
     return inputs
 
 
-def _check_values(kind: str, s, workers: int, n_inputs: int, output: Path) -> None:
+def _check_values(kind: str, s, n_inputs: int, output: Path) -> None:
     """Checks across options that the settings classes cannot make alone; raises UserError."""
     if kind == "compare":
         from pipeline.jobs.layout import parse_layout
@@ -441,7 +433,7 @@ def _check_values(kind: str, s, workers: int, n_inputs: int, output: Path) -> No
                             f"checkpoint in ckpts", key="labels")
         with about("layout"):
             parse_layout(s.layout, n_inputs)
-    if kind == "walk" and workers > 1:
+    if kind == "walk" and s.workers > 1:
         from pipeline.video import output_format
 
         if output_format(output, s.fmt) != "mp4":

@@ -8,7 +8,7 @@ from pathlib import Path
 
 # Settings that choose how a job runs, not what it makes (the frames are the same bytes on every device,
 # render path and batch size): they are recorded but never make a completed job rerun.
-RUNTIME_FIELDS = ("device", "path", "batch")
+RUNTIME_FIELDS = ("device", "path", "batch", "workers")
 
 
 @dataclass(frozen=True)
@@ -30,8 +30,12 @@ class Job:
     output: Path                  # absolute: a train job's run directory, else the video/image it writes
     outputs: tuple[Path, ...]     # absolute: the files whose hashes say the job is done
     after: tuple[str, ...] = ()   # explicit extra dependencies
-    workers: int = 1              # walk: frame segments rendered in parallel processes
     options: dict = field(default_factory=dict)  # the options as written (defaults merged), for display
+
+    @property
+    def workers(self) -> int:
+        """A walk's frame segments in parallel processes (WalkSettings.workers); 1 for every other kind."""
+        return getattr(self.settings, "workers", 1)
 
     @property
     def deps(self) -> tuple[str, ...]:
@@ -72,10 +76,7 @@ class Job:
         """The recorded-but-not-compared settings (see RUNTIME_FIELDS)."""
         if self.kind == "train":
             return {}
-        values = {k: getattr(self.settings, k) for k in RUNTIME_FIELDS if hasattr(self.settings, k)}
-        if self.kind == "walk":
-            values["workers"] = self.workers
-        return values
+        return {k: getattr(self.settings, k) for k in RUNTIME_FIELDS if hasattr(self.settings, k)}
 
 
 @dataclass(frozen=True)

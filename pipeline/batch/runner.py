@@ -212,7 +212,7 @@ def _run_walk(job: Job, device: str, ctx: _Context, log: JobLog) -> dict:
         from pipeline.jobs.segments import render_walk_segmented
 
         log(f"rendering in {job.workers} frame segments (parallel processes), joined without re-encoding")
-        return render_walk_segmented(ckpt, job.output, s, workers=job.workers, devices=None, progress=progress)
+        return render_walk_segmented(ckpt, job.output, s, devices=None, progress=progress)
     return render_walk(ckpt, job.output, s, progress=progress)
 
 

@@ -136,7 +136,7 @@ def walk(ckpt, output, frames, size, fps, seed, keyframes, seeds, frames_per_tra
                             interp=interp_choice(interp, cubic), repeat_keyframes=repeat_keyframes, scale=scale,
                             invert=invert, classes=classes, keyframes_file=keyframes_file, digits=digits, crf=crf,
                             preset=preset, fmt=fmt,
-                            device=device, path=render_path, batch=batch)
+                            device=device, path=render_path, batch=batch, workers=workers)
     ckpt_name = ckpt or DEFAULT_CHECKPOINT
     if output is None:
         suffix = {"gif": ".gif", "png": ""}.get(fmt, ".mp4")
@@ -156,7 +156,7 @@ def walk(ckpt, output, frames, size, fps, seed, keyframes, seeds, frames_per_tra
         if grid is not None:
             info = render_walk_grid(ckpt_name, output, settings, grid, progress=advance)
         elif workers > 1:
-            info = render_walk_segmented(ckpt_name, output, settings, workers=workers, progress=advance)
+            info = render_walk_segmented(ckpt_name, output, settings, progress=advance)
         else:
             info = render_walk(ckpt_name, output, settings, progress=advance)
     if as_json:

@@ -163,7 +163,7 @@ def _stop(procs) -> None:
             p.join()
 
 
-def render_walk_segmented(ckpt, out, settings: WalkSettings = WalkSettings(), workers: int = 2,
+def render_walk_segmented(ckpt, out, settings: WalkSettings = WalkSettings(), workers: int | None = None,
                           devices: list[str] | None = None, progress: Progress | None = None) -> dict:
     """Render a walk (or class transition) MP4 as `workers` frame segments in parallel processes.
 
@@ -177,6 +177,7 @@ def render_walk_segmented(ckpt, out, settings: WalkSettings = WalkSettings(), wo
     `workers` and `segments`). Ctrl-C or a failing worker stops every worker and leaves nothing at `out`.
     workers=1 is a plain render_walk (on devices[0] when given).
     """
+    workers = settings.workers if workers is None else workers  # the argument wins (tests, library callers)
     if int(workers) < 1:
         raise UserError(f"--workers must be at least 1, got {workers}")
     if int(workers) == 1:

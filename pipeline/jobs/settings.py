@@ -52,6 +52,8 @@ class VideoSettings:
 class WalkSettings(VideoSettings):
     """Everything that determines a walk video's frames and encoding (written to its sidecar)."""
     size: int = 1080               # frame width and height in pixels
+    workers: int = 1               # frame segments rendered in parallel processes (see render_walk_segmented);
+                                   # how it runs, never what it makes
 
     def n_keyframes(self) -> int:
         """How many keyframes the path visits (read from the settings alone, no checkpoint needed)."""
@@ -116,6 +118,8 @@ class WalkSettings(VideoSettings):
                             f"{', '.join(INTERPOLATIONS)}", key="interp")
         if self.batch is not None and self.batch < 1:
             raise UserError(f"--batch must be at least 1, got {self.batch}", key="batch")
+        if isinstance(getattr(self, "workers", 1), bool) or getattr(self, "workers", 1) < 1:
+            raise UserError(f"--workers must be at least 1, got {self.workers}", key="workers")
 
 
 @dataclass(frozen=True)
