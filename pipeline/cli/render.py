@@ -126,9 +126,9 @@ def walk(ckpt, output, frames, size, fps, seed, keyframes, seeds, frames_per_tra
     """Render a latent walk as a video: through random latents (spherical by default), through encodings
     of real digits (--digits, the article's videos: --interp lerp), or digit-class transitions (--classes).
 
-    The article's videos: --digits 8,6,4,2,0,1,3,5,7 --interp lerp --frames 240 --repeat-keyframes (30 frames
-    per transition, both ends rendered, as its sampler did); --frames 241 without --repeat-keyframes shows
-    each keyframe once.
+    The article's videos: --digits 8,6,4,2,0,1,3,5,7 --interp lerp --ease linear --frames 240
+    --repeat-keyframes (30 frames per transition at constant speed, both ends rendered, as its sampler did);
+    --frames 241 without --repeat-keyframes shows each keyframe once.
     """
     settings = WalkSettings(frames=frames_choice(frames, frames_per_transition, 600), size=size, fps=fps, seed=seed,
                             keyframes=keyframes, seeds=seeds, frames_per_transition=frames_per_transition,
