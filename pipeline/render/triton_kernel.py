@@ -30,6 +30,18 @@ if triton is not None:
         return tl.where(x < 0, -t, t)
 
     @triton.jit
+    def _store_output(ptrs, o, mask, OUT_U8: tl.constexpr, INVERT: tl.constexpr):
+        """sigmoid(o) as float, or quantised to uint8 (inverted: 255 - q), the engine's to_uint8 rounding."""
+        o = 1.0 / (1.0 + tl.exp(-o))
+        if OUT_U8:
+            q = tl.minimum(tl.maximum((o * 255.0 + 0.5).to(tl.int32), 0), 255)
+            if INVERT:
+                q = 255 - q
+            tl.store(ptrs, q.to(tl.uint8), mask=mask)
+        else:
+            tl.store(ptrs, o, mask=mask)
+
+    @triton.jit
     def _resnet_kernel(coords_ptr, zb_ptr, w_xyr_ptr, w_ptr, out_ptr, P, n_blocks: tl.constexpr,
                        WIDTH: tl.constexpr, WP: tl.constexpr, RELU_LAYERS: tl.constexpr, BLOCK: tl.constexpr,
                        OUT_U8: tl.constexpr, INVERT: tl.constexpr):
@@ -72,14 +84,7 @@ if triton is not None:
         wo = tl.load(tail + ch, mask=cmask, other=0.0)
         bo = tl.load(tail + WIDTH)
         o = tl.sum(h * wo[None, :], axis=1) + bo  # [BLOCK]
-        o = 1.0 / (1.0 + tl.exp(-o))
-        if OUT_U8:
-            q = tl.minimum(tl.maximum((o * 255.0 + 0.5).to(tl.int32), 0), 255)
-            if INVERT:
-                q = 255 - q
-            tl.store(out_ptr + out_base + offs, q.to(tl.uint8), mask=pmask)
-        else:
-            tl.store(out_ptr + out_base + offs, o, mask=pmask)
+        _store_output(out_ptr + out_base + offs, o, pmask, OUT_U8, INVERT)
 
 
 if triton is not None:
@@ -130,14 +135,7 @@ if triton is not None:
         o = h[0] * tl.load(tail) + tl.load(tail + WIDTH)
         for c in tl.static_range(1, WIDTH):
             o = o + h[c] * tl.load(tail + c)
-        o = 1.0 / (1.0 + tl.exp(-o))
-        if OUT_U8:
-            q = tl.minimum(tl.maximum((o * 255.0 + 0.5).to(tl.int32), 0), 255)
-            if INVERT:
-                q = 255 - q
-            tl.store(out_ptr + out_base + offs, q.to(tl.uint8), mask=pmask)
-        else:
-            tl.store(out_ptr + out_base + offs, o, mask=pmask)
+        _store_output(out_ptr + out_base + offs, o, pmask, OUT_U8, INVERT)
 
 
 LAYOUTS = ("channels", "broadcast")
