@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 
 from pipeline import __version__
+from pipeline.cli import batch, bench, compare, eval, info, render, replay, train
 from pipeline.cli.common import run_cli
 
 
@@ -13,20 +14,8 @@ def cli() -> None:
     """Train CPPN generators on MNIST and render them as high-resolution videos."""
 
 
-def _register() -> None:
-    import importlib
-
-    for name in ("train", "info", "render", "bench", "compare", "batch", "eval", "replay"):
-        try:
-            module = importlib.import_module(f"pipeline.cli.{name}")
-        except ModuleNotFoundError as exc:  # a command module not written yet
-            if exc.name != f"pipeline.cli.{name}":
-                raise
-            continue
-        module.register(cli)
-
-
-_register()
+for _command in (train, info, render, bench, compare, batch, eval, replay):
+    _command.register(cli)
 
 
 def main() -> None:
