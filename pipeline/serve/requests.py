@@ -1,0 +1,171 @@
+"""Requests of the web app checked into library values, with the library's own validation (WalkSettings.validate,
+check_frame_size, check_video_size, walk_path): every problem is a UserError naming the field and the fix."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipeline.errors import UserError
+from pipeline.jobs.settings import WalkSettings
+from pipeline.latents import DEFAULT_EASE, parse_seeds, walk_path
+from pipeline.render.engine import check_frame_size
+from pipeline.serve.workspace import (MAX_KEYFRAMES, MAX_SEEDS, PREVIEW_MAX, THUMB_MAX, WALK_PREVIEW_FRAMES,
+                                      WALK_PREVIEW_MAX, Workspace, check_file_name)
+from pipeline.video import check_video_size
+
+_MISSING = object()
+
+
+def field(body: dict, key: str, kind, default=_MISSING, lo=None, hi=None):
+    """body[key] as `kind` (bool, int, float or str) within [lo, hi]; missing -> default (or an error)."""
+    if not isinstance(body, dict):
+        raise UserError("the request body must be a JSON object")
+    value = body.get(key, _MISSING)
+    if value is _MISSING or value is None:
+        if default is _MISSING:
+            raise UserError(f"{key} is missing; give it", key=key)
+        return default
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+    ok = (isinstance(value, bool) if kind is bool else
+          isinstance(value, int) and not isinstance(value, bool) if kind is int else
+          isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) if kind is float
+          else isinstance(value, str))
+    if not ok:
+        raise UserError(f"{key} must be {names[kind]}, got {value!r}", key=key)
+    if kind is float:
+        value = float(value)
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise UserError(f"{key} must be between {lo} and {hi}, got {value!r}", key=key)
+    return value
+
+
+def latents(value, z_dim: int, key: str = "z", max_rows: int = 1) -> np.ndarray:
+    """A latent [z_dim] (max_rows 1) or rows of them [K, z_dim] from JSON lists: float32 [K, z_dim], finite."""
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise UserError(f"{key} must be a list of {z_dim} numbers" + (" per row" if max_rows > 1 else ""),
+                        key=key) from None
+    if arr.ndim == 1 and max_rows == 1:
+        arr = arr[None]
+    if arr.ndim != 2 or arr.shape[1] != z_dim or not 1 <= arr.shape[0] <= max_rows:
+        want = f"[{z_dim}]" if max_rows == 1 else f"[K, {z_dim}] with 1 <= K <= {max_rows}"
+        raise UserError(f"{key} must have shape {want}, got {list(arr.shape)}", key=key)
+    if not np.all(np.isfinite(arr)) or np.abs(arr).max() > 1e6:
+        raise UserError(f"{key} holds NaN, infinite or absurdly large values; use finite latents", key=key)
+    return arr.astype(np.float32)
+
+
+def size(body: dict, key: str, default: int, most: int, even: bool = False) -> int:
+    n = field(body, key, int, default)
+    check_frame_size(n, n)  # the library's limits first, then the web app's own
+    if n > most:
+        raise UserError(f"{key} {n} is more than the {most} px this view renders; use a smaller one", key=key)
+    if even:
+        check_video_size((n, n), "mp4")
+    return n
+
+
+@dataclass(frozen=True)
+class Preview:
+    id: int
+    ckpt: str
+    z: np.ndarray       # [1, Z]
+    size: int
+    invert: bool
+
+
+def preview(ws: Workspace, body: dict) -> Preview:
+    ckpt = field(body, "ckpt", str, ws.default_id)
+    ws.choice(ckpt)
+    return Preview(id=field(body, "id", int, 0, 0, 2**31), ckpt=ckpt,
+                   z=latents(body.get("z"), ws.checkpoint(ckpt).z_dim), size=size(body, "size", 384, PREVIEW_MAX),
+                   invert=field(body, "invert", bool, False))
+
+
+@dataclass(frozen=True)
+class WalkPreview:
+    id: int
+    ckpt: str
+    latents: np.ndarray  # every frame's latent [frames, Z]
+    size: int
+    invert: bool
+    fps: float
+
+
+def walk_preview(ws: Workspace, body: dict) -> WalkPreview:
+    ckpt = field(body, "ckpt", str, ws.default_id)
+    ws.choice(ckpt)
+    keys = latents(body.get("keyframes"), ws.checkpoint(ckpt).z_dim, "keyframes", MAX_KEYFRAMES)
+    frames = field(body, "frames", int, 48, 1, WALK_PREVIEW_FRAMES)
+    s = WalkSettings(frames=frames, ease=field(body, "ease", str, DEFAULT_EASE),
+                     interp=field(body, "interp", str, "slerp"), loop=field(body, "loop", bool, False))
+    s.validate()
+    path = walk_path(keys, s.frames, loop=s.loop, ease=s.ease, interp=s.interp)
+    return WalkPreview(id=field(body, "id", int, 0, 0, 2**31), ckpt=ckpt, latents=path,
+                       size=size(body, "size", 128, WALK_PREVIEW_MAX), invert=field(body, "invert", bool, False),
+                       fps=field(body, "fps", float, 24.0, 1e-3, 240.0))
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    ckpt: str
+    keyframes: np.ndarray   # [K, Z]
+    settings: WalkSettings  # without keyframes_file (the job writes it)
+    name: str | None        # output stem asked for, or None for a fresh one
+
+
+def render(ws: Workspace, body: dict) -> RenderRequest:
+    """A render job's request: the same checks as `cppn-video walk` makes (WalkSettings.validate, the frame
+    size, even sides for MP4, fps, the walk itself) before anything is written."""
+    ckpt = field(body, "ckpt", str, ws.default_id)
+    ws.choice(ckpt)
+    keys = latents(body.get("keyframes"), ws.checkpoint(ckpt).z_dim, "keyframes", MAX_KEYFRAMES)
+    fps = field(body, "fps", float, 30.0, 1e-3, 1000.0)
+    if fps <= 0:
+        raise UserError(f"fps must be positive, got {fps}", key="fps")
+    has_frames, has_seconds = body.get("frames") is not None, body.get("seconds") is not None
+    if has_frames and has_seconds:
+        raise UserError("frames and seconds both set the video's length; give one", key="seconds")
+    if has_seconds:
+        frames = max(1, round(field(body, "seconds", float, None, 0.0) * fps))
+    else:
+        frames = field(body, "frames", int, 120)
+    s = WalkSettings(frames=frames, size=size(body, "size", 512, 2**31, even=True), fps=fps,
+                     ease=field(body, "ease", str, DEFAULT_EASE), interp=field(body, "interp", str, "slerp"),
+                     loop=field(body, "loop", bool, False), invert=field(body, "invert", bool, False),
+                     keyframes=len(keys))
+    s.validate()
+    walk_path(keys, s.frames, loop=s.loop, ease=s.ease, interp=s.interp)  # e.g. 1 frame without loop: refused now
+    name = field(body, "name", str, None)
+    if name is not None:
+        check_file_name(name)
+        if "." in name:
+            raise UserError(f"name {name!r}: give a name without a suffix (the job adds .mp4, .mp4.json, ...)",
+                            key="name")
+    return RenderRequest(ckpt, keys, s, name)
+
+
+def seeds(body: dict) -> list[int]:
+    spec = field(body, "seeds", str, "0-15")
+    out = parse_seeds(spec)
+    if not 1 <= len(out) <= MAX_SEEDS:
+        raise UserError(f"seeds {spec!r} names {len(out)} seeds; give 1 to {MAX_SEEDS}", key="seeds")
+    return out
+
+
+@dataclass(frozen=True)
+class Thumbs:
+    ckpt: str
+    seeds: list[int]
+    size: int
+    invert: bool
+
+
+def thumbs(ws: Workspace, body: dict) -> Thumbs:
+    """A grid of seed thumbnails: seeds like "0-15" (1 to MAX_SEEDS of them)."""
+    ckpt = field(body, "ckpt", str, ws.default_id)
+    ws.choice(ckpt)
+    return Thumbs(ckpt, seeds(body), size(body, "size", 96, THUMB_MAX), field(body, "invert", bool, False))

@@ -1,0 +1,292 @@
+// cppn-video serve: the page. One WebSocket carries live frames (binary) and render progress (JSON);
+// the JSON API does the rest. At most one preview is in flight: while dragging, the newest position waits
+// and goes out when the previous frame arrives, so frames never queue up behind the slider.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const HEADER = 12; // u32 id, u16 width, u16 height, u16 count, u8 kind, pad (little-endian)
+const S = {
+  ckpt: null, info: null, base: null, sliders: [], keys: [], seedStart: 0,
+  ws: null, nextId: 1, inflight: 0, dirty: false, walkId: 0, walkTimer: null, job: null,
+};
+
+function showError(msg) {
+  const el = $("error");
+  el.textContent = msg || "";
+  el.hidden = !msg;
+}
+
+async function api(path, body) {
+  const opts = body === undefined ? {} : {method: "POST", headers: {"Content-Type": "application/json"},
+                                          body: JSON.stringify(body)};
+  const res = await fetch(path, opts);
+  const data = await res.json().catch(() => ({error: `HTTP ${res.status}`}));
+  if (!res.ok) throw new Error(data.error || `HTTP ${res.status}`);
+  return data;
+}
+
+// ------------------------------------------------------------------ latent state
+
+function currentZ() {
+  const z = S.base.slice();
+  S.sliders.forEach((s, i) => {
+    const d = S.info.directions[i], k = s * S.info.spread[i];
+    for (let j = 0; j < z.length; j++) z[j] += k * d[j];
+  });
+  return z;
+}
+
+function setBase(z, where) {
+  S.base = z.slice();
+  S.sliders = S.sliders.map(() => 0);
+  document.querySelectorAll("#sliders input").forEach((el) => { el.value = 0; });
+  $("where").textContent = where;
+  requestPreview();
+}
+
+// ------------------------------------------------------------------ live preview
+
+function drawGray(canvas, bytes, w, h) {
+  if (canvas.width !== w || canvas.height !== h) { canvas.width = w; canvas.height = h; }
+  const ctx = canvas.getContext("2d");
+  const img = ctx.createImageData(w, h);
+  const px = img.data;
+  for (let i = 0, j = 0; i < w * h; i++, j += 4) {
+    const v = bytes[i];
+    px[j] = v; px[j + 1] = v; px[j + 2] = v; px[j + 3] = 255;
+  }
+  ctx.putImageData(img, 0, 0);
+}
+
+function requestPreview() {
+  S.dirty = true;
+  pump();
+}
+
+function pump() {
+  if (S.inflight || !S.dirty || !S.ws || S.ws.readyState !== WebSocket.OPEN || !S.base) return;
+  S.dirty = false;
+  S.inflight = S.nextId++;
+  S.ws.send(JSON.stringify({type: "preview", id: S.inflight, ckpt: S.ckpt, z: currentZ(),
+                            size: +$("preview-size").value, invert: $("invert").checked}));
+}
+
+function onFrame(buf) {
+  const v = new DataView(buf);
+  const id = v.getUint32(0, true), w = v.getUint16(4, true), h = v.getUint16(6, true);
+  const n = v.getUint16(8, true), kind = v.getUint8(10);
+  const pixels = new Uint8Array(buf, HEADER);
+  if (kind === 0) {
+    drawGray($("preview"), pixels, w, h);
+    $("preview").dataset.frame = String(id);
+    if (id === S.inflight) { S.inflight = 0; pump(); }
+  } else if (id === S.walkId) {
+    playWalk(pixels, w, h, n);
+  }
+}
+
+function connect() {
+  const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`);
+  ws.binaryType = "arraybuffer";
+  ws.onopen = () => { $("conn").textContent = "live"; S.inflight = 0; requestPreview(); };
+  ws.onclose = () => { $("conn").textContent = "disconnected: reload the page"; S.ws = null; };
+  ws.onmessage = (ev) => {
+    if (ev.data instanceof ArrayBuffer) { onFrame(ev.data); return; }
+    const msg = JSON.parse(ev.data);
+    if (msg.type === "job") showJob(msg.job);
+    else if (msg.type === "error") {
+      showError(msg.error);
+      if (msg.id === S.inflight) S.inflight = 0;
+    }
+  };
+  S.ws = ws;
+}
+
+// ------------------------------------------------------------------ checkpoint, classes, sliders, seeds
+
+async function loadCheckpoint(id) {
+  showError("");
+  S.ckpt = id;
+  S.info = await api(`/api/checkpoint/${encodeURIComponent(id)}`);
+  const classes = $("classes");
+  classes.innerHTML = "";
+  S.info.class_latents.forEach((z, c) => {
+    const b = document.createElement("button");
+    b.id = `class-${c}`; b.textContent = String(c); b.title = `class mean of ${c}`;
+    b.onclick = () => setBase(z, `class ${c} (mean)`);
+    classes.appendChild(b);
+  });
+  const sliders = $("sliders");
+  sliders.innerHTML = "";
+  S.sliders = S.info.directions.map(() => 0);
+  S.info.directions.forEach((_, i) => {
+    const label = document.createElement("label");
+    label.innerHTML = `PC${i + 1} <input id="dir-${i}" type="range" min="-3" max="3" step="0.02" value="0">`;
+    sliders.appendChild(label);
+    label.querySelector("input").addEventListener("input", (ev) => { S.sliders[i] = +ev.target.value; requestPreview(); });
+  });
+  if (S.keys.length && S.keys[0].z.length !== S.info.z_dim) S.keys = [];
+  renderKeys();
+  await loadSeeds();
+  if (!S.base || S.base.length !== S.info.z_dim) setBase(S.info.class_latents[0], "class 0 (mean)");
+  else requestPreview();
+}
+
+async function loadSeeds() {
+  const lo = S.seedStart, hi = lo + 15;
+  $("seeds-range").textContent = `${lo}–${hi}`;
+  const data = await api("/api/thumbs", {ckpt: S.ckpt, seeds: `${lo}-${hi}`, size: 72, invert: $("invert").checked});
+  const grid = $("seeds");
+  grid.innerHTML = "";
+  data.thumbs.forEach((t) => {
+    const img = document.createElement("img");
+    img.src = t.png; img.alt = `seed ${t.seed}`; img.title = `seed ${t.seed}`; img.dataset.seed = t.seed;
+    img.className = "thumb";
+    img.onclick = () => {
+      grid.querySelectorAll("img").forEach((el) => el.classList.remove("chosen"));
+      img.classList.add("chosen");
+      setBase(t.z, `seed ${t.seed}`);
+    };
+    grid.appendChild(img);
+  });
+}
+
+// ------------------------------------------------------------------ keyframes
+
+function addKey() {
+  const thumb = document.createElement("canvas");
+  thumb.width = 64; thumb.height = 64;
+  thumb.getContext("2d").drawImage($("preview"), 0, 0, 64, 64);
+  S.keys.push({z: currentZ(), label: $("where").textContent, thumb});
+  renderKeys();
+}
+
+function renderKeys() {
+  const ol = $("keys");
+  ol.innerHTML = "";
+  S.keys.forEach((k, i) => {
+    const li = document.createElement("li");
+    li.className = "key"; li.title = k.label;
+    li.appendChild(k.thumb);
+    const bar = document.createElement("span");
+    const mk = (text, title, fn, disabled) => {
+      const b = document.createElement("button");
+      b.textContent = text; b.title = title; b.disabled = disabled; b.onclick = fn; bar.appendChild(b);
+    };
+    mk("‹", "move earlier", () => { [S.keys[i - 1], S.keys[i]] = [S.keys[i], S.keys[i - 1]]; renderKeys(); }, i === 0);
+    mk("×", "delete", () => { S.keys.splice(i, 1); renderKeys(); }, false);
+    mk("›", "move later", () => { [S.keys[i + 1], S.keys[i]] = [S.keys[i], S.keys[i + 1]]; renderKeys(); },
+       i === S.keys.length - 1);
+    li.appendChild(bar);
+    ol.appendChild(li);
+  });
+  $("key-count").textContent = String(S.keys.length);
+}
+
+function walkSettings() {
+  return {ease: $("ease").value, interp: $("interp").value, loop: $("loop").checked};
+}
+
+function startWalkPreview() {
+  if (!S.keys.length) { showError("add a keyframe first"); return; }
+  if (!S.ws || S.ws.readyState !== WebSocket.OPEN) return;
+  stopWalk();
+  S.walkId = S.nextId++;
+  const frames = Math.min(240, Math.max(2, 16 * S.keys.length));
+  S.ws.send(JSON.stringify({type: "walk", id: S.walkId, ckpt: S.ckpt, keyframes: S.keys.map((k) => k.z),
+                            frames, size: 128, invert: $("invert").checked, ...walkSettings()}));
+}
+
+function playWalk(pixels, w, h, n) {
+  stopWalk();
+  let i = 0;
+  const fps = +$("r-fps").value || 24;
+  S.walkTimer = setInterval(() => {
+    drawGray($("walk"), pixels.subarray(i * w * h, (i + 1) * w * h), w, h);
+    i += 1;
+    if (i >= n) { if ($("loop").checked) i = 0; else stopWalk(); }
+  }, 1000 / fps);
+}
+
+function stopWalk() {
+  if (S.walkTimer) clearInterval(S.walkTimer);
+  S.walkTimer = null;
+}
+
+// ------------------------------------------------------------------ render job
+
+async function startRender() {
+  showError("");
+  const body = {ckpt: S.ckpt, keyframes: S.keys.map((k) => k.z), size: +$("r-size").value, fps: +$("r-fps").value,
+                invert: $("invert").checked, ...walkSettings()};
+  const seconds = $("r-seconds").value.trim();
+  if (seconds) body.seconds = +seconds; else body.frames = +$("r-frames").value;
+  try {
+    showJob(await api("/api/render", body));
+  } catch (e) { showError(e.message); }
+}
+
+async function cancelRender() {
+  try { showJob(await api("/api/job/cancel", {})); } catch (e) { showError(e.message); }
+}
+
+function playable() {
+  return $("result").canPlayType('video/mp4; codecs="avc1.640028"') !== "";
+}
+
+async function showJob(job) {
+  const prev = S.job;
+  S.job = job;
+  const running = job.state === "running";
+  $("render").disabled = running;
+  $("cancel").disabled = !running;
+  $("r-progress").max = job.total || 1;
+  $("r-progress").value = job.done || 0;
+  $("r-status").textContent = job.state === "idle" ? "idle"
+    : `${job.name}: ${job.state}${running ? ` ${job.done}/${job.total} frames` : ""}${job.error ? `: ${job.error}` : ""}`;
+  $("r-status").dataset.state = job.state;
+  if (job.state !== "done" || (prev && prev.id === job.id && prev.state === "done")) return;
+  const files = job.files;
+  let src = `/files/${encodeURIComponent(files.video)}`;
+  const links = [[files.video, "MP4"], [files.sidecar, "sidecar"], [files.keyframes, "keyframes .npy"]];
+  if (!playable()) {  // no H.264 in this browser: ask for a VP9 WebM of the same render
+    try {
+      const w = await api("/api/webm", {name: files.video});
+      src = `/files/${encodeURIComponent(w.webm)}`;
+      links.push([w.webm, "WebM"]);
+    } catch (e) { showError(e.message); }
+  }
+  const video = $("result");
+  video.src = src; video.hidden = false; video.play().catch(() => {});
+  $("downloads").innerHTML = links.map(([name, label]) =>
+    `<a href="/files/${encodeURIComponent(name)}?download=1" download="${name}">${label}</a>`).join("");
+  $("command").value = job.command;
+  $("preset").value = job.preset;
+}
+
+// ------------------------------------------------------------------ start
+
+async function main() {
+  const state = await api("/api/state");
+  const sel = $("ckpt");
+  state.checkpoints.forEach((c) => {
+    const o = document.createElement("option");
+    o.value = c.id; o.textContent = c.label; sel.appendChild(o);
+  });
+  sel.value = state.default;
+  sel.onchange = () => loadCheckpoint(sel.value).catch((e) => showError(e.message));
+  $("invert").onchange = () => { requestPreview(); loadSeeds().catch((e) => showError(e.message)); };
+  $("preview-size").onchange = requestPreview;
+  $("add-key").onclick = addKey;
+  $("play").onclick = startWalkPreview;
+  $("stop").onclick = stopWalk;
+  $("render").onclick = startRender;
+  $("cancel").onclick = cancelRender;
+  $("seeds-prev").onclick = () => { S.seedStart = Math.max(0, S.seedStart - 16); loadSeeds(); };
+  $("seeds-next").onclick = () => { S.seedStart += 16; loadSeeds(); };
+  connect();
+  await loadCheckpoint(state.default);
+  showJob(state.job);
+}
+
+main().catch((e) => showError(e.message));
