@@ -1,0 +1,272 @@
+"""`cppn-video serve`'s API in-process (Starlette's TestClient): live frames over the WebSocket equal the
+renderer's, walk previews follow walk_path, render jobs make the same video as `walk` with progress, cancel
+leaves nothing, bad input gets a JSON error, and the token and --out fences hold."""
+from __future__ import annotations
+
+import ast
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("starlette", reason="the serve extra is not installed: pip install -e '.[serve-test]'")
+pytest.importorskip("httpx", reason="Starlette's TestClient needs httpx: pip install -e '.[serve-test]'")
+
+with warnings.catch_warnings():  # Starlette >= 1.0 would rather run its TestClient on httpx2
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient  # noqa: E402
+from starlette.websockets import WebSocketDisconnect  # noqa: E402
+
+from cli_helpers import run_main  # noqa: E402
+from pipeline.checkpoint import load_checkpoint  # noqa: E402
+from pipeline.latents import seed_latents, walk_path  # noqa: E402
+from pipeline.render import Renderer  # noqa: E402
+from pipeline.serve.app import FRAME_HEADER, KIND_PREVIEW, KIND_WALK, create_app  # noqa: E402
+from video_helpers import read_video  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # TestClient on httpx (Starlette >= 1.x)
+
+
+@pytest.fixture(scope="module")
+def e24():
+    return load_checkpoint("e24")
+
+
+@pytest.fixture()
+def client(tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        app = create_app(out=tmp_path / "out")
+        with TestClient(app) as c:
+            c.out = tmp_path / "out"
+            yield c
+
+
+def _frame(data: bytes):
+    rid, w, h, n, kind = FRAME_HEADER.unpack(data[:FRAME_HEADER.size])
+    return rid, kind, np.frombuffer(data[FRAME_HEADER.size:], np.uint8).reshape(n, h, w)
+
+
+def _job_events(ws, until=("done", "cancelled", "failed")):
+    events = []
+    while True:
+        msg = ws.receive_json()
+        if msg["type"] == "job":
+            events.append(msg["job"])
+            if msg["job"]["state"] in until:
+                return events
+
+
+def test_preview_over_websocket_is_the_renderers_frame(client, e24):
+    z = seed_latents([3], e24.z_dim)
+    with client.websocket_connect("/ws") as ws:
+        assert ws.receive_json() == {"type": "job", "job": {"state": "idle"}}
+        for rid, invert in ((7, False), (8, True)):
+            ws.send_text(json.dumps({"type": "preview", "id": rid, "ckpt": "e24", "z": z[0].tolist(), "size": 96,
+                                     "invert": invert}))
+            got_id, kind, frames = _frame(ws.receive_bytes())
+            assert (got_id, kind, frames.shape) == (rid, KIND_PREVIEW, (1, 96, 96))
+            np.testing.assert_array_equal(frames, Renderer(e24.generator, 96, 96).render(z, invert=invert))
+
+
+def test_preview_bad_message_gets_an_error_and_the_socket_stays_open(client, e24):
+    with client.websocket_connect("/ws") as ws:
+        ws.receive_json()
+        for msg, words in (({"type": "preview", "id": 1, "z": [1.0, 2.0]}, "z must have shape [32]"),
+                           ({"type": "preview", "id": 2, "z": [0.0] * 32, "size": 5000}, "more than the 1024"),
+                           ({"type": "preview", "id": 3, "z": [0.0] * 32, "ckpt": "/etc/passwd"}, "unknown checkpoint"),
+                           ({"type": "preview", "id": 4, "z": [float("nan")] * 32}, "NaN"),
+                           ({"type": "jump", "id": 5}, "unknown message type")):
+            ws.send_text(json.dumps(msg))
+            reply = ws.receive_json()
+            assert reply["type"] == "error" and reply["id"] == msg["id"] and words in reply["error"], reply
+        ws.send_text("not json")
+        assert "JSON" in ws.receive_json()["error"]
+        ws.send_text(json.dumps({"type": "preview", "id": 9, "z": [0.0] * 32, "size": 32}))
+        assert _frame(ws.receive_bytes())[0] == 9
+
+
+def test_checkpoint_info_seeds_and_class_latents(client, e24):
+    state = client.get("/api/state").json()
+    assert {"e24", "e6", "prev"} <= {c["id"] for c in state["checkpoints"]} and state["default"] == "e24"
+    info = client.get("/api/checkpoint/e24").json()
+    np.testing.assert_allclose(info["class_latents"], e24.class_latents.numpy(), rtol=1e-6)
+    dirs = np.asarray(info["directions"])
+    assert dirs.shape == (3, 32)
+    np.testing.assert_allclose(dirs @ dirs.T, np.eye(3), atol=1e-9)  # orthonormal slider directions
+    assert all(s > 0 for s in info["spread"])
+    thumbs = client.post("/api/thumbs", json={"ckpt": "e24", "seeds": "5-8", "size": 32}).json()["thumbs"]
+    assert [t["seed"] for t in thumbs] == [5, 6, 7, 8]
+    np.testing.assert_array_equal(np.asarray([t["z"] for t in thumbs], np.float32), seed_latents([5, 6, 7, 8], 32))
+    assert all(t["png"].startswith("data:image/png;base64,") for t in thumbs)
+    assert client.get("/api/checkpoint/nope").json()["error"].startswith("unknown checkpoint 'nope'")
+
+
+def test_walk_preview_renders_the_walk_path(client, e24):
+    keys = seed_latents([1, 2, 3], e24.z_dim)
+    with client.websocket_connect("/ws") as ws:
+        ws.receive_json()
+        ws.send_text(json.dumps({"type": "walk", "id": 11, "ckpt": "e24", "keyframes": keys.tolist(), "frames": 9,
+                                 "size": 32, "ease": "linear", "loop": True, "interp": "lerp"}))
+        rid, kind, frames = _frame(ws.receive_bytes())
+    assert (rid, kind, frames.shape) == (11, KIND_WALK, (9, 32, 32))
+    want = walk_path(keys, 9, loop=True, ease="linear", interp="lerp")
+    np.testing.assert_array_equal(frames, Renderer(e24.generator, 32, 32).render(want))
+
+
+def test_render_job_reports_progress_and_makes_the_walk(client, e24):
+    keys = np.asarray(client.get("/api/checkpoint/e24").json()["class_latents"][:3], np.float32)
+    with client.websocket_connect("/ws") as ws:
+        ws.receive_json()
+        r = client.post("/api/render", json={"ckpt": "e24", "keyframes": keys.tolist(), "size": 64, "frames": 12,
+                                             "fps": 24, "ease": "linear", "loop": True})
+        assert r.status_code == 202 and r.json()["state"] == "running", r.json()
+        busy = client.post("/api/render", json={"keyframes": keys.tolist(), "size": 64, "frames": 12})
+        if busy.status_code != 202:  # the first may already be done on a fast machine
+            assert busy.status_code == 409 and "still running" in busy.json()["error"]
+        events = _job_events(ws)
+    job = events[-1]
+    assert job["state"] == "done" and job["done"] == job["total"] == 12, job
+    assert [e["done"] for e in events] == sorted(e["done"] for e in events)
+    out = client.out
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(job["name"])) == sorted(job["files"].values())
+    frames = read_video(out / job["files"]["video"])
+    assert frames.shape == (12, 64, 64)
+    np.testing.assert_array_equal(np.load(out / job["files"]["keyframes"]), keys)
+    side = json.loads((out / job["files"]["sidecar"]).read_text())
+    assert (side["frames"], side["fps"], side["settings"]["loop"], side["settings"]["ease"]) == (12, 24.0, True, "linear")
+    np.testing.assert_allclose(side["keyframes"], keys, rtol=1e-6)
+    assert "--keyframes-file" in job["command"] and "--loop" in job["command"] and 'kind = "walk"' in job["preset"]
+    got = client.get(f"/files/{job['files']['video']}?download=1")
+    assert got.status_code == 200 and got.content == (out / job["files"]["video"]).read_bytes()
+    assert "attachment" in got.headers["content-disposition"]
+    assert client.get("/api/job").json()["state"] == "done"
+
+
+def test_cancel_stops_the_render_and_leaves_nothing(client):
+    keys = seed_latents([1, 2], 32)
+    client.app.state.jobs.every_s = 0.0
+    with client.websocket_connect("/ws") as ws:
+        ws.receive_json()
+        r = client.post("/api/render", json={"keyframes": keys.tolist(), "size": 32, "frames": 200_000})
+        assert r.status_code == 202, r.json()
+        while True:  # wait for frames to be rendering, then cancel
+            msg = ws.receive_json()
+            if msg["type"] == "job" and msg["job"]["done"] > 0:
+                break
+        job = client.post("/api/job/cancel").json()
+    assert job["state"] == "cancelled" and job["done"] < 200_000
+    assert list(client.out.iterdir()) == []  # no video, sidecar, keyframes or temp file
+    assert "nothing to cancel" in client.post("/api/job/cancel").json()["error"]
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"size": 63}, "must be even"),
+    ({"size": 20000}, "between 1 and 16384"),
+    ({"frames": 0}, "--frames must be at least 1"),
+    ({"frames": 1}, "needs at least 2 frames"),
+    ({"seconds": 2.0}, "give one"),
+    ({"ease": "bouncy"}, "unknown easing 'bouncy'"),
+    ({"interp": "spline"}, "unknown interpolation"),
+    ({"fps": 0}, "fps must be between"),
+    ({"keyframes": [[0.0] * 31]}, "keyframes must have shape [K, 32]"),
+    ({"keyframes": []}, "keyframes must have shape"),
+    ({"ckpt": "../e24.pt"}, "unknown checkpoint"),
+    ({"name": "../evil"}, "bad file name"),
+    ({"name": "/tmp/evil"}, "bad file name"),
+    ({"size": "64"}, "size must be an integer"),
+])
+def test_bad_render_requests_get_a_json_error(client, change, words):
+    body = {"keyframes": seed_latents([1, 2], 32).tolist(), "size": 64, "frames": 12, **change}
+    r = client.post("/api/render", json=body)
+    assert r.status_code == 400 and words in r.json()["error"], r.json()
+    assert list(client.out.iterdir()) == []
+
+
+def test_a_body_that_is_not_json_gets_a_json_error(client):
+    r = client.post("/api/render", content=b"{nope", headers={"content-type": "application/json"})
+    assert r.status_code == 400 and "not valid JSON" in r.json()["error"]
+    assert client.get("/api/nothing").json() == {"error": "Not Found"}
+
+
+@pytest.mark.parametrize("name", ["..%2F..%2Fetc%2Fpasswd", "%2Fetc%2Fpasswd", "%2E%2E", ".hidden", "outside.txt",
+                                  ".x.mp4.0123abcd.partial.mp4"])
+def test_no_request_reaches_a_file_outside_out(client, tmp_path, name):
+    (tmp_path / "outside.txt").write_text("secret")
+    (client.out / "outside.txt").symlink_to(tmp_path / "outside.txt")  # a link out of --out counts as outside
+    (client.out / ".x.mp4.0123abcd.partial.mp4").write_bytes(b"half")  # a render's temp file is not an output
+    r = client.get(f"/files/{name}")
+    assert r.status_code in (400, 404) and "secret" not in r.text and "half" not in r.text
+    assert "error" in r.json()
+
+
+def test_a_token_guards_every_request_and_the_socket(tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        c = TestClient(create_app(out=tmp_path, token="s3cret"))
+    for bad in ("/api/state", "/api/state?token=wrong", "/", "/files/x.mp4"):
+        r = c.get(bad)
+        assert r.status_code == 403 and "token" in r.json()["error"], bad
+    with pytest.raises(WebSocketDisconnect) as e:
+        with c.websocket_connect("/ws") as ws:
+            ws.receive_json()
+    assert e.value.code == 1008
+    assert c.get("/?token=s3cret").status_code == 200  # as printed; sets the cookie the page then uses
+    assert c.get("/api/state").status_code == 200
+    with c.websocket_connect("/ws") as ws:
+        assert ws.receive_json()["type"] == "job"
+    fresh = TestClient(c.app)
+    assert fresh.get("/api/state", headers={"Authorization": "token s3cret"}).status_code == 200
+
+
+def test_cli_serve_needs_the_token_off_localhost(tmp_path, monkeypatch):
+    import pipeline.serve.app as app_module
+
+    ran = {}
+    monkeypatch.setattr(app_module, "run", lambda app, host, port: ran.update(app=app, host=host, port=port))
+    res = run_main(["serve", "--host", "0.0.0.0", "--port", "8765", "--out", tmp_path / "o"])
+    assert res.returncode == 0, res.stderr
+    url = res.stdout.split()[2]
+    assert url.startswith("http://127.0.0.1:8765/?token=") and ran["host"] == "0.0.0.0"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        c = TestClient(ran["app"])
+    assert c.get("/api/state").status_code == 403
+    assert c.get("/api/state?token=" + url.split("token=")[1]).status_code == 200
+
+    res = run_main(["serve", "--out", tmp_path / "o"])  # localhost: no token, and only local Host names
+    assert res.returncode == 0 and "?token=" not in res.stdout
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        c = TestClient(ran["app"], base_url="http://127.0.0.1:8000")
+    assert c.get("/api/state").status_code == 200
+    assert c.get("/api/state", headers={"host": "evil.example"}).status_code == 400
+
+
+def test_cli_serve_without_the_extra_says_how_to_install_it(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "pipeline.serve.app", None)  # as if starlette were missing
+    res = run_main(["serve", "--out", tmp_path])
+    assert res.returncode == 1
+    assert res.stderr.count("\n") == 1 and 'pip install "cppn-video[serve]"' in res.stderr, res.stderr
+
+
+def test_cli_serve_bad_checkpoint_is_one_line(tmp_path):
+    res = run_main(["serve", "--ckpt", tmp_path / "missing.pt", "--out", tmp_path])
+    assert res.returncode == 1 and res.stderr.startswith("error: checkpoint") and res.stderr.count("\n") == 1
+
+
+def test_only_the_serve_package_imports_the_web_stack():
+    root = Path(__file__).resolve().parents[1] / "pipeline"
+    web = {"starlette", "fastapi", "uvicorn", "websockets", "selenium", "httpx"}
+    bad = []
+    for path in root.rglob("*.py"):
+        if path.is_relative_to(root / "serve"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            bad += [f"{path.relative_to(root)} imports {n}" for n in names if n.split(".")[0] in web]
+    assert not bad, bad
