@@ -12,6 +12,7 @@ import secrets
 import struct
 import subprocess
 import threading
+from contextlib import contextmanager
 from http.cookies import SimpleCookie
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -322,3 +323,28 @@ def run(app, host: str = "127.0.0.1", port: int = 8000) -> None:
     import uvicorn
 
     uvicorn.run(app, host=host, port=port, log_level="warning", ws_max_size=64 << 20)
+
+
+@contextmanager
+def background_server(app, host: str = "127.0.0.1"):
+    """Serve `app` with uvicorn on a free port in a thread (for the browser test and the benchmark); yields its
+    base URL and stops the server on exit."""
+    import time
+
+    import uvicorn
+
+    config = uvicorn.Config(app, host=host, port=0, log_level="warning", ws_max_size=64 << 20)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="serve", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the web server did not start")
+        time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
