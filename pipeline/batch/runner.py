@@ -293,7 +293,31 @@ def _run_train(job: Job, device: str, ctx: _Context, log: JobLog, forced: bool, 
     return result, resume
 
 
-def _execute(job: Job, device: str, inputs: dict, status: JobStatus, forced: bool, ctx: _Context) -> tuple:
+def local_work(job: Job, device: str, ctx: _Context, log: JobLog, forced: bool, status: JobStatus) -> bool:
+    """Do one job's work on this machine (train, or render on `device`); returns whether a train job resumed.
+
+    Raises JobStopped when stopped, or the job's error. The batch's other engine (pipeline.farm) passes
+    its own function of this signature to run_batch, and shares everything else.
+    """
+    if job.kind == "train":
+        result, resumed = _run_train(job, device, ctx, log, forced, status.code)
+        if result.interrupted:
+            raise JobStopped
+        return resumed
+    if job.kind == "walk":
+        _run_walk(job, device, ctx, log)
+    elif job.kind == "still":
+        _run_still(job, device, ctx, log)
+    else:
+        _run_compare(job, device, ctx, log)
+    return False
+
+
+Work = Callable[[Job, str, _Context, JobLog, bool, JobStatus], bool]
+
+
+def _execute(job: Job, device: str, inputs: dict, status: JobStatus, forced: bool, ctx: _Context,
+             work: Work = local_work) -> tuple:
     """Run one job in a worker thread -> (JobOutcome, manifest entry). Never raises (except JobStopped's kin)."""
     out_dir = ctx.preset.out_dir
     log_path = out_dir / LOGS_DIR / f"{job.name}.log"
@@ -310,16 +334,7 @@ def _execute(job: Job, device: str, inputs: dict, status: JobStatus, forced: boo
         leftovers = clear_leftovers(job)
         if leftovers:
             log(f"removed temp files of a killed earlier run: {', '.join(leftovers)}")
-        if job.kind == "train":
-            result, resumed = _run_train(job, device, ctx, log, forced, status.code)
-            if result.interrupted:
-                raise JobStopped
-        elif job.kind == "walk":
-            _run_walk(job, device, ctx, log)
-        elif job.kind == "still":
-            _run_still(job, device, ctx, log)
-        else:
-            _run_compare(job, device, ctx, log)
+        resumed = work(job, device, ctx, log, forced, status)
         outputs = output_hashes(job, out_dir, HashCache())
         missing = [k for k, v in outputs.items() if v is None]
         if missing:
@@ -366,7 +381,8 @@ def write_resolved(preset: Preset) -> Path:
 
 
 def run_batch(preset: Preset, only=None, force: bool = False, devices: list[str] | None = None,
-              progress: Event | None = None, stop_flag: threading.Event | None = None) -> BatchResult:
+              progress: Event | None = None, stop_flag: threading.Event | None = None,
+              work: Work = local_work) -> BatchResult:
     """Run the selected jobs of a validated preset; returns every job's outcome (see the module doc).
 
     only: job names; they and everything they need are selected (default: all jobs). force: rerun the
@@ -375,6 +391,8 @@ def run_batch(preset: Preset, only=None, force: bool = False, devices: list[str]
     "job_start" (job, kind, device, reason), "job_total" (job, total, unit), "job_advance" (job, n,
     info) and "job_end" (job, status, reason, seconds, log); it is called from worker threads too.
     stop_flag: a threading.Event; when set, no new job starts and running ones stop at their next batch.
+    work: what does one job (local_work: on this machine; pipeline.farm passes one that runs it on a Ray
+    cluster, with one slot per job it may have in flight).
     """
     devices = list(devices) if devices else parse_devices("auto")
     emit = progress or (lambda event: None)
@@ -382,11 +400,11 @@ def run_batch(preset: Preset, only=None, force: bool = False, devices: list[str]
     names = select(preset, only)
     forced = forced_jobs(names, only, force)
     with folder_lock(preset.out_dir, "--out"):  # a second batch on this folder refuses: one manifest writer
-        return _run_locked(preset, names, forced, devices, emit, stop)
+        return _run_locked(preset, names, forced, devices, emit, stop, work)
 
 
 def _run_locked(preset: Preset, names: list[str], forced: set[str], devices: list[str], emit: Event,
-                stop: threading.Event) -> BatchResult:
+                stop: threading.Event, work: Work = local_work) -> BatchResult:
     out_dir = preset.out_dir
     manifest = Manifest.load(out_dir)  # a damaged manifest stops us before anything runs
     write_resolved(preset)
@@ -433,7 +451,7 @@ def _run_locked(preset: Preset, names: list[str], forced: set[str], devices: lis
             pending.remove(name)
             status, inputs = decisions[name]
             emit({"event": "job_start", "job": name, "kind": job.kind, "device": device, "reason": status.reason})
-            future = pool.submit(_execute, job, device, inputs, status, name in forced, ctx)
+            future = pool.submit(_execute, job, device, inputs, status, name in forced, ctx, work)
             running[future] = (name, device)
 
     def collect(timeout: float | None) -> None:

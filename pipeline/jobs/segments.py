@@ -49,6 +49,46 @@ def _stop_worker(signum, frame):
     raise KeyboardInterrupt
 
 
+def render_segment(ck, latents: np.ndarray, settings: WalkSettings, device: str, threads: int, out,
+                   progress: Progress | None = None) -> dict:
+    """Render one segment's frames (latents [n, Z], already sliced) into the MP4 `out`, its own x264 encode;
+    returns its sidecar entry (render_path, device, seconds). The one per-segment render: the local worker
+    processes and the Ray farm's segment tasks both call it, so their joined videos are the same bytes."""
+    import torch
+
+    from pipeline.jobs.render import stream_frames
+    from pipeline.render import Renderer, default_batch
+    from pipeline.video import open_writer
+
+    torch.set_num_threads(threads)
+    s = settings
+    t0 = time.perf_counter()
+    with Renderer(ck.generator, s.size, s.size, scale=s.scale, path=s.path, device=device,
+                  threads=threads) as renderer:
+        batch = s.batch or default_batch(s.size, s.size, renderer.device)
+        with open_writer(out, (s.size, s.size), fps=s.fps, fmt="mp4", crf=s.crf, preset=s.preset,
+                         lossless=s.lossless) as writer:
+            stream_frames(renderer, latents, writer, batch, s.invert, progress=progress)
+        info = {"render_path": renderer.path, "device": str(renderer.device)}
+    info["seconds"] = round(time.perf_counter() - t0, 3)
+    return info
+
+
+def publish_segments(w, parts: list[Path], done: dict, bounds: list[tuple[int, int]], t0: float,
+                     tmpdir: Path) -> dict:
+    """Join finished segments (in `tmpdir`) losslessly and publish the walk `w.out` with its sidecar
+    (render_walk's, plus workers and segments: done[i] is segment i's render_segment entry)."""
+    joined = tmpdir / "joined.mp4"
+    join_segments(parts, joined)
+    seconds = time.perf_counter() - t0
+    first = done[0]
+    info = walk_sidecar(w.settings, w.ck, w.out, w.fmt, w.keys, len(w.latents), w.bank_rows, first["render_path"],
+                        first["device"], seconds, workers=len(bounds),
+                        segments=[{"index": i, "start": a, "stop": b, **done[i]} for i, (a, b) in enumerate(bounds)])
+    publish(joined, w.out, info)
+    return info
+
+
 def _segment_worker(index: int, ckpt_path: str, sha256: str, latents_file: str, start: int, stop: int,
                     settings: WalkSettings, device: str, threads: int, out: str, messages, parent: int) -> None:
     """Render frames [start, stop) of the path in `latents_file` into the MP4 `out`; report
@@ -61,28 +101,12 @@ def _segment_worker(index: int, ckpt_path: str, sha256: str, latents_file: str, 
         messages.put(("progress", index, n))
 
     try:
-        import torch
-
-        from pipeline.jobs.render import stream_frames
-        from pipeline.render import Renderer, default_batch
-        from pipeline.video import open_writer
-
-        torch.set_num_threads(threads)
-        s = settings
         latents = np.load(latents_file)[start:stop]  # [n, Z]
         ck = load_checkpoint(ckpt_path)
         if ck.sha256 != sha256:
             raise UserError(f"checkpoint {ckpt_path} changed while rendering (SHA-256 differs); "
                             f"render again from a file that stays put")
-        t0 = time.perf_counter()
-        with Renderer(ck.generator, s.size, s.size, scale=s.scale, path=s.path, device=device,
-                      threads=threads) as renderer:
-            batch = s.batch or default_batch(s.size, s.size, renderer.device)
-            with open_writer(out, (s.size, s.size), fps=s.fps, fmt="mp4", crf=s.crf, preset=s.preset,
-                             lossless=s.lossless) as writer:
-                stream_frames(renderer, latents, writer, batch, s.invert, progress=report)
-            info = {"render_path": renderer.path, "device": str(renderer.device)}
-        info["seconds"] = round(time.perf_counter() - t0, 3)
+        info = render_segment(ck, latents, settings, device, threads, out, progress=report)
         messages.put(("done", index, info))
     except KeyboardInterrupt:
         pass  # stopped by the parent: it already knows, and cleans up the rest
@@ -187,7 +211,7 @@ def render_walk_segmented(ckpt, out, settings: WalkSettings = WalkSettings(), wo
         raise UserError(f"segmented rendering joins MP4 files only, but {Path(out).name} is not; "
                         f"name the output .mp4 or render with one worker")
     w = prepare_walk(ckpt, out, settings)  # the whole path, once: [frames, Z]
-    s, out, fmt, ck, keys, latents, bank_rows = w.settings, w.out, w.fmt, w.ck, w.keys, w.latents, w.bank_rows
+    s, out, fmt, ck, latents = w.settings, w.out, w.fmt, w.ck, w.latents
     devices = list(devices) if devices else [s.device]
     for dev in devices:  # an unusable device or path fails here, not in a child a few seconds later
         resolved = resolve_device(dev)
@@ -252,14 +276,7 @@ def render_walk_segmented(ckpt, out, settings: WalkSettings = WalkSettings(), wo
                 raise RuntimeError(f"{where} failed in its worker process:\n{msg[2]}")
         for p in procs:
             p.join()
-        joined = tmpdir / "joined.mp4"
-        join_segments(parts, joined)
-        seconds = time.perf_counter() - t0
-        first = done[0]
-        info = walk_sidecar(s, ck, out, fmt, keys, len(latents), bank_rows, first["render_path"], first["device"],
-                            seconds, workers=len(bounds),
-                            segments=[{"index": i, "start": a, "stop": b, **done[i]} for i, (a, b) in enumerate(bounds)])
-        publish(joined, out, info)
+        info = publish_segments(w, parts, done, bounds, t0, tmpdir)
     finally:
         _stop(procs)
         messages.close()
