@@ -124,10 +124,17 @@ def _summary(result) -> str:
 @click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder with the MNIST IDX files for every train job  [default: the preset's data_dir, else the "
                    "data cache, which downloads MNIST].")
+@click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
+              help="Run the jobs on a Ray cluster: --ray alone starts one on this machine, --ray auto or "
+                   "--ray HOST:6379 joins a running one (needs pip install \"cppn-video[farm]\"; "
+                   "see docs/RENDER_FARM.md). --devices is then the cluster's business.")
+@click.option("--ray-cpus", type=click.IntRange(min=1), default=1, show_default=True,
+              help="With --ray on a cluster without GPUs: CPUs each render task asks for.")
 @click.option("--quiet", is_flag=True, help="Only failures and the summary (no progress bars or per-job lines).")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan (--dry-run) or every job's outcome as JSON.")
 @click.pass_context
-def batch_command(ctx: click.Context, preset, dry_run, only, force, devices, out_dir, data_dir, quiet, as_json) -> None:
+def batch_command(ctx: click.Context, preset, dry_run, only, force, devices, out_dir, data_dir, ray_address, ray_cpus,
+                  quiet, as_json) -> None:
     """Run the jobs of a TOML PRESET (train, walk, still, compare) in dependency order, resumably.
 
     The whole preset is validated first (each problem on one line, exit code 2). Jobs whose outputs,
@@ -150,6 +157,12 @@ def batch_command(ctx: click.Context, preset, dry_run, only, force, devices, out
         select(p, names)
     except UserError as e:
         raise click.BadParameter(str(e).split(": ", 1)[-1], param_hint="'--only'") from None
+    if ray_address is not None:
+        farm = None if dry_run else _farm(ctx)
+        if ctx.get_parameter_source("devices") != click.core.ParameterSource.DEFAULT:
+            raise click.BadParameter("chooses this machine's devices; with --ray the cluster's resources decide "
+                                     "(leave it out, or drop --ray)", param_hint="'--devices'")
+        devices = "cpu"  # the plan is the same wherever the jobs run
     try:
         device_list = parse_devices(devices, check=not dry_run)
     except UserError as e:
@@ -164,6 +177,9 @@ def batch_command(ctx: click.Context, preset, dry_run, only, force, devices, out
         return
 
     stop = threading.Event()
+    if ray_address is not None:
+        _run_on_farm(ctx, farm, p, names, force, ray_address, ray_cpus, quiet, as_json, stop)
+        return
     reporter = _Reporter(quiet, bars=not quiet and not as_json and len(device_list) == 1, out_dir=p.out_dir)
     if not quiet:
         click.echo(f"batch {p.name} -> {p.out_dir} on {', '.join(device_list)}", err=True)
@@ -171,6 +187,40 @@ def batch_command(ctx: click.Context, preset, dry_run, only, force, devices, out
         with stop_on_interrupt(stop, "stopping; running jobs stop at their next batch and are recorded "
                                      "(Ctrl-C again to abort)"):
             result = run_batch(p, only=names, force=force, devices=device_list, progress=reporter, stop_flag=stop)
+    finally:
+        reporter.close()
+    if as_json:
+        echo_json(result.to_dict())
+    click.echo(_summary(result), err=True)
+    ctx.exit(result.exit_code)
+
+
+def _farm(ctx: click.Context):
+    """pipeline.farm, or a one-line error saying how to install Ray."""
+    from pipeline import farm
+
+    try:
+        farm.require_ray()
+    except UserError as e:
+        click.echo(f"error: {e}", err=True)
+        ctx.exit(1)
+    return farm
+
+
+def _run_on_farm(ctx, farm, p, names, force, address, cpus, quiet, as_json, stop) -> None:
+    if quiet or as_json:
+        reporter = _Reporter(quiet, bars=False, out_dir=p.out_dir)
+    else:
+        from pipeline.farm.display import FarmDisplay
+
+        reporter = FarmDisplay()
+        click.echo(f"batch {p.name} -> {p.out_dir} on Ray ({'a local cluster' if address == 'local' else address})",
+                   err=True)
+    try:
+        with stop_on_interrupt(stop, "stopping; the cluster's tasks are cancelled and nothing partial is written "
+                                     "(Ctrl-C again to abort)"):
+            result = farm.run_farm(p, only=names, force=force, address=address, cpus=cpus, progress=reporter,
+                                   stop_flag=stop)
     finally:
         reporter.close()
     if as_json:
