@@ -122,5 +122,33 @@ def bench_compare(checkpoints, frames, panel_size, device, as_json):
                f"frames: about {report['projected_seconds'] / 60:.1f} min")
 
 
+@bench.command("serve")
+@click.option("--size", "sizes", type=click.IntRange(16, 1024), multiple=True, default=(256, 384),
+              show_default=True, help="Preview sizes to measure (repeat the option for several).")
+@click.option("--frames", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Preview frames timed per size (after 5 untimed).")
+@click.option("--ckpt", default="e24", show_default=True, help="Checkpoint to preview.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def bench_serve(sizes, frames, ckpt, as_json):
+    """Live-preview latency of `cppn-video serve`: a WebSocket message out to its frame back, through a real
+    server on this machine (needs the serve extra)."""
+    try:
+        from pipeline.bench.serve_bench import run_serve_bench
+
+        report = run_serve_bench(sizes=sizes, frames=frames, ckpt=ckpt, progress=_status(as_json))
+    except ImportError as e:
+        raise click.ClickException(f'bench serve needs the web extra ({e}); pip install "cppn-video[serve]"')
+    if as_json:
+        echo_json(report)
+        return
+    m = report["machine"]
+    _echo_machine({**m, "device": "cpu"})
+    click.echo(f"load average (1 min): {m.get('load_average_1min', '-')}")
+    click.echo(f"{'size':>5} {'frames':>6} {'path':10} {'median ms':>9} {'p95 ms':>7} {'mean ms':>7} {'render ms':>9}")
+    for r in report["results"]:
+        click.echo(f"{r['size']:>5} {r['frames']:>6} {r['path']:10} {r['median_ms']:>9.1f} {r['p95_ms']:>7.1f} "
+                   f"{r['mean_ms']:>7.1f} {r['render_only_median_ms']:>9.1f}")
+
+
 def register(cli: click.Group) -> None:
     cli.add_command(bench)
