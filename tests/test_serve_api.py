@@ -270,3 +270,45 @@ def test_only_the_serve_package_imports_the_web_stack():
                      [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             bad += [f"{path.relative_to(root)} imports {n}" for n in names if n.split(".")[0] in web]
     assert not bad, bad
+
+
+def test_stopping_the_server_mid_render_leaves_nothing(tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        app = create_app(out=tmp_path)
+        with TestClient(app) as c:
+            r = c.post("/api/render", json={"keyframes": seed_latents([1, 2], 32).tolist(), "size": 32,
+                                            "frames": 200_000})
+            assert r.status_code == 202
+        # leaving the block ran the app's shutdown
+    assert app.state.jobs.status()["state"] == "cancelled" and list(tmp_path.iterdir()) == []
+
+
+def test_a_checkpoint_given_by_path_is_offered_by_id_only(tmp_path):
+    from render_helpers import make_checkpoint
+
+    path = make_checkpoint(tmp_path / "mine.pt")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        c = TestClient(create_app([str(path)], out=tmp_path / "out"))
+    state = c.get("/api/state").json()
+    assert state["default"] == "mine" and state["checkpoints"][0]["id"] == "mine"
+    z = seed_latents([0], 32)
+    with c.websocket_connect("/ws") as ws:
+        ws.receive_json()
+        ws.send_text(json.dumps({"type": "preview", "id": 1, "ckpt": "mine", "z": z[0].tolist(), "size": 24}))
+        frames = _frame(ws.receive_bytes())[2]
+        np.testing.assert_array_equal(frames, Renderer(load_checkpoint(path).generator, 24, 24).render(z))
+        ws.send_text(json.dumps({"type": "preview", "id": 2, "ckpt": str(path), "z": z[0].tolist()}))
+        assert "unknown checkpoint" in ws.receive_json()["error"]  # a path is never a name
+    job = c.post("/api/render", json={"ckpt": "mine", "keyframes": z.tolist() * 2, "size": 32, "frames": 2}).json()
+    assert f"--ckpt {path.resolve()}" in job["command"]
+    assert c.app.state.jobs.wait(60)["state"] == "done"
+
+
+def test_bench_serve_times_frames_through_a_real_server():
+    from pipeline.bench.serve_bench import run_serve_bench
+
+    report = run_serve_bench(sizes=(32,), frames=3, warmup=1)
+    (r,) = report["results"]
+    assert r["size"] == 32 and r["frames"] == 3 and 0 < r["median_ms"] <= r["p95_ms"] < 10_000

@@ -12,7 +12,7 @@ import secrets
 import struct
 import subprocess
 import threading
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from http.cookies import SimpleCookie
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -307,7 +307,13 @@ def create_app(ckpts=(), out="serve-out", token: str | None = None, trusted_host
         WebSocketRoute("/ws", socket),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    app = Starlette(routes=routes, exception_handlers={UserError: user_error, HTTPException: http_error})
+    @asynccontextmanager
+    async def lifespan(app):
+        yield
+        await run_in_threadpool(jobs.shutdown)  # Ctrl-C mid-render: cancel it, so nothing partial stays
+
+    app = Starlette(routes=routes, exception_handlers={UserError: user_error, HTTPException: http_error},
+                    lifespan=lifespan)
     app.state.workspace, app.state.jobs = ws, jobs
     if trusted_hosts is not None:
         from starlette.middleware.trustedhost import TrustedHostMiddleware

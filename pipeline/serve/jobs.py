@@ -95,6 +95,11 @@ class RenderJobs:
             thread.join(timeout=60)
         return self.status()
 
+    def shutdown(self) -> None:
+        """Cancel a running render and wait for it to clean up (the server is stopping)."""
+        self._cancel.set()
+        self.wait(60)
+
     def wait(self, timeout: float | None = None) -> dict:
         """Wait for the current job to end (for tests and the benchmark); returns its status."""
         thread = self._thread
