@@ -140,6 +140,9 @@ def test_render_job_reports_progress_and_makes_the_walk(client, e24):
     assert (side["frames"], side["fps"], side["settings"]["loop"], side["settings"]["ease"]) == (12, 24.0, True, "linear")
     np.testing.assert_allclose(side["keyframes"], keys, rtol=1e-6)
     assert "--keyframes-file" in job["command"] and "--loop" in job["command"] and 'kind = "walk"' in job["preset"]
+    webm = client.post("/api/webm", json={"name": job["files"]["video"]}).json()["webm"]  # browsers without H.264
+    assert webm == f"{job['name']}.webm" and read_video(out / webm).shape == (12, 64, 64)
+    assert client.post("/api/webm", json={"name": "../x.mp4"}).status_code == 400
     got = client.get(f"/files/{job['files']['video']}?download=1")
     assert got.status_code == 200 and got.content == (out / job["files"]["video"]).read_bytes()
     assert "attachment" in got.headers["content-disposition"]
@@ -312,3 +315,16 @@ def test_bench_serve_times_frames_through_a_real_server():
     report = run_serve_bench(sizes=(32,), frames=3, warmup=1)
     (r,) = report["results"]
     assert r["size"] == 32 and r["frames"] == 3 and 0 < r["median_ms"] <= r["p95_ms"] < 10_000
+
+
+def test_other_sites_cannot_drive_a_local_server(client):
+    r = client.post("/api/render", content=json.dumps({"keyframes": [[0.0] * 32], "size": 32, "frames": 2}),
+                    headers={"content-type": "text/plain"})  # a form or fetch from another page needs no preflight
+    assert r.status_code == 400 and "application/json" in r.json()["error"]
+    with pytest.raises(WebSocketDisconnect) as e:
+        with client.websocket_connect("/ws", headers={"origin": "http://evil.example"}) as ws:
+            ws.receive_json()
+    assert e.value.code == 1008
+    with client.websocket_connect("/ws", headers={"origin": "http://testserver"}) as ws:  # the page itself
+        assert ws.receive_json()["type"] == "job"
+    assert list(client.out.iterdir()) == []

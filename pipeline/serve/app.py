@@ -15,7 +15,7 @@ import threading
 from contextlib import asynccontextmanager, contextmanager
 from http.cookies import SimpleCookie
 from pathlib import Path
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 from starlette.applications import Starlette
@@ -127,6 +127,10 @@ class TokenGate:
 
 
 async def _body(request: Request) -> dict:
+    # Only application/json: a page on another site can POST text/plain without asking (no CORS preflight),
+    # but not JSON, so this keeps other sites from starting renders on a local server.
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+        raise UserError("send the request body as JSON with Content-Type: application/json")
     try:
         body = await request.json()
     except (ValueError, UnicodeDecodeError):
@@ -222,6 +226,11 @@ def create_app(ckpts=(), out="serve-out", token: str | None = None, trusted_host
         return FileResponse(path, filename=path.name, content_disposition_type=disposition)
 
     async def socket(websocket: WebSocket):
+        origin = websocket.headers.get("origin")
+        if origin is not None and urlsplit(origin).netloc != websocket.headers.get("host"):
+            # WebSockets are exempt from CORS: a page on another site could otherwise drive this one
+            await websocket.close(code=1008)
+            return
         await websocket.accept()
         loop = asyncio.get_running_loop()
         box = (loop, asyncio.Queue())

@@ -110,7 +110,7 @@ class RenderJobs:
     def _stem(self, req: RenderRequest) -> str:
         """A name whose outputs exist in no form yet: an output never replaces anything."""
         def taken(stem):
-            return any((self.ws.out / f"{stem}{suffix}").exists() for suffix in SUFFIXES.values())
+            return any((self.ws.out / f"{stem}{suffix}").exists() for suffix in (*SUFFIXES.values(), ".webm"))
 
         if req.name is not None:
             if taken(req.name):
