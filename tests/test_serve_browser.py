@@ -1,6 +1,6 @@
 """`cppn-video serve` in a real browser: headless Chromium (Debian's chromium + chromium-driver) driven by
 Selenium against the app on a real uvicorn server. It clicks a seed and a class, moves a slider, adds three
-keyframes, plays the walk preview, renders a 64x64 walk of 12 frames and checks that the page's <video> plays
+keyframes (reorders and deletes), switches checkpoints, plays the walk preview, renders a 64x64 walk of 12 frames and checks that the page's <video> plays
 it (a real positive duration). CPPN_SCREENSHOT=path saves the page (the README's docs/serve.png)."""
 from __future__ import annotations
 
@@ -86,7 +86,23 @@ def test_explore_pick_keyframes_and_render_in_the_browser(browser, tmp_path):
         _after(d, lambda: d.execute_script(
             "arguments[0].value = 1.5; arguments[0].dispatchEvent(new Event('input'));", slider))
         d.find_element(By.ID, "add-key").click()
-        assert len(d.find_elements(By.CSS_SELECTOR, "#keys li")) == 3
+
+        def keys():
+            return [li.get_attribute("title") for li in d.find_elements(By.CSS_SELECTOR, "#keys li")]
+
+        assert keys() == ["seed 3", "class 7 (mean)", "class 7 (mean)"]
+        d.find_element(By.CSS_SELECTOR, '#keys li:nth-child(1) button[title="move later"]').click()
+        assert keys() == ["class 7 (mean)", "seed 3", "class 7 (mean)"]
+        d.find_element(By.CSS_SELECTOR, '#keys li:nth-child(2) button[title="move earlier"]').click()
+        d.find_element(By.ID, "add-key").click()
+        d.find_element(By.CSS_SELECTOR, '#keys li:nth-child(4) button[title="delete"]').click()
+        assert keys() == ["seed 3", "class 7 (mean)", "class 7 (mean)"]
+
+        # the checkpoint switcher: another generator draws another frame of the same latent
+        before = _screen(d)
+        _after(d, lambda: d.find_element(By.CSS_SELECTOR, '#ckpt option[value="e6"]').click())
+        assert not np.array_equal(_screen(d), before)
+        _after(d, lambda: d.find_element(By.CSS_SELECTOR, '#ckpt option[value="e24"]').click())
 
         d.find_element(By.ID, "loop").click()
         d.find_element(By.ID, "play").click()  # the low-resolution walk preview draws into #walk
