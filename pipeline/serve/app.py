@@ -126,6 +126,26 @@ class TokenGate:
         return await self.app(scope, receive, send_with_cookie)
 
 
+class HostGate:
+    """Only requests whose Host header names one of `hosts` (any port): a loopback server is then out of reach
+    of DNS rebinding, where another site's name resolves to 127.0.0.1."""
+
+    def __init__(self, app, hosts: tuple[str, ...]):
+        self.app, self.hosts = app, {h.lower() for h in hosts}
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] in ("http", "websocket"):
+            host = dict(scope.get("headers", [])).get(b"host", b"").decode("latin-1").lower()
+            name = host[:host.index("]") + 1] if host.startswith("[") and "]" in host else host.split(":")[0]
+            if name not in self.hosts:
+                if scope["type"] == "websocket":
+                    await send({"type": "websocket.close", "code": 1008})
+                    return
+                return await error(f"host {host!r} is not this server's; open it as http://127.0.0.1:PORT/",
+                                   400)(scope, receive, send)
+        return await self.app(scope, receive, send)
+
+
 async def _body(request: Request) -> dict:
     # Only application/json: a page on another site can POST text/plain without asking (no CORS preflight),
     # but not JSON, so this keeps other sites from starting renders on a local server.
@@ -325,9 +345,7 @@ def create_app(ckpts=(), out="serve-out", token: str | None = None, trusted_host
                     lifespan=lifespan)
     app.state.workspace, app.state.jobs = ws, jobs
     if trusted_hosts is not None:
-        from starlette.middleware.trustedhost import TrustedHostMiddleware
-
-        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(trusted_hosts))
+        app.add_middleware(HostGate, hosts=tuple(trusted_hosts))
     if token is not None:
         app.add_middleware(TokenGate, token=token)
     return app
