@@ -232,6 +232,18 @@ def test_dry_run_json_after_a_run_says_skip(tmp_path, assets):
     assert all(j["reason"].startswith("up to date") for j in plan["jobs"])
 
 
+def test_a_bare_ray_flag_before_the_preset_is_read_as_the_preset(tmp_path, assets):
+    """`batch --ray p.toml`: click would take p.toml as the address; it is the preset, on a local cluster."""
+    path = write_preset(tmp_path, assets, RENDERS)
+    res = CliRunner().invoke(cli, ["batch", "--ray", str(path), "--dry-run", "--json"])  # dry runs need no Ray
+    assert res.exit_code == 0, res.output
+    assert [j["name"] for j in json.loads(res.output)["jobs"]] == ["walk_a", "still_a", "compare_ab"]
+    res = CliRunner().invoke(cli, ["batch", "--ray", str(tmp_path / "missing.toml"), "--dry-run"])
+    assert res.exit_code == 2 and "missing.toml" in res.output and "does not exist" in res.output
+    res = CliRunner().invoke(cli, ["batch", "--dry-run"])
+    assert res.exit_code == 2 and "missing the PRESET argument" in res.output
+
+
 # ----------------------------------------------------------------------------- runs, skips, reruns
 
 def test_run_then_rerun_skips_then_truncation_and_setting_changes_rerun_only_that_job(tmp_path, assets):

@@ -10,7 +10,7 @@ PKG = Path(__file__).resolve().parents[1] / "pipeline"
 # Top to bottom; a module may import its own layer or any layer below it, never one above.
 LAYERS = [
     {"cli", "__main__"},
-    {"batch", "bench", "evaluate", "serve"},
+    {"batch", "bench", "evaluate", "serve", "farm"},
     {"jobs", "train"},
     {"checkpoint", "torchfile"},
     {"render", "data", "video", "provenance", "latents", "coords"},

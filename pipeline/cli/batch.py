@@ -108,7 +108,7 @@ def _summary(result) -> str:
 
 
 @click.command("batch")
-@click.argument("preset", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("preset", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--dry-run", is_flag=True,
               help="Validate and print the plan (order, kinds, inputs, outputs, run or skip and why); run nothing.")
 @click.option("--only", multiple=True, metavar="NAME",
@@ -144,6 +144,7 @@ def batch_command(ctx: click.Context, preset, dry_run, only, force, devices, out
     """
     from pipeline.batch import PresetError, load_preset, make_plan, parse_devices, run_batch, select
 
+    preset, ray_address = _preset_after_bare_ray(preset, ray_address)
     names = [n.strip() for item in only for n in item.split(",") if n.strip()]
     try:
         p = load_preset(preset, out_dir=out_dir, data_dir=data_dir)
@@ -195,6 +196,18 @@ def batch_command(ctx: click.Context, preset, dry_run, only, force, devices, out
     ctx.exit(result.exit_code)
 
 
+def _preset_after_bare_ray(preset: Path | None, ray_address: str | None) -> tuple[Path, str | None]:
+    """`batch --ray p.toml`: click reads p.toml as the address of --ray; a bare --ray it is (a local cluster)."""
+    if preset is None:
+        if ray_address is not None and ray_address.endswith(".toml"):
+            path = Path(ray_address)
+            if not path.is_file():
+                raise click.BadParameter(f"file {ray_address!r} does not exist", param_hint="'PRESET'")
+            return path, "local"
+        raise click.UsageError("missing the PRESET argument (a .toml file; see presets/)")
+    return preset, ray_address
+
+
 def _farm(ctx: click.Context):
     """pipeline.farm, or a one-line error saying how to install Ray."""
     from pipeline import farm
@@ -211,7 +224,7 @@ def _run_on_farm(ctx, farm, p, names, force, address, cpus, quiet, as_json, stop
     if quiet or as_json:
         reporter = _Reporter(quiet, bars=False, out_dir=p.out_dir)
     else:
-        from pipeline.farm.display import FarmDisplay
+        from pipeline.cli.farm_display import FarmDisplay
 
         reporter = FarmDisplay()
         click.echo(f"batch {p.name} -> {p.out_dir} on Ray ({'a local cluster' if address == 'local' else address})",
