@@ -184,10 +184,16 @@ def batch_command(ctx: click.Context, preset, dry_run, only, force, devices, out
     reporter = _Reporter(quiet, bars=not quiet and not as_json and len(device_list) == 1, out_dir=p.out_dir)
     if not quiet:
         click.echo(f"batch {p.name} -> {p.out_dir} on {', '.join(device_list)}", err=True)
+    _run_and_report(ctx, reporter, stop, as_json, "running jobs stop at their next batch and are recorded",
+                    lambda: run_batch(p, only=names, force=force, devices=device_list, progress=reporter,
+                                      stop_flag=stop))
+
+
+def _run_and_report(ctx: click.Context, reporter, stop: threading.Event, as_json: bool, on_stop: str, run) -> None:
+    """run() under Ctrl-C/SIGTERM handling, then the outcome (JSON and the summary line) and its exit code."""
     try:
-        with stop_on_interrupt(stop, "stopping; running jobs stop at their next batch and are recorded "
-                                     "(Ctrl-C again to abort)"):
-            result = run_batch(p, only=names, force=force, devices=device_list, progress=reporter, stop_flag=stop)
+        with stop_on_interrupt(stop, f"stopping; {on_stop} (Ctrl-C again to abort)"):
+            result = run()
     finally:
         reporter.close()
     if as_json:
@@ -229,17 +235,9 @@ def _run_on_farm(ctx, farm, p, names, force, address, cpus, quiet, as_json, stop
         reporter = FarmDisplay()
         click.echo(f"batch {p.name} -> {p.out_dir} on Ray ({'a local cluster' if address == 'local' else address})",
                    err=True)
-    try:
-        with stop_on_interrupt(stop, "stopping; the cluster's tasks are cancelled and nothing partial is written "
-                                     "(Ctrl-C again to abort)"):
-            result = farm.run_farm(p, only=names, force=force, address=address, cpus=cpus, progress=reporter,
-                                   stop_flag=stop)
-    finally:
-        reporter.close()
-    if as_json:
-        echo_json(result.to_dict())
-    click.echo(_summary(result), err=True)
-    ctx.exit(result.exit_code)
+    _run_and_report(ctx, reporter, stop, as_json, "the cluster's tasks are cancelled and nothing partial is written",
+                    lambda: farm.run_farm(p, only=names, force=force, address=address, cpus=cpus,
+                                          progress=reporter, stop_flag=stop))
 
 
 def register(cli: click.Group) -> None:
