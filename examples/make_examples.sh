@@ -11,6 +11,6 @@ cppn-video compare prev e6 e24 --labels "previous,6 epochs,24 epochs" --panel-si
   --keyframes 5 --loop --seed 3 --crf 23 -o compare.mp4 --quiet
 cppn-video walk --ckpt e24 --classes 0-9,0 --ease linear --frames 200 --size 360 --crf 23 -o classes-e24.mp4 --quiet
 # The article's kind of video: through encodings of real digits, linearly, 30 frames per transition.
-cppn-video walk --ckpt e6 --digits 8,6,4,2,0,1,3,5,7 --interp lerp --ease linear --frames 241 --size 360 --invert --crf 23 \
-  -o digits-e6.mp4 --quiet
-cppn-video still --ckpt e6 --digit 8 --size 1080 --invert -o still-e6-digit8.png
+cppn-video walk --ckpt e24 --digits 8,6,4,2,0,1,3,5,7 --interp lerp --ease linear --frames 241 --size 360 --invert --crf 23 \
+  -o digits-e24.mp4 --quiet
+cppn-video still --ckpt e24 --digit 8 --size 1080 --invert -o still-e24-digit8.png
