@@ -107,3 +107,21 @@ def test_batch(assets, tmp_path, how):
                               _encoding(out, ".long.mp4.*.segments/.segment_*", 2), how, cwd=tmp_path)
     _check_stopped(res, survivors, out, ["logs", "manifest.json", "preset.resolved.json"])
     assert json.loads((out / "manifest.json").read_text())["jobs"]["long"]["status"] == "interrupted"
+
+
+def test_batch_on_ray_stops_on_sigterm(assets, tmp_path):
+    """`batch --ray` on a local cluster: ray.init puts in a SIGTERM handler that aborts the driver (exit 134,
+    tasks running on, the cluster's processes orphaned). SIGTERM must stop it as Ctrl-C does: the tasks
+    cancelled, the cluster shut down, no output and no process left."""
+    pytest.importorskip("ray", reason="ray is not installed (pip install 'cppn-video[farm]')")
+    (tmp_path / "A.pt").symlink_to(assets / "A.pt")
+    preset = tmp_path / "p.toml"
+    preset.write_text('[settings]\nout_dir = "out"\n[jobs.long]\nkind = "walk"\nckpt = "A.pt"\nsize = 64\n'
+                      'frames = 1000000\nbatch = 1\nworkers = 2\npreset = "ultrafast"\n')
+    out = tmp_path / "out"
+    log = out / "logs" / "long.log"
+    res, survivors = stop_cli(["batch", str(preset), "--ray", "--quiet"],
+                              lambda: log.exists() and "submitting 2 segment tasks" in log.read_text(), "sigterm",
+                              cwd=tmp_path)
+    _check_stopped(res, survivors, out, ["logs", "manifest.json", "preset.resolved.json"])
+    assert json.loads((out / "manifest.json").read_text())["jobs"]["long"]["status"] == "interrupted"

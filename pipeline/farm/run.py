@@ -3,6 +3,7 @@ job's work done on a Ray cluster (pipeline.farm.work.FarmWork)."""
 from __future__ import annotations
 
 import os
+import signal
 import threading
 from contextlib import contextmanager
 from typing import Iterator
@@ -29,10 +30,11 @@ def connected(address: str | None) -> Iterator[bool]:
         return
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     try:
-        if address in (None, LOCAL):
-            ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
-        else:
-            ray.init(address=address, log_to_driver=False, configure_logging=False)
+        with _own_signal_handlers():
+            if address in (None, LOCAL):
+                ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+            else:
+                ray.init(address=address, log_to_driver=False, configure_logging=False)
     except ConnectionError as e:
         raise UserError(f"--ray {address}: cannot connect to a Ray cluster there ({str(e).splitlines()[0]}); "
                         f"start one with `ray start --head` or check the address") from None
@@ -40,6 +42,24 @@ def connected(address: str | None) -> Iterator[bool]:
         yield True
     finally:
         ray.shutdown()
+
+
+@contextmanager
+def _own_signal_handlers() -> Iterator[None]:
+    """ray.init replaces the driver's SIGTERM handler with one that aborts the process (no cleanup: tasks keep
+    running, the local cluster's processes are orphaned). Put back the handlers the CLI set (a SIGTERM stops
+    like Ctrl-C) once it returns."""
+    try:
+        saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread: nothing of ours to keep
+        yield
+        return
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            if handler is not None:
+                signal.signal(sig, handler)
 
 
 def _pump(box, emit, stop: threading.Event) -> None:
