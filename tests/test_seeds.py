@@ -93,6 +93,12 @@ def test_cli_seeds_and_grid(ckpt, tmp_path):
                          "--outdir", str(tmp_path / "st")])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "st" / "grid.png").is_file() and (tmp_path / "st" / "seed0003.png").is_file()
+    assert "wrote 4 stills" in res.output
+    quiet = r.invoke(cli, ["still", "--ckpt", str(ckpt), "--seeds", "0-1", "--size", str(S), "--quiet",
+                           "--outdir", str(tmp_path / "q")])
+    assert quiet.exit_code == 0 and quiet.output == "" and (tmp_path / "q" / "seed0001.png").is_file()
+    one = r.invoke(cli, ["still", "--ckpt", str(ckpt), "--size", str(S), "--quiet", "-o", str(tmp_path / "one.png")])
+    assert one.exit_code == 0 and one.output == "" and (tmp_path / "one.png").is_file()
     res = r.invoke(cli, ["walk", "--ckpt", str(ckpt), "--seeds", "0-3", "--grid", "2x1", "--size", str(S),
                          "--w-frames", "3", "--quiet", "-o", str(tmp_path / "g.mp4")])
     assert res.exit_code == 0, res.output

@@ -187,9 +187,10 @@ def walk(ckpt, output, frames, size, fps, seed, keyframes, seeds, frames_per_tra
               help="With --digit: which stored example of the digit (wraps around the ones stored).")
 @click.option("--class-means", is_flag=True, help="With --digit: render the class mean, not a real digit's encoding.")
 @render_options
+@click.option("--quiet", is_flag=True, help="No progress bar and no summary line (errors are still printed).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def still(ckpt, output, size, seed, seeds, outdir, grid, digit, sample, class_means, scale, invert, device,
-          render_path, as_json):
+          render_path, quiet, as_json):
     """Render one high-resolution still image (PNG), or one per seed with --seeds (and a --grid contact sheet)."""
     ckpt_name = ckpt or DEFAULT_CHECKPOINT
     if seeds is None and (outdir is not None or grid is not None):
@@ -198,7 +199,8 @@ def still(ckpt, output, size, seed, seeds, outdir, grid, digit, sample, class_me
         if output is not None:
             raise click.UsageError("--seeds writes one file per seed into --outdir; leave out -o")
         return _stills(ckpt_name, seeds, outdir or "stills", grid, StillSettings(
-            size=size, seed=seed, digit=digit, scale=scale, invert=invert, device=device, path=render_path), as_json)
+            size=size, seed=seed, digit=digit, scale=scale, invert=invert, device=device, path=render_path), quiet,
+            as_json)
     output = output or f"{Path(ckpt_name).stem}-still.png"
     settings = StillSettings(size=size, seed=seed, digit=digit, sample=sample, class_means=class_means, scale=scale,
                              invert=invert, device=device, path=render_path)
@@ -207,20 +209,20 @@ def still(ckpt, output, size, seed, seeds, outdir, grid, digit, sample, class_me
     info = render_still(ckpt_name, output, settings)
     if as_json:
         echo_json(info)
-    else:
+    elif not quiet:
         click.echo(f"wrote {info['output']} ({size}x{size}, {info['seconds']:.2f} s on {info['render_path']})")
 
 
-def _stills(ckpt_name, seeds, outdir, grid, settings, as_json) -> None:
+def _stills(ckpt_name, seeds, outdir, grid, settings, quiet, as_json) -> None:
     from pipeline.jobs import render_stills
     from pipeline.latents import parse_seeds
 
     n = len(parse_seeds(seeds))
-    with progress_bar(f"rendering {n} stills into {outdir}", n, unit="stills", quiet=as_json) as advance:
+    with progress_bar(f"rendering {n} stills into {outdir}", n, unit="stills", quiet=quiet or as_json) as advance:
         infos = render_stills(ckpt_name, outdir, seeds, settings, grid=grid, progress=advance)
     if as_json:
         echo_json(infos)
-    else:
+    elif not quiet:
         sheet = f" and the {grid} contact sheet {infos[-1]['output']}" if grid else ""
         click.echo(f"wrote {n} stills ({settings.size}x{settings.size}) to {outdir}{sheet}, each with its sidecar")
 
