@@ -149,6 +149,16 @@ def test_render_job_reports_progress_and_makes_the_walk(client, e24):
     assert client.get("/api/job").json()["state"] == "done"
 
 
+def test_a_length_in_seconds_is_frames_at_the_fps(client):
+    body = {"keyframes": seed_latents([1, 2], 32).tolist(), "size": 32, "seconds": 0.5, "fps": 24}
+    r = client.post("/api/render", json=body)
+    assert r.status_code == 202 and r.json()["total"] == 12, r.json()
+    job = client.app.state.jobs.wait(60)
+    assert job["state"] == "done" and read_video(client.out / job["files"]["video"]).shape == (12, 32, 32)
+    bad = client.post("/api/render", json={**body, "seconds": -1.0})
+    assert bad.status_code == 400 and "seconds" in bad.json()["error"], bad.json()
+
+
 def test_cancel_stops_the_render_and_leaves_nothing(client):
     keys = seed_latents([1, 2], 32)
     client.app.state.jobs.every_s = 0.0
