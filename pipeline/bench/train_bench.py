@@ -28,6 +28,7 @@ import torch
 from pipeline.bench.machine import machine_info
 from pipeline.coords import grid
 from pipeline.errors import UserError
+from pipeline.native.heap import keep_freed_memory
 from pipeline.train import losses
 from pipeline.train.config import TrainConfig
 from pipeline.train.schedules import _fakes, _params, _step, classify
@@ -142,11 +143,13 @@ def _time(fn: Callable[[], None]) -> float:
 def run_train_bench(batch_size: int | None = None, repeats: int = 3, models: tuple = MODELS,
                     progress: Progress | None = None, warmup: int = 1, seed: int = 0,
                     threads: int | None = None, precision: str = "bf16",
-                    metrics: dict | None = None) -> dict:
+                    metrics: dict | None = None, keep_heap: bool = True) -> dict:
     """Seconds per step of each kind (median of `repeats` after `warmup` untimed runs), autograd vs fast,
     and the projected wall time of the article's runs. batch_size: None -> the article's (2000 / 500).
     metrics: model -> path of a metrics.jsonl whose step mix to project with (else the schedule maximum).
     threads: torch's thread count for the run (None: as set).
+    keep_heap: make the process keep freed memory as `train` does (pipeline.native.heap); False measures
+    with the C library's default (can't be undone within a process once applied).
     """
     if batch_size is not None and batch_size < 1:
         raise UserError(f"batch size must be at least 1, got {batch_size}; pass --batch-size 2000")
@@ -164,6 +167,7 @@ def run_train_bench(batch_size: int | None = None, repeats: int = 3, models: tup
         torch.set_num_threads(threads)
     try:
         machine = machine_info()
+        machine["malloc"] = "keeps freed memory" if keep_heap and keep_freed_memory() else "system default"
         results, projections = [], []
         for model in models:
             bs = batch_size or ARTICLE_RUNS[model][1]

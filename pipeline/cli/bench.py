@@ -74,14 +74,18 @@ def bench_render(sizes, frames, reference_frames, mp4_frames, families, device, 
               multiple=True, metavar="MODEL FILE",
               help="Project with the step mix of a real run's metrics.jsonl, e.g. --metrics resnet "
                    "runs/resnet/metrics.jsonl [default: the schedule's maximum, an upper bound].")
+@click.option("--system-malloc", is_flag=True,
+              help="Measure with the C library's default allocator settings instead of keeping freed memory "
+                   "as `train` does (shows what that setting is worth).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-def bench_train(batch_size, repeats, models, threads, precision, metrics, as_json):
+def bench_train(batch_size, repeats, models, threads, precision, metrics, system_malloc, as_json):
     """Seconds per training step of each kind, plain autograd vs the fast path in one run, and the
     projected wall time of the article's runs."""
     from pipeline.bench.train_bench import run_train_bench
 
     report = run_train_bench(batch_size=batch_size, repeats=repeats, models=tuple(models), threads=threads,
-                             precision=precision, metrics=dict(metrics), progress=_status(as_json))
+                             precision=precision, metrics=dict(metrics), progress=_status(as_json),
+                             keep_heap=not system_malloc)
     if as_json:
         echo_json(report)
         return

@@ -14,6 +14,7 @@ import torch
 import pipeline
 from pipeline import atomic
 from pipeline.lock import folder_lock
+from pipeline.native.heap import keep_freed_memory
 from pipeline.checkpoint import atomic_torch_save, read_checkpoint_dict, save_render_checkpoint
 from pipeline.coords import grid
 from pipeline.data import CROP_SIZE, epoch_batches, load_dataset, random_crops
@@ -177,8 +178,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = No
     Each batch row carries "collapse" when training shows signs of saturating (see health.py),
     and a "collapse" progress event is emitted.
     Raises UserError for bad settings, bad data and a NaN/inf loss.
+    Makes the process keep freed memory for reuse (pipeline.native.heap: ~1.6x faster steps for prev).
     """
     cfg = cfg.resolved()
+    keep_freed_memory()
     out = Path(cfg.out_dir)
     state_path, metrics_path = out / STATE_NAME, out / METRICS_NAME
     # The command that reproduces the run from scratch (a resume continues it exactly, so it is the same).
