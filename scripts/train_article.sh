@@ -5,13 +5,13 @@
 #   nice -n 10 scripts/train_article.sh [DATA_DIR] [RUNS_DIR] [WHICH...]
 #
 # DATA_DIR defaults to ../shared/data/mnist, RUNS_DIR to ~/.cache/cppn-video/runs; WHICH picks runs
-# among resnet-w6, prev, resnet-w4 (default: all three, in that order). PRECISION (default bf16: the
+# among resnet-w6, resnet-w4, prev (default: all three, in that order). PRECISION (default bf16: the
 # classifier under bfloat16 autocast, 2-3x faster on CPUs with native bf16) may be float32.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=$(realpath "${1:-../shared/data/mnist}")
 RUNS=${2:-$HOME/.cache/cppn-video/runs}
-if (( $# > 2 )); then WHICH=("${@:3}"); else WHICH=(resnet-w6 prev resnet-w4); fi
+if (( $# > 2 )); then WHICH=("${@:3}"); else WHICH=(resnet-w6 resnet-w4 prev); fi
 PRECISION=${PRECISION:-bf16}
 mkdir -p "$RUNS"
 
