@@ -7,8 +7,10 @@ for ck in prev e6 e24; do
   cppn-video still --ckpt "$ck" --size 1080 --seed 3 --invert -o "still-$ck-inverted.png"
 done
 cppn-video still --ckpt e24 --size 3240 --seed 3 -o still-e24-3240.png
-cppn-video compare prev e6 e24 --labels "previous,6 epochs,24 epochs" --panel-size 360 --frames 150 \
-  --keyframes 5 --loop --seed 3 --crf 23 -o compare.mp4 --quiet
+# The comparison as the article's videos run: through encodings of real digits (each model its own),
+# linearly, 30 frames per transition.
+cppn-video compare prev e6 e24 --labels "previous,6 epochs,24 epochs" --panel-size 360 \
+  --digits 1,4,6,9,4,5,6,2 --interp lerp --ease linear --frames 211 --crf 23 -o compare.mp4 --quiet
 cppn-video walk --ckpt e24 --classes 0-9,0 --ease linear --frames 200 --size 360 --crf 23 -o classes-e24.mp4 --quiet
 # The article's kind of video: through encodings of real digits, linearly, 30 frames per transition.
 cppn-video walk --ckpt e24 --digits 8,6,4,2,0,1,3,5,7 --interp lerp --ease linear --frames 241 --size 360 --invert --crf 23 \
