@@ -270,3 +270,17 @@ def test_cli_ray_runs_and_without_ray_says_how_to_install(cluster, assets, tmp_p
     assert res.exit_code != 0
     line = res.output.strip().splitlines()[-1]
     assert line.startswith("error: ") and 'pip install "cppn-video[farm]"' in line and "Traceback" not in res.output
+
+
+def test_local_ray_starts_its_own_instance_beside_a_running_one(cluster):
+    """`--ray` without an address starts a Ray instance for the run, even while another runs on this machine
+    (a bare ray.init() joined that one, and died when it shut down)."""
+    import subprocess
+
+    probe = ("import ray\nfrom pipeline.farm.run import LOCAL, connected\n"
+             "with connected(LOCAL):\n    print(ray.get_runtime_context().gcs_address)\n")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "RAY_ADDRESS": ""}, cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr
+    own = out.stdout.strip().splitlines()[-1]
+    assert own and own != cluster.address

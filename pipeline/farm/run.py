@@ -32,7 +32,9 @@ def connected(address: str | None) -> Iterator[bool]:
     try:
         with _own_signal_handlers():
             if address in (None, LOCAL):
-                ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+                # "local", not None: ray.init() without an address joins any Ray instance already running
+                # on this machine (RAY_ADDRESS, /tmp/ray/ray_current_cluster) and dies with it
+                ray.init(address="local", include_dashboard=False, log_to_driver=False, configure_logging=False)
             else:
                 ray.init(address=address, log_to_driver=False, configure_logging=False)
     except ConnectionError as e:
