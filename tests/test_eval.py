@@ -175,6 +175,10 @@ def _check_row(row: EvalRow, samples: int):
     assert 0 <= d["class_digits"] <= 10 and len(d["class_predictions"]) == 10
     assert all(0 <= c <= 9 for c in d["class_predictions"])
     assert d["bank_digits"] is None or 0.0 <= d["bank_digits"] <= 1.0
+    assert (d["bank_digits"] is None) == (d["bank_confident"] is None)
+    if d["bank_digits"] is not None:
+        assert 0.0 <= d["bank_confident"] <= d["bank_digits"] <= 1.0
+        assert round(d["bank_confident"] * d["bank_size"]) == d["bank_confident"] * d["bank_size"]
     assert 0.0 <= d["random_recognisable"] <= 1.0 and 0 <= d["random_classes_present"] <= 10
     assert len(d["random_histogram"]) == 10
     assert sum(d["random_histogram"]) == round(d["random_recognisable"] * samples)

@@ -17,12 +17,13 @@ def _table(rows: list[dict], accuracy: float, size: int, samples: int, seed: int
                           f"latents, seed {seed}, confidence >= 0.9; detail: power above 1/8 Nyquist at "
                           f"{size}x{size}")
     for col, justify in (("name", "left"), ("family", "left"), ("epoch", "right"), ("class\ndigits", "right"),
-                         ("bank\ndigits", "right"), ("random\nrecognisable", "right"), ("classes\npresent", "right"),
-                         ("detail", "right")):
+                         ("bank\ndigits", "right"), ("bank\nconfident", "right"), ("random\nrecognisable", "right"),
+                         ("classes\npresent", "right"), ("detail", "right")):
         table.add_column(col, justify=justify)
     for r in rows:
         table.add_row(r["name"], r["family"], "-" if r["epoch"] is None else str(r["epoch"]),
-                      f"{r['class_digits']}/10", _pct(r["bank_digits"]), _pct(r["random_recognisable"]),
+                      f"{r['class_digits']}/10", _pct(r["bank_digits"]), _pct(r["bank_confident"]),
+                      _pct(r["random_recognisable"]),
                       f"{r['random_classes_present']}/10", f"{r['detail']:.3f}")
     return table
 
@@ -45,6 +46,7 @@ def eval_command(checkpoints: tuple[str, ...], as_json: bool, size: int, samples
     \b
     class digits   the 10 class latents rendered at 26x26: how many the CNN reads as their class
     bank digits    the same for the stored encodings of single real digits (when the checkpoint has them)
+    bank confident those read as their class with confidence >= 0.9
     random         random latents at 26x26: the fraction read with confidence >= 0.9, and how many
                    classes appear among those
     detail         at 4 random and the 10 class latents, SIZE x SIZE renders: the fraction of spectral

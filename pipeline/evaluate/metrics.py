@@ -200,6 +200,7 @@ class EvalRow:
     class_digits: int                # of 10 class latents, classified as their class
     class_predictions: list          # the CNN's class for each class latent (index = intended class)
     bank_digits: float | None        # fraction of stored single-digit encodings classified as their label
+    bank_confident: float | None     # ... as their label with confidence >= `confidence` (clearly that digit)
     bank_size: int                   # how many encodings the checkpoint stores (0: none)
     random_samples: int
     random_recognisable: float       # fraction of random latents classified with confidence >= `confidence`
@@ -245,11 +246,13 @@ def evaluate_checkpoint(ck, cnn: LoadedCNN | None = None, size: int = 1080, samp
         class_pred = class_probs.argmax(1)
         class_digits = int((class_pred == torch.arange(n_classes)).sum())
 
-        bank_digits, bank_size = None, 0
+        bank_digits, bank_confident, bank_size = None, None, 0
         if ck.digit_latents is not None and ck.digit_latents.shape[0] > 0:
             bank_size = int(ck.digit_latents.shape[0])
-            bank_pred = classify(cnn.model, small.render_float(ck.digit_latents)).argmax(1)
-            bank_digits = int((bank_pred == ck.digit_labels).sum()) / bank_size
+            bank_conf, bank_pred = classify(cnn.model, small.render_float(ck.digit_latents)).max(1)
+            bank_right = bank_pred == ck.digit_labels
+            bank_digits = int(bank_right.sum()) / bank_size
+            bank_confident = int((bank_right & (bank_conf >= CONFIDENCE)).sum()) / bank_size
 
         z = random_latents(samples, ck.z_dim, seed)
         images = torch.cat([small.render_float(z[i:i + 500]) for i in range(0, samples, 500)])
@@ -273,7 +276,7 @@ def evaluate_checkpoint(ck, cnn: LoadedCNN | None = None, size: int = 1080, samp
     return EvalRow(
         name=ck.name, path=str(ck.path), sha256=ck.sha256, family=ck.family, epoch=ck.epoch,
         class_digits=class_digits, class_predictions=[int(c) for c in class_pred],
-        bank_digits=bank_digits, bank_size=bank_size,
+        bank_digits=bank_digits, bank_confident=bank_confident, bank_size=bank_size,
         random_samples=samples, random_recognisable=int(sure.sum()) / samples,
         random_classes_present=int((hist > 0).sum()), random_histogram=[int(c) for c in hist],
         random_mean_intensity=mean_intensity,
