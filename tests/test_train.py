@@ -86,6 +86,7 @@ def test_article_architecture_trains_and_checkpoints(synthetic, tmp_path):
     events = []
     result = train(TrainConfig(epochs=1, batch_size=16, limit=32, seed=5, out_dir=str(out),
                                data_dir=str(synthetic)), progress=events.append)
+    assert result.epoch == 1 and result.batches == 2 and not result.interrupted
     assert sorted(p.name for p in out.iterdir()) == ["config.json", "e1.pt", "metrics.jsonl", "state.pt"]
     assert [e["event"] for e in events] == ["start", "batch", "batch", "epoch"]
     assert events[0]["total"] == 2 and events[-1]["saved"] == [out / "e1.pt"]
