@@ -24,6 +24,14 @@ from pipeline.render import Renderer
 SCALES = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
 
 
+def _recognised(renderer, cnn, z: torch.Tensor) -> tuple[float, int]:
+    """Share of the latents the CNN reads with confidence >= CONFIDENCE, and the classes among those."""
+    images = torch.cat([renderer.render_float(z[i:i + 500]) for i in range(0, z.shape[0], 500)])
+    conf, pred = classify(cnn.model, images).max(1)
+    sure = conf >= CONFIDENCE
+    return round(float(sure.float().mean()), 3), int(torch.unique(pred[sure]).numel())
+
+
 def main(names: list[str]) -> None:
     cnn = load_digit_cnn()
     for name in names or ["e6", "e24"]:
@@ -37,22 +45,13 @@ def main(names: list[str]) -> None:
         z = random_latents(1000, ck.z_dim, 0)
         with Renderer(ck.generator, EVAL_SIZE, EVAL_SIZE, scale=EVAL_SCALE, device="cpu") as r:
             for s in SCALES:
-                images = torch.cat([r.render_float(s * z[i:i + 500]) for i in range(0, 1000, 500)])
-                conf, pred = classify(cnn.model, images).max(1)
-                sure = conf >= CONFIDENCE
-                row[f"recognisable@{s}"] = round(float(sure.float().mean()), 3)
-                row[f"classes@{s}"] = int(torch.unique(pred[sure]).numel())
+                row[f"recognisable@{s}"], row[f"classes@{s}"] = _recognised(r, cnn, s * z)
             if ck.digit_latents is not None:
                 bank = ck.digit_latents.double()
                 cov = torch.cov(bank.t()) + 1e-6 * torch.eye(bank.shape[1], dtype=torch.float64)
                 fitted = torch.distributions.MultivariateNormal(bank.mean(0), covariance_matrix=cov)
                 torch.manual_seed(0)
-                zf = fitted.sample((1000,)).float()
-                images = torch.cat([r.render_float(zf[i:i + 500]) for i in range(0, 1000, 500)])
-                conf, pred = classify(cnn.model, images).max(1)
-                sure = conf >= CONFIDENCE
-                row["recognisable@fitted"] = round(float(sure.float().mean()), 3)
-                row["classes@fitted"] = int(torch.unique(pred[sure]).numel())
+                row["recognisable@fitted"], row["classes@fitted"] = _recognised(r, cnn, fitted.sample((1000,)).float())
         print(json.dumps(row), flush=True)
 
 

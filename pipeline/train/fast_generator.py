@@ -210,10 +210,9 @@ def generator_forward(gen: nn.Module, z: torch.Tensor, coords: torch.Tensor, bac
     family = getattr(gen.cfg, "family", None)
     if backend == "autograd" or family not in ("resnet", "prev"):
         return gen(z, coords)
-    if family == "prev":
-        _check(gen, z, coords)
-        return _forward_prev(gen, z, coords)
     _check(gen, z, coords)
+    if family == "prev":
+        return _forward_prev(gen, z, coords)
     if backend == "torch":
         return _forward_torch(gen, z, coords)
     if not _c_applies(gen, z, coords):
