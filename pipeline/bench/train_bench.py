@@ -73,19 +73,20 @@ def mix_from_metrics(path: str | Path, model: str) -> dict:
 class _Setup:
     """One model's training state (as the loop builds it) and a synthetic batch, for one path."""
 
-    def __init__(self, model: str, batch_size: int, seed: int, fast: bool, precision: str):
+    def __init__(self, model: str, batch_size: int, seed: int, fast: bool, precision: str,
+                 device: torch.device = torch.device("cpu")):
         cfg = TrainConfig(model=model, seed=seed, batch_size=batch_size,
                           precision=precision if fast else "float32").resolved()
         with torch.random.fork_rng(devices=[]):
-            self.st = new_state(cfg)
+            self.st = new_state(cfg, device)
         self.st.backend = "auto" if fast else "autograd"
         if not fast:  # the straight port: the classifier in torch's default (NCHW) layout
             self.st.classifier.to(memory_format=torch.contiguous_format)
         rng = torch.Generator().manual_seed(seed)
         # Timing does not depend on what the digits look like: random crops and labels stand in for MNIST.
-        self.real = torch.rand((batch_size, IMAGE_SIZE, IMAGE_SIZE), generator=rng)  # [B, S, S]
-        self.labels = torch.randint(0, 10, (batch_size,), generator=rng)  # [B]
-        self.coords = grid(IMAGE_SIZE, IMAGE_SIZE, 8.0)  # [S*S, 3]
+        self.real = torch.rand((batch_size, IMAGE_SIZE, IMAGE_SIZE), generator=rng).to(device)  # [B, S, S]
+        self.labels = torch.randint(0, 10, (batch_size,), generator=rng).to(device)  # [B]
+        self.coords = grid(IMAGE_SIZE, IMAGE_SIZE, 8.0).to(device)  # [S*S, 3]
         st = self.st
         self.ge_params, self.c_params = _params(st.encoder, st.generator), _params(st.classifier)
 
@@ -134,23 +135,30 @@ class _Setup:
         _step(st.optimizers["d_real"], loss, self.c_params, st.cfg.schedule.grad_clip, "D_real")
 
 
-def _time(fn: Callable[[], None]) -> float:
+def _time(fn: Callable[[], None], device: torch.device = torch.device("cpu")) -> float:
+    """Wall seconds of fn(), waiting for the device's queued work at both ends."""
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    sync()
     t0 = time.perf_counter()
     fn()
+    sync()
     return time.perf_counter() - t0
 
 
 def run_train_bench(batch_size: int | None = None, repeats: int = 3, models: tuple = MODELS,
                     progress: Progress | None = None, warmup: int = 1, seed: int = 0,
                     threads: int | None = None, precision: str = "bf16",
-                    metrics: dict | None = None, keep_heap: bool = True) -> dict:
+                    metrics: dict | None = None, keep_heap: bool = True,
+                    device: torch.device | str = "cpu") -> dict:
     """Seconds per step of each kind (median of `repeats` after `warmup` untimed runs), autograd vs fast,
     and the projected wall time of the article's runs. batch_size: None -> the article's (2000 / 500).
     metrics: model -> path of a metrics.jsonl whose step mix to project with (else the schedule maximum).
     threads: torch's thread count for the run (None: as set).
     keep_heap: make the process keep freed memory as `train` does (pipeline.native.heap); False measures
     with the C library's default (can't be undone within a process once applied).
+    device: where both paths' steps run; the projection is then that device's.
     """
+    device = torch.device(device)
     if batch_size is not None and batch_size < 1:
         raise UserError(f"batch size must be at least 1, got {batch_size}; pass --batch-size 2000")
     if repeats < 1:
@@ -171,7 +179,7 @@ def run_train_bench(batch_size: int | None = None, repeats: int = 3, models: tup
         results, projections = [], []
         for model in models:
             bs = batch_size or ARTICLE_RUNS[model][1]
-            rows, per_batch = _model(model, bs, repeats, warmup, seed, precision, say)
+            rows, per_batch = _model(model, bs, repeats, warmup, seed, precision, say, device)
             results += rows
             mix = mixes.get(model) or {**schedule_maximum(model), "source": "schedule maximum (upper bound)"}
             mix.setdefault("source", "averages of the given metrics.jsonl")
@@ -188,21 +196,23 @@ def run_train_bench(batch_size: int | None = None, repeats: int = 3, models: tup
             projections.append(proj)
         machine["load_average_1min_end"] = machine_info().get("load_average_1min")
         machine["precision"] = precision
+        machine["device"] = str(device) if device.type == "cpu" else f"{device} ({torch.cuda.get_device_name(device)})"
         return {"machine": machine, "results": results, "projections": projections}
     finally:
         torch.set_num_threads(saved_threads)
 
 
-def _model(model: str, batch_size: int, repeats: int, warmup: int, seed: int, precision: str, say: Progress):
-    setups = {"autograd": _Setup(model, batch_size, seed, False, precision),
-              "fast": _Setup(model, batch_size, seed, True, precision)}
+def _model(model: str, batch_size: int, repeats: int, warmup: int, seed: int, precision: str, say: Progress,
+           device: torch.device = torch.device("cpu")):
+    setups = {"autograd": _Setup(model, batch_size, seed, False, precision, device),
+              "fast": _Setup(model, batch_size, seed, True, precision, device)}
     rows, per_batch = [], {"autograd": {}, "fast": {}}
     for kind in STEP_KINDS[model]:
         say(f"{model} {kind} step (autograd vs fast, batch {batch_size}, {warmup}+{repeats} runs each)")
         times = {p: [] for p in setups}
         for i in range(warmup + repeats):
             for path, setup in setups.items():
-                t = _time(getattr(setup, kind))
+                t = _time(getattr(setup, kind), device)
                 if i >= warmup:
                     times[path].append(t)
         base = statistics.median(times["autograd"])

@@ -77,15 +77,18 @@ def bench_render(sizes, frames, reference_frames, mp4_frames, families, device, 
 @click.option("--system-malloc", is_flag=True,
               help="Measure with the C library's default allocator settings instead of keeping freed memory "
                    "as `train` does (shows what that setting is worth).")
+@click.option("--device", default="cpu", show_default=True,
+              help="Where the steps run: cpu, auto, cuda or cuda:N (both paths on it).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-def bench_train(batch_size, repeats, models, threads, precision, metrics, system_malloc, as_json):
+def bench_train(batch_size, repeats, models, threads, precision, metrics, system_malloc, device, as_json):
     """Seconds per training step of each kind, plain autograd vs the fast path in one run, and the
     projected wall time of the article's runs."""
     from pipeline.bench.train_bench import run_train_bench
+    from pipeline.render.engine import resolve_device
 
     report = run_train_bench(batch_size=batch_size, repeats=repeats, models=tuple(models), threads=threads,
                              precision=precision, metrics=dict(metrics), progress=_status(as_json),
-                             keep_heap=not system_malloc)
+                             keep_heap=not system_malloc, device=resolve_device(device))
     if as_json:
         echo_json(report)
         return

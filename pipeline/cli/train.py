@@ -136,17 +136,23 @@ class _Reporter:
                    "taken from the run.")
 @click.option("--save-every", "save_every", type=click.FloatRange(0.1), default=10.0, show_default=True,
               metavar="MIN", help="Also write state.pt every MIN minutes, so a hard kill loses at most that much.")
+@click.option("--device", default="auto", show_default=True,
+              help="auto (cuda:0 if available, else cpu), cpu, cuda or cuda:N. A run may resume on another "
+                   "device: same weights and position, that device's arithmetic from then on.")
 @click.option("--quiet", is_flag=True, help="No progress bar or summary (notes and errors still print).")
 @click.pass_context
 def train_command(ctx: click.Context, model, width, epochs, save_at, out_dir, data_dir, dataset, batch_size,
-                  limit, seed, precision, resume, save_every, quiet) -> None:
+                  limit, seed, precision, resume, save_every, device, quiet) -> None:
     """Train a generator as the article does, writing OUT/e{epoch}.pt checkpoints.
 
     Ctrl-C or SIGTERM stops after the current batch and writes OUT/state.pt (as do every epoch
     and every --save-every minutes); --resume continues it and ends with the same weights as an
     uninterrupted run.
     """
+    from pipeline.render.engine import resolve_device
     from pipeline.train import load_train_config, train
+
+    dev = resolve_device(device)
 
     given = {"model": model, "width": width, "epochs": epochs, "save_at": _parse_save_at(save_at),
              "data_dir": None if data_dir is None else str(data_dir), "dataset": dataset,
@@ -176,7 +182,8 @@ def train_command(ctx: click.Context, model, width, epochs, save_at, out_dir, da
         reporter = _Reporter(stack, quiet)
         stack.enter_context(stop_on_interrupt(stop, STOP_MESSAGE))
         # meta records the canonical command that reproduces the run (cfg.command_line()).
-        result = train(cfg, resume=resume, progress=reporter, stop_flag=stop, save_every=save_every * 60.0)
+        result = train(cfg, resume=resume, progress=reporter, stop_flag=stop, save_every=save_every * 60.0,
+                       device=dev)
     if result.interrupted:
         click.echo(f"interrupted at epoch {result.epoch + 1}; state saved to {result.state_path}", err=True)
         click.echo(f"resume with: {result.resume_command()}", err=True)

@@ -41,6 +41,7 @@ class Encoder(nn.Module):
 
 
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """z = mu + sigma * eps."""
-    eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
+    """z = mu + sigma * eps; eps is drawn on the generator's device (a CPU generator may serve CUDA tensors)."""
+    where = mu.device if generator is None else generator.device
+    eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=where).to(mu.device)
     return mu + torch.exp(0.5 * logvar) * eps

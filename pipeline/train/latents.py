@@ -16,11 +16,14 @@ BANK_PER_CLASS = 16  # single-digit encodings stored per class
 
 @torch.no_grad()
 def encode(encoder: nn.Module, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    """uint8 [N, 28, 28] -> encoder mu float32 [N, z_dim] (eval mode, center crops, in batches)."""
+    """uint8 [N, 28, 28] -> encoder mu float32 [N, z_dim] on the CPU (eval mode, center crops, in batches, on
+    the encoder's device)."""
     was_training = encoder.training
+    dev = next(encoder.parameters()).device
     encoder.eval()
     try:
-        parts = [encoder(center_crops(images[s:s + batch_size]))[0] for s in range(0, images.shape[0], batch_size)]
+        parts = [encoder(center_crops(images[s:s + batch_size]).to(dev))[0].cpu()
+                 for s in range(0, images.shape[0], batch_size)]
     finally:
         encoder.train(was_training)
     return torch.cat(parts) if parts else torch.zeros(0, encoder.cfg.z_dim)

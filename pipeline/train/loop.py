@@ -163,7 +163,7 @@ def _truncate_metrics(path: Path, keep: int) -> None:
 
 def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = None, stop_flag=None,
           command: list | None = None, save_every: float | None = SAVE_EVERY,
-          clock: Callable[[], float] = time.monotonic) -> TrainResult:
+          clock: Callable[[], float] = time.monotonic, device: torch.device | str = "cpu") -> TrainResult:
     """Train one model as the article describes; see TrainConfig for every setting.
 
     Writes into cfg.out_dir: config.json (resolved settings), metrics.jsonl (one line per
@@ -179,8 +179,14 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = No
     and a "collapse" progress event is emitted.
     Raises UserError for bad settings, bad data and a NaN/inf loss.
     Makes the process keep freed memory for reuse (pipeline.native.heap: ~1.6x faster steps for prev).
+    device: where the models train ("cpu", "cuda", "cuda:N"); the data, its order and the z noise stay on
+    the CPU, so a run's batches do not depend on it, and state.pt holds CPU tensors only, so a run saved on
+    one device resumes on any other (with that device's arithmetic from then on).
     """
     cfg = cfg.resolved()
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest convolutions
     keep_freed_memory()
     out = Path(cfg.out_dir)
     state_path, metrics_path = out / STATE_NAME, out / METRICS_NAME
@@ -205,7 +211,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = No
     if n < bs:
         raise UserError(f"batch size {bs} is larger than the {n:,} training images; pass --batch-size {n} or less")
     n_batches = n // bs  # the original's int(n / batch_size): every batch full, the remainder skipped
-    coords = grid(CROP_SIZE, CROP_SIZE, COORD_SCALE)  # [676, 3]
+    coords = grid(CROP_SIZE, CROP_SIZE, COORD_SCALE).to(device)  # [676, 3]
     bank_images, bank_labels, bank_source = _bank_source(cfg, dataset)
     step_fn = SCHEDULE_FUNCTIONS[cfg.model]
 
@@ -217,8 +223,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = No
             indent=2) + "\n")
 
         # The run seeds and uses the global RNG (init, dropout); fork it so the caller's stream is untouched.
-        with torch.random.fork_rng(devices=[]):
-            st = restore(cfg, saved) if saved is not None else new_state(cfg)
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            st = restore(cfg, saved, device) if saved is not None else new_state(cfg, device)
             saved = None  # free the loaded tensors
             _truncate_metrics(metrics_path, st.metrics_lines)
             result = TrainResult(out_dir=out, epoch=st.epoch, batches=st.batches, interrupted=False,
@@ -255,8 +261,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = No
                             result.epoch, result.batches = st.epoch, st.batches
                             return result
                         idx = st.order[st.batch]  # [bs]
-                        real = random_crops(dataset.images[idx], st.data_rng)  # [bs, 26, 26]
-                        labels = dataset.labels[idx]  # [bs]
+                        real = random_crops(dataset.images[idx], st.data_rng).to(device)  # [bs, 26, 26]
+                        labels = dataset.labels[idx].to(device)  # [bs]
                         t0 = time.perf_counter()
                         try:
                             m = step_fn(st, real, labels, coords)

@@ -32,6 +32,7 @@ class TrainState:
     metrics_lines: int = 0              # lines of metrics.jsonl that belong to this state
     train_seconds: float = 0.0          # time spent in batches so far
     backend: str = "auto"               # generator forward/backward (fast_generator.BACKENDS); not saved
+    device: torch.device = torch.device("cpu")  # where the models and batches live; not saved
 
     def models(self) -> dict:
         return {"generator": self.generator, "encoder": self.encoder, "classifier": self.classifier}
@@ -69,22 +70,36 @@ def make_optimizers(cfg: TrainConfig, generator: nn.Module, encoder: nn.Module, 
             "d": torch.optim.Adam(d, lr=s.lr_d, betas=betas)}
 
 
-def new_state(cfg: TrainConfig) -> TrainState:
-    """Fresh models and RNGs for a resolved config; seeds the global RNG (call inside torch.random.fork_rng)."""
+def new_state(cfg: TrainConfig, device: torch.device | str = "cpu") -> TrainState:
+    """Fresh models (on `device`) and RNGs for a resolved config; seeds the global RNG (call inside
+    torch.random.fork_rng). The weights are drawn on the CPU, so every device starts from the same ones;
+    the data and noise generators stay on the CPU too (a run's batches and z noise do not depend on it)."""
+    device = torch.device(device)
     seed_global, seed_data, seed_noise = _seeds(cfg.seed)
-    torch.manual_seed(seed_global)  # weight init now, encoder dropout during training
+    torch.manual_seed(seed_global)  # weight init now, encoder dropout during training (on CUDA too)
     gen_cfg, enc_cfg, cls_cfg = model_configs(cfg)
     generator, encoder, classifier = build_generator(gen_cfg), Encoder(enc_cfg), Classifier(cls_cfg)
     for m in (generator, encoder, classifier):
-        m.train()
+        m.to(device).train()
     return TrainState(cfg=cfg, generator=generator, encoder=encoder, classifier=classifier,
                       optimizers=make_optimizers(cfg, generator, encoder, classifier),
                       data_rng=torch.Generator().manual_seed(seed_data),
-                      noise_rng=torch.Generator().manual_seed(seed_noise))
+                      noise_rng=torch.Generator().manual_seed(seed_noise), device=device)
+
+
+def _cpu(value):
+    """Tensors anywhere in nested dicts/lists/tuples -> detached CPU copies (state.pt never holds device tensors)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {k: _cpu(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_cpu(v) for v in value)
+    return value
 
 
 def _sd(module: nn.Module) -> dict:
-    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+    return _cpu(module.state_dict())
 
 
 def payload(state: TrainState, class_latents: torch.Tensor, meta: dict, digit_bank: dict | None = None) -> dict:
@@ -97,9 +112,9 @@ def payload(state: TrainState, class_latents: torch.Tensor, meta: dict, digit_ba
         "classifier_config": {**asdict(state.classifier.cfg), "channels": list(state.classifier.cfg.channels)},
         "encoder": _sd(state.encoder),
         "classifier": _sd(state.classifier),
-        "optimizers": {k: opt.state_dict() for k, opt in state.optimizers.items()},
+        "optimizers": {k: _cpu(opt.state_dict()) for k, opt in state.optimizers.items()},
         "rng": {"global": torch.get_rng_state(), "data": state.data_rng.get_state(),
-                "noise": state.noise_rng.get_state()},
+                "noise": state.noise_rng.get_state(), **_cuda_rng(state.device)},
         "position": {"epoch": state.epoch, "batch": state.batch},
         "order": None if state.order is None else state.order.clone(),
         "counters": {"batches": state.batches, "steps": dict(state.steps), "images_seen": state.images_seen,
@@ -108,15 +123,24 @@ def payload(state: TrainState, class_latents: torch.Tensor, meta: dict, digit_ba
     return p
 
 
-def restore(cfg: TrainConfig, data: dict) -> TrainState:
-    """Rebuild a TrainState from a state.pt dict (also sets the global RNG: call inside fork_rng)."""
-    state = new_state(cfg)
+def _cuda_rng(device: torch.device) -> dict:
+    """The CUDA generator's state (encoder dropout runs there) for a run on a CUDA device, else nothing."""
+    return {"cuda": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {}
+
+
+def restore(cfg: TrainConfig, data: dict, device: torch.device | str = "cpu") -> TrainState:
+    """Rebuild a TrainState on `device` from a state.pt dict (also sets the global RNG: call inside fork_rng).
+    Resuming on the device the run was saved from continues it exactly; on another device it continues
+    with that device's arithmetic (and dropout stream), from the same weights and position."""
+    state = new_state(cfg, device)
     state.generator.load_state_dict(data["generator"], strict=True)
     state.encoder.load_state_dict(data["encoder"], strict=True)
     state.classifier.load_state_dict(data["classifier"], strict=True)
     for name, opt in state.optimizers.items():
         opt.load_state_dict(data["optimizers"][name])
     torch.set_rng_state(data["rng"]["global"])
+    if state.device.type == "cuda" and "cuda" in data["rng"]:
+        torch.cuda.set_rng_state(data["rng"]["cuda"], state.device)
     state.data_rng.set_state(data["rng"]["data"])
     state.noise_rng.set_state(data["rng"]["noise"])
     state.epoch, state.batch = data["position"]["epoch"], data["position"]["batch"]
