@@ -19,7 +19,9 @@ Backends (argument `backend`):
   "torch"     the same network channels-first with `addmm` under plain autograd (no compiler needed,
               any device, any dtype; about 2x faster than "autograd" on the CPU here);
   "c"         the fused kernel (CPU, float32; raises KernelUnavailable without a working C compiler);
-  "auto"      "c" where it applies and compiles, else "torch".
+  "auto"      on the CPU: "c" where it applies and compiles, else "torch"; on a GPU: "autograd", which
+              `cppn-video bench train --device cuda` measured fastest there (H200, 2026-11-28: resnet 1.07
+              s per batch at the schedule maximum against 1.38 for "torch"; prev 0.071 against 0.077 s).
 The `prev` generator (width 128) is a few large matrix products that BLAS already runs well (a chunked
 recompute was tried and was slower). What is slow there is torch's CPU `tanh` (its accurate vector tanh:
 55-80 ms per [338,000, 128] tensor, against 9 ms for `sigmoid`), so every backend but "autograd" runs prev
@@ -208,6 +210,8 @@ def generator_forward(gen: nn.Module, z: torch.Tensor, coords: torch.Tensor, bac
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
     family = getattr(gen.cfg, "family", None)
+    if backend == "auto" and z.device.type != "cpu":
+        backend = "autograd"  # on a GPU the model's own forward is the fastest (see the module docstring)
     if backend == "autograd" or family not in ("resnet", "prev"):
         return gen(z, coords)
     _check(gen, z, coords)
