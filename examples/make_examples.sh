@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
-# Regenerate the files in examples/ from the bundled checkpoints (prev, e6, e24).
+# Regenerate the files in examples/ from the bundled checkpoints (prev, e6, e24, w4).
 set -euo pipefail
 cd "$(dirname "$0")"
-for ck in prev e6 e24; do
+for ck in prev e6 e24 w4; do
   cppn-video still --ckpt "$ck" --size 1080 --seed 3 -o "still-$ck.png"
   cppn-video still --ckpt "$ck" --size 1080 --seed 3 --invert -o "still-$ck-inverted.png"
 done
 cppn-video still --ckpt e24 --size 3240 --seed 3 -o still-e24-3240.png
 # The comparison as the article's videos run: through encodings of real digits (each model its own),
 # linearly, 30 frames per transition.
-cppn-video compare prev e6 e24 --labels "previous,6 epochs,24 epochs" --panel-size 360 \
+cppn-video compare prev e6 e24 w4 --labels "previous,6 epochs,24 epochs,width 4" --panel-size 360 \
   --digits 1,4,6,9,4,5,6,2 --interp lerp --ease linear --frames 211 --crf 23 -o compare.mp4 --quiet
 cppn-video walk --ckpt e24 --classes 0-9,0 --ease linear --frames 200 --size 360 --crf 23 -o classes-e24.mp4 --quiet
 # The article's kind of video: through encodings of real digits, linearly, 30 frames per transition.

@@ -223,3 +223,19 @@ def test_generator_config_is_plain_values(tmp_path):
     gen, _ = save_one(path)
     data = torch.load(path, weights_only=True)
     assert data["generator_config"] == asdict(gen.cfg) and data["kind"] == "render"
+
+
+# What the package ships: the article's four full-scale models (docs/REPRODUCTION.md), nothing less.
+SHIPPED = {"prev": ("prev", 128, 24, 60000), "e6": ("resnet", 6, 6, 70000), "e24": ("resnet", 6, 24, 70000),
+           "w4": ("resnet", 4, 24, 70000)}
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_the_shipped_checkpoints_are_the_full_scale_runs(name):
+    family, width, epoch, n_images = SHIPPED[name]
+    assert name in list_bundled()
+    ck = load_checkpoint(name)
+    assert (ck.family, ck.generator_config.width, ck.meta["epoch"]) == (family, width, epoch)
+    assert ck.meta["dataset"]["n_images"] == n_images and ck.meta["limit"] is None
+    assert ck.digit_latents.shape == (160, 32) and torch.equal(torch.bincount(ck.digit_labels), torch.full((10,), 16))
+    assert not any(str(arg).startswith("/") for arg in ck.meta["command"])  # no machine's folders recorded

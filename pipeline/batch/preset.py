@@ -30,7 +30,7 @@ overrides it (a command-line path, so relative to the working directory).
 
 Inputs. `ckpt` (walk, still) and `ckpts` (compare) take a reference to a train job's checkpoint
 (`@train_resnet/e6.pt` must be one it saves: its save_at epochs and its last), a checkpoint file, or the
-name of a bundled checkpoint (prev, e6, e24). Train jobs read their data from data_dir; when it is
+name of a bundled checkpoint (prev, e6, e24, w4). Train jobs read their data from data_dir; when it is
 given it must exist at validation time (the data layer reads only that folder and never downloads into
 it); when it is omitted the data layer uses the cache and downloads MNIST there with SHA-256 checks, so
 nothing is checked up front.
@@ -373,7 +373,7 @@ def _checkpoint_inputs(chk: _Checker, where: str, kind: str, merged: dict, refs:
         if key not in merged:
             example = "@train_resnet/e24.pt" if key == "ckpt" else '["@train_prev/e24.pt", "@train_resnet/e6.pt"]'
             chk.problem(f"{where}, key {key}", f"missing; name the checkpoint{'s' if key == 'ckpts' else ''}: "
-                                               f"a file, a bundled name (prev, e6, e24) or e.g. {example}")
+                                               f"a file, a bundled name (prev, e6, e24, w4) or e.g. {example}")
             continue
         value = merged[key]
         if key == "ckpts" and (not isinstance(value, list) or not value):

@@ -34,7 +34,7 @@ def compare(checkpoints, output, frames, panel_size, labels, layout, fps, seed, 
             as_json):
     """Render checkpoints side by side on the same latent path, one captioned panel each.
 
-    CKPT is a checkpoint file or a bundled name (prev, e6, e24). Each panel is PANEL_SIZE square with a
+    CKPT is a checkpoint file or a bundled name (prev, e6, e24, w4). Each panel is PANEL_SIZE square with a
     caption strip below it (about 7.5% of the panel, even, at least 12 px: 80 px at 1080); the video is
     C x PANEL_SIZE wide and R x (PANEL_SIZE + strip) high, e.g. 3240x1160 for three 1080 panels in a row.
     """

@@ -52,7 +52,7 @@ def eval_command(checkpoints: tuple[str, ...], as_json: bool, size: int, samples
     detail         at 4 random and the 10 class latents, SIZE x SIZE renders: the fraction of spectral
                    power above 1/8 of Nyquist (higher: finer structure)
 
-    CKPT is a .pt file or a bundled name (prev, e6, e24).
+    CKPT is a .pt file or a bundled name (prev, e6, e24, w4).
     """
     from pipeline.checkpoint import load_checkpoint
     from pipeline.evaluate.metrics import detail_frames, evaluate_checkpoint, load_digit_cnn

@@ -10,7 +10,7 @@ from pipeline.jobs.settings import DEFAULT_CHECKPOINT, StillSettings, WalkSettin
 from pipeline.latents import DEFAULT_EASE, EASINGS, INTERPOLATIONS
 from pipeline.render.paths import PATHS
 
-CKPT_HELP = f"Checkpoint file, or the name of a bundled one (prev, e6, e24). Default: bundled {DEFAULT_CHECKPOINT}."
+CKPT_HELP = f"Checkpoint file, or the name of a bundled one (prev, e6, e24, w4). Default: bundled {DEFAULT_CHECKPOINT}."
 FRAMES_HELP = ("Number of frames in the video. Keyframes are evenly spaced in time: with K keyframes and M frames "
                "per transition, --frames M*(K-1)+1 (or M*K with --loop) puts keyframe i exactly at frame M*i, "
                "each keyframe shown once. The article's videos used 30 per transition: 9 digits -> 241 frames "
