@@ -3,8 +3,8 @@
 Scheduling. The main thread walks the selected jobs in dependency order and launches a job once every
 job it needs has finished, on a free device (a thread per device). With one device (`cpu`, the
 default `auto` on a machine without CUDA) that is a sequential run; with `cuda:0,cuda:1` two
-independent jobs render at once. Training has no device option (it runs on the CPU) but still takes
-a slot, so it never competes with a CPU render. Only the main thread writes the manifest.
+independent jobs render at once. A train job trains on its slot's device (a run resumes on whichever
+device it gets: state.pt holds CPU tensors). Only the main thread writes the manifest.
 
 Skipping. Right before a job would launch (its inputs now exist) it is compared with its manifest
 entry (see pipeline.batch.manifest.check_job): same settings, same input hashes, outputs present with
@@ -264,8 +264,7 @@ def _run_train(job: Job, device: str, ctx: _Context, log: JobLog, forced: bool, 
         removed = clear_run(out)  # only reached when forced, or when there is no earlier run
         if removed:
             log(f"removed the earlier run's {', '.join(removed)} from {out} (--force)")
-    if device != "cpu":
-        log(f"training runs on the CPU (it has no device option); slot {device} is held meanwhile")
+    log(f"training on {device}")
     state = {"epochs": cfg.epochs}
 
     def on_event(event: dict) -> None:
@@ -289,7 +288,7 @@ def _run_train(job: Job, device: str, ctx: _Context, log: JobLog, forced: bool, 
                 log(f"downloading {event['file']}")
 
     command = ["cppn-video", "batch", str(ctx.preset.path), "--only", job.name]
-    result = train(cfg, resume=resume, progress=on_event, stop_flag=ctx.stop, command=command)
+    result = train(cfg, resume=resume, progress=on_event, stop_flag=ctx.stop, command=command, device=device)
     return result, resume
 
 

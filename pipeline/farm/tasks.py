@@ -276,7 +276,7 @@ def train_task(spec: TrainSpec, box, *blobs: bytes) -> dict:
             elif event["event"] == "batch":
                 report.advance(1, f"epoch {event['epoch']}/{epochs['n']}")
 
-        result = train(cfg, resume=spec.resume, progress=on_event, command=list(spec.command))
+        result = train(cfg, resume=spec.resume, progress=on_event, command=list(spec.command), device=_device())
         if result.interrupted:
             raise RuntimeError("training stopped before it finished")
         return {p.name: p.read_bytes() for p in run_files(run)}

@@ -137,9 +137,14 @@ def _meta(st: TrainState, dataset, command: list, missing: list) -> dict:
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": list(command),
         "train_seconds": round(st.train_seconds, 3),
+        "device": _device_text(st.device),  # where this file was written (a resumed run may have moved)
         "class_latents": {"missing_classes": list(missing),
                           "method": "mean encoder mu (eval mode) over center 26x26 crops of each class's images"},
     }
+
+
+def _device_text(device: torch.device) -> str:
+    return f"{device} ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else str(device)
 
 
 def _portable(text):
