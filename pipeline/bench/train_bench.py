@@ -25,6 +25,7 @@ from typing import Callable
 
 import torch
 
+from pipeline.devices import describe_device
 from pipeline.bench.machine import machine_info
 from pipeline.coords import grid
 from pipeline.errors import UserError
@@ -196,7 +197,7 @@ def run_train_bench(batch_size: int | None = None, repeats: int = 3, models: tup
             projections.append(proj)
         machine["load_average_1min_end"] = machine_info().get("load_average_1min")
         machine["precision"] = precision
-        machine["device"] = str(device) if device.type == "cpu" else f"{device} ({torch.cuda.get_device_name(device)})"
+        machine["device"] = describe_device(device)
         return {"machine": machine, "results": results, "projections": projections}
     finally:
         torch.set_num_threads(saved_threads)

@@ -84,7 +84,7 @@ def bench_train(batch_size, repeats, models, threads, precision, metrics, system
     """Seconds per training step of each kind, plain autograd vs the fast path in one run, and the
     projected wall time of the article's runs."""
     from pipeline.bench.train_bench import run_train_bench
-    from pipeline.render.engine import resolve_device
+    from pipeline.devices import resolve_device
 
     report = run_train_bench(batch_size=batch_size, repeats=repeats, models=tuple(models), threads=threads,
                              precision=precision, metrics=dict(metrics), progress=_status(as_json),

@@ -149,7 +149,7 @@ def train_command(ctx: click.Context, model, width, epochs, save_at, out_dir, da
     and every --save-every minutes); --resume continues it and ends with the same weights as an
     uninterrupted run.
     """
-    from pipeline.render.engine import resolve_device
+    from pipeline.devices import resolve_device
     from pipeline.train import load_train_config, train
 
     dev = resolve_device(device)

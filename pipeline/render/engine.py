@@ -5,7 +5,6 @@ tile size or thread count for a given path.
 """
 from __future__ import annotations
 
-import re
 import warnings
 from dataclasses import dataclass
 
@@ -13,6 +12,7 @@ import numpy as np
 import torch
 
 from pipeline.coords import coord_projection, grid
+from pipeline.devices import resolve_device  # noqa: F401  (the render package exports it)
 from pipeline.errors import UserError
 from pipeline.render import cpu_fused, triton_kernel
 from pipeline.render.paths import PATHS
@@ -21,26 +21,6 @@ from pipeline.render.reference import reference_frames
 from pipeline.render.torch_tiles import TorchTiles
 
 MAX_SIDE = 16384  # larger frames are almost certainly a typo (and would need > 1 GB per frame)
-
-
-def resolve_device(device: str = "auto", option: str = "--device") -> torch.device:
-    """"auto" (cuda:0 if available, else cpu), "cpu", "cuda" or "cuda:N" -> a torch.device that exists here.
-    The one place devices are parsed (batch's --devices list goes through it too); errors name `option`."""
-    text = str(device).strip().lower()
-    if text == "auto":
-        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
-    m = re.fullmatch(r"cpu|cuda(?::(\d+))?", text)
-    if not m:
-        raise UserError(f"{option}: unknown device {device!r}; use auto, cpu, cuda or cuda:N")
-    if text == "cpu":
-        return torch.device("cpu")
-    if not torch.cuda.is_available():
-        raise UserError(f"{option} {device} was asked for but CUDA is not available here; use cpu")
-    index = int(m.group(1) or 0)
-    if index >= torch.cuda.device_count():
-        raise UserError(f"{option} {device}: this machine has {torch.cuda.device_count()} CUDA device(s) "
-                        f"(cuda:0..cuda:{torch.cuda.device_count() - 1})")
-    return torch.device("cuda", index)
 
 
 def check_frame_size(height: int, width: int) -> None:

@@ -17,6 +17,7 @@ from pipeline.lock import folder_lock
 from pipeline.native.heap import keep_freed_memory
 from pipeline.checkpoint import atomic_torch_save, read_checkpoint_dict, save_render_checkpoint
 from pipeline.coords import grid
+from pipeline.devices import describe_device
 from pipeline.data import CROP_SIZE, epoch_batches, load_dataset, random_crops
 from pipeline.errors import UserError
 from pipeline.train.config import TrainConfig, mismatches
@@ -137,14 +138,10 @@ def _meta(st: TrainState, dataset, command: list, missing: list) -> dict:
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": list(command),
         "train_seconds": round(st.train_seconds, 3),
-        "device": _device_text(st.device),  # where this file was written (a resumed run may have moved)
+        "device": describe_device(st.device),  # where this file was written (a resumed run may have moved)
         "class_latents": {"missing_classes": list(missing),
                           "method": "mean encoder mu (eval mode) over center 26x26 crops of each class's images"},
     }
-
-
-def _device_text(device: torch.device) -> str:
-    return f"{device} ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else str(device)
 
 
 def _portable(text):
