@@ -14,7 +14,7 @@ LAYERS = [
     {"jobs", "train"},
     {"checkpoint", "torchfile"},
     {"render", "data", "video", "provenance", "latents", "coords"},
-    {"models", "native"},
+    {"models", "native", "devices"},
     {"atomic", "lock", "paths", "lazy", "errors", "__init__"},
 ]
 UI_ONLY = {"click", "rich"}
