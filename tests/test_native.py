@@ -109,3 +109,25 @@ def test_a_fallback_warns_once_with_the_reason(tmp_path):
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("warning: the fast C kernel render_w") and "no-such-cc" in lines[0]
     assert "torch path" in lines[0]
+
+
+def test_the_instruction_set_is_chosen_checked_and_part_of_the_key(cache, monkeypatch):
+    """CPPN_VIDEO_ISA builds for a lower level (an AVX-512 box can run what an AVX2-only one would); a level the
+    CPU lacks or an unknown name is refused, never built; each level is its own cached library."""
+    zen2 = "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse2 avx avx2 fma f16c bmi1 bmi2 movbe\n"
+    monkeypatch.setenv(native.ISA_ENV, "avx512")
+    with pytest.raises(native.KernelUnavailable, match="lacks .*avx512f"):
+        native.isa(zen2)
+    monkeypatch.setenv(native.ISA_ENV, "avx2")
+    assert native.isa(zen2) == "avx2" and native.effective_isa(zen2) == "avx2"
+    monkeypatch.setenv(native.ISA_ENV, "pentium")
+    with pytest.raises(native.KernelUnavailable, match="choose one of native, avx512, avx2, x86-64"):
+        native.isa(zen2)
+    monkeypatch.delenv(native.ISA_ENV)
+    assert native.effective_isa(zen2) == "avx2" and "-march=native" in native.build_flags()
+    if native.effective_isa() == "x86-64":
+        pytest.skip("this CPU has no AVX2")
+    for level in ("native", "avx2", "x86-64"):
+        monkeypatch.setenv(native.ISA_ENV, level)
+        assert answer(["-DANSWER=7"]) == 7
+    assert len(built(cache)) == 3  # one library per instruction set, none reused for another

@@ -425,17 +425,22 @@ def _path_inputs(chk: _Checker, where: str, kind: str, values: dict) -> list[Inp
 def _check_values(kind: str, s, n_inputs: int, output: Path) -> None:
     """Checks across options that the settings classes cannot make alone; raises UserError."""
     if kind == "compare":
-        from pipeline.jobs.layout import parse_layout
+        from pipeline.jobs.layout import compare_geometry
+        from pipeline.video import output_format
 
-        s.walk().validate()
+        walk = s.walk()
+        walk.validate()
         if s.labels is not None and len(s.labels) != n_inputs:
             raise UserError(f"labels: {len(s.labels)} labels for {n_inputs} checkpoints; give one label per "
                             f"checkpoint in ckpts", key="labels")
         with about("layout"):
-            parse_layout(s.layout, n_inputs)
-    if kind == "walk" and s.workers > 1:
+            compare_geometry(s.panel_size, s.layout, n_inputs, walk.resolved().frames, output_format(output, s.fmt))
+    if kind == "walk":
+        from pipeline.jobs.preflight import check_format
         from pipeline.video import output_format
 
+        check_format(s.size, s.size, output_format(output, s.fmt))
+    if kind == "walk" and s.workers > 1:
         if output_format(output, s.fmt) != "mp4":
             raise UserError("workers > 1 joins MP4 segments: name the output .mp4 or use one worker", key="workers")
 

@@ -11,13 +11,14 @@ import numpy as np
 from pipeline import __version__
 from pipeline.checkpoint import Checkpoint, load_checkpoint
 from pipeline.errors import UserError
-from pipeline.jobs.layout import Geometry, caption_height, parse_layout  # noqa: F401 (API)
+from pipeline.jobs.preflight import preflight
+from pipeline.jobs.layout import Geometry, caption_height, compare_geometry, parse_layout  # noqa: F401 (API)
 from pipeline.jobs.render import checkpoint_record, checkpoint_path, path_info, path_kind
 from pipeline.jobs.settings import CompareSettings, Progress, WalkSettings
 from pipeline.latents import parse_seeds
 from pipeline.render import Renderer, default_batch
 from pipeline.provenance import check_not_input
-from pipeline.video import check_video_size, check_writable, open_writer, output_format, probe
+from pipeline.video import check_writable, open_writer, output_format, probe
 
 _CANVAS_BUDGET = 256 * 2**20  # bytes of composed frames per batch (the writer queues two more copies)
 _MIN_FONT = 6  # px; below this a caption is unreadable anyway, so it is clipped instead of shrunk further
@@ -124,12 +125,8 @@ def render_compare(ckpts: list, out, settings: CompareSettings = CompareSettings
         raise UserError("no checkpoints to compare; give one or more checkpoint files or bundled names")
     out = Path(out)
     fmt = output_format(out, s.fmt)
-    if fmt == "mp4" and s.panel_size % 2:
-        raise UserError(f"--panel-size must be even for H.264 yuv420p, got {s.panel_size}; "
-                        f"use {s.panel_size + 1}")
-    columns, rows = parse_layout(s.layout, len(ckpts))
-    geo = Geometry(columns, rows, s.panel_size, caption_height(s.panel_size))
-    check_video_size((geo.width, geo.height), fmt)
+    geo = compare_geometry(s.panel_size, s.layout, len(ckpts), frames, fmt)
+    columns, rows = geo.columns, geo.rows
     check_writable(out, fmt)
     cks = [c if isinstance(c, Checkpoint) else load_checkpoint(c) for c in ckpts]
     check_not_input(out, [ck.path for ck in cks] + [s.keyframes_file])
@@ -219,7 +216,8 @@ def render_walk_grid(ckpt, out, settings: WalkSettings, grid: str, progress: Pro
     out = Path(out)
     fmt = output_format(out, s.fmt)
     geo = Geometry(columns, rows, s.size, 0)
-    check_video_size((geo.width, geo.height), fmt)
+    preflight(geo.width, geo.height, frames, fmt, panels=columns * rows,
+              what=f"the frame of a --grid {grid} of --size {s.size}")
     check_writable(out, fmt)
     ck = ckpt if isinstance(ckpt, Checkpoint) else load_checkpoint(ckpt)
     check_not_input(out, [ck.path])

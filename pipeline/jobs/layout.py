@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipeline.errors import UserError
+from pipeline.jobs.preflight import preflight
 
 
 @dataclass(frozen=True)
@@ -51,3 +52,15 @@ def parse_layout(layout: str | None, n: int) -> tuple[int, int]:
                         f"use a larger layout such as {n}x1")
     return c, r
 
+
+
+def compare_geometry(panel_size: int, layout: str | None, n: int, frames: int, fmt: str | None) -> Geometry:
+    """The frame of a comparison of n panels, through the shared preflight (size, format, memory)."""
+    if fmt == "mp4" and panel_size % 2:
+        raise UserError(f"--panel-size must be even for H.264 yuv420p, got {panel_size}; use {panel_size + 1}",
+                        key="panel_size")
+    columns, rows = parse_layout(layout, n)
+    geo = Geometry(columns, rows, panel_size, caption_height(panel_size))
+    preflight(geo.width, geo.height, frames, fmt, panels=n,
+              what=f"the frame of {columns}x{rows} panels of --panel-size {panel_size}", key="panel_size")
+    return geo

@@ -12,7 +12,8 @@ from pipeline import __version__
 from pipeline.checkpoint import Checkpoint, load_checkpoint
 from pipeline.errors import UserError
 from pipeline.atomic import temp_sibling
-from pipeline.jobs.settings import DEFAULT_CHECKPOINT, MAX_FRAMES, Progress, StillSettings, WalkSettings
+from pipeline.jobs.preflight import MAX_FRAMES, preflight
+from pipeline.jobs.settings import DEFAULT_CHECKPOINT, Progress, StillSettings, WalkSettings
 from pipeline.latents import (class_path, digit_keyframes, load_keyframes, parse_classes, parse_digits,
                               parse_seeds, seed_latents, walk_keyframes, walk_path)
 from pipeline.render import Renderer, default_batch
@@ -155,6 +156,10 @@ def render_walk(ckpt, out, settings: WalkSettings = WalkSettings(), progress: Pr
     Every input is checked and ffmpeg is probed before the first frame renders; the video appears at
     `out` only when complete, with `<out>.json` beside it holding everything needed to reproduce it.
     """
+    if settings.workers > 1:  # segments rendered in parallel, joined losslessly (the same video)
+        from pipeline.jobs.segments import render_walk_segmented
+
+        return render_walk_segmented(ckpt, out, settings, progress=progress)
     w = prepare_walk(ckpt, out, settings)
     s, out, fmt, ck, keys, latents, bank_rows = w.settings, w.out, w.fmt, w.ck, w.keys, w.latents, w.bank_rows
     probe(fmt, (s.size, s.size), fps=s.fps, crf=s.crf, preset=s.preset, lossless=s.lossless)
@@ -266,9 +271,8 @@ def render_stills(ckpt, outdir, seeds, settings: StillSettings = StillSettings()
         from pipeline.jobs.layout import parse_layout
 
         columns, rows = parse_layout(grid, len(seeds))
-        if max(columns, rows) * s.size > 16384:
-            raise UserError(f"a {columns}x{rows} grid of {s.size} px stills is more than 16384 px wide or high; "
-                            f"give a smaller --size such as {16384 // max(columns, rows)}")
+        preflight(columns * s.size, rows * s.size, fmt="png", what=f"the contact sheet of a --grid {grid} of --size "
+                  f"{s.size}")
         outs.append(outdir / GRID_NAME)
     ck = _checkpoint(ckpt)
     try:

@@ -205,7 +205,7 @@ def render_walk_segmented(ckpt, out, settings: WalkSettings = WalkSettings(), wo
     if int(workers) < 1:
         raise UserError(f"--workers must be at least 1, got {workers}")
     if int(workers) == 1:
-        return render_walk(ckpt, out, replace(settings, device=devices[0]) if devices else settings,
+        return render_walk(ckpt, out, replace(settings, workers=1, **({"device": devices[0]} if devices else {})),
                            progress=progress)
     if output_format(Path(out), settings.fmt) != "mp4":
         raise UserError(f"segmented rendering joins MP4 files only, but {Path(out).name} is not; "

@@ -6,10 +6,10 @@ from dataclasses import dataclass, fields, replace
 from typing import Callable
 
 from pipeline.errors import UserError, about
+from pipeline.jobs.preflight import MAX_FRAMES, check_frames, preflight
 from pipeline.latents import DEFAULT_EASE, INTERPOLATIONS, check_ease, parse_classes, parse_digits, parse_seeds
 
 DEFAULT_CHECKPOINT = "e24"  # bundled checkpoint used when none is given
-MAX_FRAMES = 1_000_000  # a walk's latent path is held in memory ([frames, z] float64): this caps it near 0.3 GB
 
 Progress = Callable[[int], None]  # called with the number of frames just finished
 
@@ -103,12 +103,8 @@ class WalkSettings(VideoSettings):
             if self.classes is not None:
                 parse_classes(self.classes)
         with about("frames_per_transition" if self.frames_per_transition is not None else "frames"):
-            frames = self.resolved().frames
-            if frames < 1:
-                raise UserError(f"--frames must be at least 1, got {frames}")
-            if frames > MAX_FRAMES:
-                raise UserError(f"--frames {frames:,} is more than the {MAX_FRAMES:,} a video may have (about "
-                                f"{MAX_FRAMES // (30 * 3600)} hours at 30 fps); render it in parts")
+            check_frames(self.resolved().frames, key=None)
+        preflight(self.size, self.size)  # the frame (a comparison's whole frame: compare.prepare_compare)
         if self.keyframes < 1 and not chosen:
             raise UserError(f"--keyframes must be at least 1, got {self.keyframes}", key="keyframes")
         with about("ease"):
@@ -136,6 +132,7 @@ class StillSettings:
     path: str = "auto"             # render path
 
     def validate(self) -> None:
+        preflight(self.size, self.size, fmt="png")
         if self.digit is not None and not 0 <= self.digit <= 9:
             raise UserError(f"--digit must be 0..9, got {self.digit}", key="digit")
         if self.sample < 0:

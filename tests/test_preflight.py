@@ -1,0 +1,101 @@
+"""The shared preflight: every render job refuses an impossible size, length or memory need at once (well under a
+second, before a checkpoint is read or ffmpeg runs) with one line naming the limit, and writes nothing."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from cli_helpers import run_main
+from pipeline.batch import load_preset
+from pipeline.batch.preset import PresetError
+from pipeline.jobs import preflight as pf
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _imported():
+    """What the CLI imports on its first call (torch with the render modules) is loaded once beforehand: the
+    time measured is the refusal's."""
+    import pipeline.jobs.compare  # noqa: F401
+    import pipeline.jobs.render  # noqa: F401
+
+
+def refused(args: list[str], *needles: str) -> str:
+    t0 = time.perf_counter()
+    res = run_main(args)
+    seconds = time.perf_counter() - t0
+    assert res.returncode != 0, res
+    line = res.stderr.strip()
+    assert line.startswith("error: ") and "\n" not in line and "Traceback" not in line, line
+    for needle in needles:
+        assert needle in line, line
+    assert seconds < 0.5, (seconds, line)  # no checkpoint load, no ffmpeg probe
+    return line
+
+
+def test_walk_larger_than_h264_frames_is_refused_at_once(tmp_path):
+    out = tmp_path / "w.mp4"
+    refused(["walk", "--size", "16000", "--frames", "4", "-o", out], "16000x16000", "8192", "PNG frames")
+    refused(["walk", "--size", "9000", "--frames", "4", "-o", out], "8192")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_compare_frame_larger_than_h264_is_refused_at_once(tmp_path):
+    line = refused(["compare", "e6", "e24", "--panel-size", "8000", "--frames", "4", "-o", tmp_path / "c.mp4"],
+                   "--panel-size 8000", "16000x", "8192")
+    assert "2x1 panels" in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_too_many_frames_is_refused_at_once(tmp_path):
+    refused(["walk", "--size", "64", "--frames", "2000000", "-o", tmp_path / "w.mp4"], "1,000,000")
+
+
+def test_a_render_that_needs_more_memory_than_there_is_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(pf, "available_memory", lambda: 2**30)  # a 1 GB machine
+    refused(["still", "--size", "8000", "-o", tmp_path / "s.png"], "8000x8000", "GB of memory", "1.0 GB is available")
+    refused(["walk", "--size", "8000", "--frames", "2", "-o", tmp_path / "f"], "GB of memory")
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setattr(pf, "available_memory", lambda: None)  # unknown: no refusal on memory
+    pf.check_memory(8000, 8000)
+
+
+def test_a_still_grid_contact_sheet_past_the_largest_side_is_refused(tmp_path):
+    refused(["still", "--seeds", "0-7", "--grid", "8x1", "--size", "4096", "--outdir", tmp_path / "d"],
+            "32768x4096", "16384")
+
+
+def test_presets_are_preflighted_at_load_for_every_job(tmp_path):
+    preset = tmp_path / "p.toml"
+    preset.write_text('[jobs.w]\nkind = "walk"\nckpt = "e24"\nsize = 10000\nframes = 4\n\n'
+                      '[jobs.c]\nkind = "compare"\nckpts = ["e6", "e24"]\npanel_size = 6000\nframes = 4\n\n'
+                      '[jobs.s]\nkind = "still"\nckpt = "e24"\nsize = 20000\n')
+    t0 = time.perf_counter()
+    with pytest.raises(PresetError) as err:
+        load_preset(preset)
+    assert time.perf_counter() - t0 < 1.0
+    problems = err.value.problems
+    assert len(problems) == 3, problems
+    assert "job w, key size" in problems[0] and "8192" in problems[0]
+    assert "job c, key panel_size" in problems[1] and "--panel-size 6000" in problems[1]
+    assert "job s, key size" in problems[2] and "16384" in problems[2]
+
+
+def test_serve_render_requests_use_the_same_preflight():
+    from pipeline.errors import UserError
+    from pipeline.serve import requests
+
+    with pytest.raises(UserError, match="8192"):
+        requests.size({"size": 10000}, "size", 512, 2**31, even=True)
+
+
+def test_the_walk_settings_workers_are_honoured(tmp_path):
+    """render_walk with workers=2 renders segments (the sidecar says so) instead of ignoring the setting."""
+    from pipeline.jobs.render import WalkSettings, render_walk
+    from render_helpers import make_checkpoint
+
+    ck = make_checkpoint(tmp_path / "a.pt")
+    with pytest.warns(RuntimeWarning, match="--workers 2 on"):
+        info = render_walk(ck, tmp_path / "w.mp4", WalkSettings(size=32, frames=6, keyframes=2, workers=2,
+                                                                lossless=True, preset="ultrafast"))
+    assert info["workers"] == 2 and len(info["segments"]) == 2 and info["settings"]["workers"] == 2
