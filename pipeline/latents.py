@@ -212,8 +212,14 @@ def walk_path(
     ease: str = "linear",
     interp: str = "slerp",
     repeat_keyframes: bool = False,
+    timeline=None,
+    pacing=None,
 ) -> np.ndarray:
     """Latents of every frame of a walk through keyframes [K, Z]: float32 [n_frames, Z].
+
+    timeline (pipeline.scene.timeline.Timeline): keyframe times and holds in frames instead of equal time per
+    segment (its `frames` must be n_frames). pacing: per-segment maps from pipeline.scene.pacing, applied
+    after the easing, so the picture changes evenly.
 
     Equal time per segment, `ease` applied within each segment. Not looping: frame 0
     is keyframe 0 and the last frame is keyframe K-1 exactly (needs n_frames >= 2
@@ -266,24 +272,36 @@ def walk_path(
     n_segments = n_keys if loop else n_keys - 1
     if repeat_keyframes and n_frames < n_segments:
         raise UserError(f"with repeated keyframes every transition needs a frame: use at least {n_segments} frames")
-    seg, u = _segments_inclusive(n_frames, n_segments) if repeat_keyframes else _segments(n_frames, n_segments, loop)
+    if timeline is not None:
+        if timeline.frames != n_frames or len(timeline.arrive) != n_keys or timeline.loop != loop:
+            raise ValueError("the timeline does not match the walk's frames, keyframes or loop")
+        seg, u = timeline.positions()
+    else:
+        seg, u = _segments_inclusive(n_frames, n_segments) if repeat_keyframes else _segments(n_frames, n_segments, loop)
     u = np.atleast_1d(np.asarray(_ease(ease, u), dtype=np.float64))
-    out = np.empty((n_frames, keys.shape[1]), dtype=np.float64)
+    if pacing is not None:
+        from pipeline.scene.pacing import repace
 
+        u = repace(seg, u, pacing)
+    out = np.empty((n_frames, keys.shape[1]), dtype=np.float64)
     for s in range(n_segments):
         rows = np.nonzero(seg == s)[0]
-        if rows.size == 0:
-            continue
-        a, b = keys[s], keys[(s + 1) % n_keys]
-        us = u[rows]
-        if interp == "slerp":
-            out[rows] = _slerp64(a, b, us)
-        elif interp == "lerp":
-            out[rows] = (1.0 - us[:, None]) * a + us[:, None] * b
-            out[rows] = np.where(us[:, None] == 1.0, b, out[rows])  # exact endpoint
-        else:
-            out[rows] = _cubic_segment(keys, s, us, loop)
+        if rows.size:
+            out[rows] = segment_latents(keys, s, u[rows], interp, loop)
     return out.astype(np.float32)
+
+
+def segment_latents(keys: np.ndarray, s: int, u: np.ndarray, interp: str, loop: bool) -> np.ndarray:
+    """float64 latents [T, Z] at progress u [T] along segment s (keyframe s -> s+1, wrapping when looping)."""
+    keys = np.asarray(keys, dtype=np.float64)
+    u = np.asarray(u, dtype=np.float64)
+    a, b = keys[s], keys[(s + 1) % keys.shape[0]]
+    if interp == "slerp":
+        return _slerp64(a, b, u)
+    if interp == "lerp":
+        out = (1.0 - u[:, None]) * a + u[:, None] * b
+        return np.where(u[:, None] == 1.0, b, out)  # exact endpoint
+    return _cubic_segment(keys, s, u, loop)
 
 
 def _cubic_segment(keys: np.ndarray, s: int, u: np.ndarray, loop: bool) -> np.ndarray:
@@ -323,6 +341,8 @@ def class_path(
     loop: bool = False,
     ease: str = "linear",
     repeat_keyframes: bool = False,
+    timeline=None,
+    pacing=None,
 ) -> np.ndarray:
     """Latents of a video morphing through class latents [C, Z] in `order`: float32 [n_frames, Z].
 
@@ -341,7 +361,8 @@ def class_path(
     # well inside the prior rather than on its sqrt(z_dim) shell, and the straight
     # line between two means is the article's own morph. Slerp's arc would bend
     # around the origin, a point with no meaning for these means.
-    return walk_path(lat[order], n_frames, loop=loop, ease=ease, interp="lerp", repeat_keyframes=repeat_keyframes)
+    return walk_path(lat[order], n_frames, loop=loop, ease=ease, interp="lerp", repeat_keyframes=repeat_keyframes,
+                     timeline=timeline, pacing=pacing)
 
 
 def _parse_order(spec: str, n_classes: int, noun: str, examples: str) -> list[int]:

@@ -2,7 +2,6 @@
 (published with its sidecar by pipeline.provenance)."""
 from __future__ import annotations
 
-import math
 import os
 import queue
 import subprocess
@@ -63,7 +62,7 @@ def check_video_size(size, fmt: str = "mp4") -> tuple[int, int]:
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
             raise UserError(f"width and height must be positive integers, got {width!r}x{height!r}")
     width, height = int(width), int(height)
-    from pipeline.jobs.preflight import check_format
+    from pipeline.scene.preflight import check_format
 
     check_format(width, height, fmt)
     return width, height
@@ -102,14 +101,10 @@ def check_writable(path, fmt: str | None = None) -> None:
 
 
 def _check_fps(fps) -> str:
-    """Validate fps (> 0) and format it for ffmpeg."""
-    try:
-        ok = float(fps) > 0 and math.isfinite(float(fps))
-    except (TypeError, ValueError):
-        ok = False
-    if not ok or isinstance(fps, bool):
-        raise UserError(f"fps must be a positive number, got {fps!r}")
-    return str(fps)
+    """Validate fps (> 0; a ratio such as "30000/1001" stays exact) and format it for ffmpeg."""
+    from pipeline.scene.timeline import fps_text
+
+    return fps_text(fps)
 
 
 def _check_crf(crf) -> None:
@@ -130,16 +125,39 @@ def ffmpeg_exe() -> str:
         raise VideoError(f"ffmpeg not found ({e}); reinstall imageio-ffmpeg or set IMAGEIO_FFMPEG_EXE") from None
 
 
-def _ffmpeg_command(fmt: str, size, fps: str, crf, preset: str, lossless: bool, out: Path) -> list[str]:
+def _ffmpeg_command(fmt: str, size, fps: str, crf, preset: str, lossless: bool, out: Path,
+                    palette_image: Path | None = None) -> list[str]:
+    """palette_image: frames come as RGB (a palette applied), and a GIF takes its colours from this image."""
     width, height = size
+    colour = palette_image is not None
     cmd = [
         ffmpeg_exe(), "-hide_banner", "-nostats", "-loglevel", "warning", "-y",
-        # Raw 8-bit gray frames on stdin: a third of the bytes of RGB, and no
-        # colour conversion on our side.
-        "-f", "rawvideo", "-pix_fmt", "gray", "-s", f"{width}x{height}", "-framerate", fps, "-i", "pipe:0",
-        "-an",
+        # Raw 8-bit gray frames on stdin (a third of the bytes of RGB, no colour conversion on our side), or
+        # RGB ones when a palette colours them.
+        "-f", "rawvideo", "-pix_fmt", "rgb24" if colour else "gray", "-s", f"{width}x{height}", "-framerate", fps,
+        "-i", "pipe:0",
     ]
-    if fmt == "mp4":
+    if colour and fmt == "gif":
+        cmd += ["-i", str(palette_image)]
+    cmd += ["-an"]
+    if fmt == "mp4" and colour:
+        if lossless:
+            # libx264rgb at qp 0 keeps the RGB bytes exactly (tests, segment joins)
+            cmd += ["-c:v", "libx264rgb", "-preset", str(preset), "-qp", "0", "-pix_fmt", "rgb24"]
+        else:
+            # RGB -> yuv420p with the BT.709 matrix and limited range that the stream is tagged with (swscale's
+            # default matrix would be BT.601, shifting every hue a little)
+            cmd += ["-c:v", "libx264", "-preset", str(preset), "-crf", str(crf),
+                    "-vf", "scale=out_color_matrix=bt709:out_range=tv,format=yuv420p", "-pix_fmt", "yuv420p",
+                    "-color_range", "tv", "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709",
+                    "-bsf:v", "h264_metadata=colour_primaries=1:transfer_characteristics=1:matrix_coefficients=1"
+                              ":video_full_range_flag=0"]
+        cmd += ["-movflags", "+faststart", "-f", "mp4", str(out)]
+    elif fmt == "gif" and colour:
+        # The frames hold only the palette's 256 colours, so the palette image is the GIF's exact global palette:
+        # no palettegen pass over the whole video, no dithering, and it streams.
+        cmd += ["-filter_complex", "[0:v][1:v]paletteuse=dither=none", "-loop", "0", "-f", "gif", str(out)]
+    elif fmt == "mp4":
         cmd += ["-c:v", "libx264", "-preset", str(preset)]
         if lossless:
             # 4:0:0 gray at qp 0 decodes back to the identical bytes (tests rely on
@@ -184,7 +202,7 @@ def stderr_tail(text: str, n: int = _STDERR_LINES) -> str:
     return "\n".join("  " + ln for ln in shown)
 
 
-def probe(fmt: str, size, fps=30, crf=18, preset: str = "medium", lossless: bool = False) -> None:
+def probe(fmt: str, size, fps=30, crf=18, preset: str = "medium", lossless: bool = False, palette=None) -> None:
     """Check, in about a second, that `fmt` can be written at `size` with these settings.
 
     Encodes two frames to a throwaway file with the same ffmpeg command a render will
@@ -207,7 +225,14 @@ def probe(fmt: str, size, fps=30, crf=18, preset: str = "medium", lossless: bool
     _check_crf(crf)
     with tempfile.TemporaryDirectory(prefix="cppn-video-probe-") as tmp:
         out = Path(tmp) / f"probe.{fmt}"
-        cmd = _ffmpeg_command(fmt, (width, height), fps_s, crf, preset, lossless, out)
+        palette_image = None
+        if palette is not None:
+            import imageio.v3 as iio
+
+            palette_image = Path(tmp) / "palette.png"
+            iio.imwrite(palette_image, palette.lut.reshape(16, 16, 3), extension=".png")
+            frames = palette.apply(frames)
+        cmd = _ffmpeg_command(fmt, (width, height), fps_s, crf, preset, lossless, out, palette_image)
         try:
             res = subprocess.run(
                 cmd, input=frames.tobytes(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -239,8 +264,9 @@ class VideoWriter:
     """
 
     def __init__(self, path, size, fps=30, fmt=None, crf=18, preset="medium", lossless=False, queue_batches=2,
-                 stall_timeout: float = STALL_TIMEOUT_S):
+                 stall_timeout: float = STALL_TIMEOUT_S, palette=None):
         self.path = Path(path)
+        self.palette = palette  # scene.palette.Palette: grey frames in, RGB frames out
         self.fmt = output_format(self.path, fmt)
         self.width, self.height = check_video_size(size, self.fmt)
         fps_s = _check_fps(fps)
@@ -263,10 +289,19 @@ class VideoWriter:
         # slower than the renderer: write() then blocks until a slot frees up.
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, int(queue_batches)))
         self._tmp = temp_sibling(self.path)
+        self._palette_dir = None
         if self.fmt == "png":
             os.mkdir(self._tmp)
         else:
-            cmd = _ffmpeg_command(self.fmt, (self.width, self.height), fps_s, crf, preset, lossless, self._tmp)
+            palette_image = None
+            if palette is not None:
+                self._palette_dir = tempfile.TemporaryDirectory(prefix="cppn-video-palette-")
+                palette_image = Path(self._palette_dir.name) / "palette.png"
+                import imageio.v3 as iio
+
+                iio.imwrite(palette_image, palette.lut.reshape(16, 16, 3), extension=".png")
+            cmd = _ffmpeg_command(self.fmt, (self.width, self.height), fps_s, crf, preset, lossless, self._tmp,
+                                  palette_image)
             # stderr goes to an anonymous file: a pipe nobody reads could fill and
             # deadlock ffmpeg, and the file keeps everything for the error message.
             self._stderr = tempfile.TemporaryFile()
@@ -312,6 +347,8 @@ class VideoWriter:
                     self._error = e
 
     def _sink(self, batch: np.ndarray) -> None:
+        if self.palette is not None:
+            batch = self.palette.apply(batch)  # [N, H, W, 3]
         if self._proc is not None:
             for frame in batch:  # one frame at a time, so _last_progress shows ffmpeg is still reading
                 self._last_progress = time.monotonic()
@@ -449,9 +486,14 @@ class VideoWriter:
             self.abort()
             raise
         self._closed = True
+        self._release()
+        return self.path
+
+    def _release(self) -> None:
         if self._stderr is not None:
             self._stderr.close()
-        return self.path
+        if self._palette_dir is not None:
+            self._palette_dir.cleanup()
 
     def _drain(self) -> None:
         try:
@@ -484,8 +526,7 @@ class VideoWriter:
             except OSError:
                 pass
         remove(self._tmp)
-        if self._stderr is not None:
-            self._stderr.close()
+        self._release()
 
 
 def open_writer(
@@ -498,6 +539,7 @@ def open_writer(
     lossless: bool = False,
     queue_batches: int = 2,
     stall_timeout: float = STALL_TIMEOUT_S,
+    palette=None,
 ) -> VideoWriter:
     """Start writing a video of `size` = (width, height) gray frames at `path`.
 
@@ -509,7 +551,7 @@ def open_writer(
     and the write fails with VideoError.
     """
     return VideoWriter(path, size, fps=fps, fmt=fmt, crf=crf, preset=preset, lossless=lossless,
-                       queue_batches=queue_batches, stall_timeout=stall_timeout)
+                       queue_batches=queue_batches, stall_timeout=stall_timeout, palette=palette)
 
 
 __all__ = [

@@ -134,7 +134,8 @@ TRAIN = '[jobs.train]\nkind = "train"\nmodel = "prev"\nepochs = 2\nsave_at = [1]
 
 @pytest.mark.parametrize("text, where, words", [
     (WALK + "frams = 4\n", "job walk_a, key frams", ["unknown key", "did you mean 'frames'"]),
-    (WALK + 'size = "32"\n', "job walk_a, key size", ["expected a whole number", "a string '32'"]),
+    (WALK + 'size = 32.5\n', "job walk_a, key size", ["expected a whole number or a string", "a number 32.5"]),
+    (WALK + 'size = "32 by 32"\n', "job walk_a, key size", ["pixels such as 1080 or 1920x1080"]),
     (WALK + "invert = 1\n", "job walk_a, key invert", ["expected true or false"]),
     (WALK + "frames = 0\n", "job walk_a, key frames", ["must be at least 1"]),
     ('[jobs.w]\nkind = "wlak"\n', "job w, key kind", ["unknown kind 'wlak'", "did you mean 'walk'"]),

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import signal
 import sys
 import threading
@@ -63,15 +62,13 @@ def test_bad_arguments_are_usage_errors(tmp_path, args, flag):
 def test_first_ctrl_c_sets_the_flag_second_aborts():
     stop = threading.Event()
     with stop_on_interrupt(stop, "stopping"):
-        os.kill(os.getpid(), signal.SIGINT)
-        for _ in range(1000):  # the handler runs at the next bytecode boundary
-            if stop.is_set():
-                break
+        # raise_signal, not os.kill(os.getpid()): a signal sent to the process may be taken by any thread
+        # that does not block it, and runs its Python handler only once that thread has been scheduled;
+        # raise() delivers it to this thread, and raise_signal runs the handler before it returns.
+        signal.raise_signal(signal.SIGINT)
         assert stop.is_set()
         with pytest.raises(KeyboardInterrupt):
-            os.kill(os.getpid(), signal.SIGINT)
-            for _ in range(1000):
-                pass
+            signal.raise_signal(signal.SIGINT)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
 
 
@@ -84,7 +81,7 @@ def test_train_interrupt_resume_and_info(data, tmp_path, monkeypatch):
     def crops_then_ctrl_c(*a, **kw):
         calls["n"] += 1
         if calls["n"] == 1:
-            os.kill(os.getpid(), signal.SIGINT)  # as if the user pressed Ctrl-C during batch 1
+            signal.raise_signal(signal.SIGINT)  # as if the user pressed Ctrl-C during batch 1 (handled here)
         return real_crops(*a, **kw)
 
     monkeypatch.setattr(loop, "random_crops", crops_then_ctrl_c)

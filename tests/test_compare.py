@@ -42,7 +42,7 @@ def _panels(video, n, columns, panel=P, caption=C):
 
 def test_compare_geometry_exact_panels_and_captions(ckpts, tmp_path):
     out = tmp_path / "cmp.mp4"
-    s = CompareSettings(frames=5, panel_size=P, keyframes=2, seed=3, lossless=True, batch=2)
+    s = CompareSettings(frames=5, panel_size=P, keyframes=2, seed=3, lossless=True, batch=2, pace="none")
     calls = []
     info = render_compare(ckpts, out, s, progress=calls.append)
     video = read_video(out)
@@ -65,7 +65,7 @@ def test_compare_geometry_exact_panels_and_captions(ckpts, tmp_path):
     side = json.loads((tmp_path / "cmp.mp4.json").read_text())
     assert [c["label"] for c in side["checkpoints"]] == labels
     assert [c["sha256"] for c in side["checkpoints"]] == [load_checkpoint(p).sha256 for p in ckpts]
-    assert side["layout"] == {"columns": 3, "rows": 1, "panel_size": P, "caption_height": C}
+    assert side["layout"] == {"columns": 3, "rows": 1, "panel_size": P, "panel_height": P, "caption_height": C}
     keys = [np.asarray(c["keyframes"]) for c in side["checkpoints"]]
     assert keys[0].shape == (2, 32) and all(np.array_equal(k, keys[0]) for k in keys)  # one shared path
     assert side["latents"].startswith("shared") and side["settings"]["seed"] == 3
@@ -96,7 +96,8 @@ def test_caption_font_scales_with_panel():
 
 def test_layout_grid_and_classes_use_each_checkpoints_latents(ckpts, tmp_path):
     out = tmp_path / "grid.mp4"
-    s = CompareSettings(frames=4, panel_size=P, layout="2x2", classes="0,1,2", invert=True, lossless=True)
+    s = CompareSettings(frames=4, panel_size=P, layout="2x2", classes="0,1,2", invert=True, lossless=True,
+                        pace="none")
     render_compare(ckpts, out, s)
     video = read_video(out)
     assert video.shape == (4, 2 * (P + C), 2 * P)

@@ -53,7 +53,7 @@ def rows_of(ck, digit):
 
 def test_digit_walk_keyframes_are_the_bank_rows(banked):
     ck = load_checkpoint(banked)
-    s = WalkSettings(frames=30 * 8 + 1, digits="8,6,4,2,0,1,3,5,7", interp="lerp")
+    s = WalkSettings(frames=30 * 8 + 1, digits="8,6,4,2,0,1,3,5,7", interp="lerp", pace="none")
     keys, latents, rows = checkpoint_path(s, ck)
     expected = [rows_of(ck, d)[0] for d in (8, 6, 4, 2, 0, 1, 3, 5, 7)]
     assert rows.tolist() == expected
@@ -140,7 +140,7 @@ def test_digit_walk_loops(banked):
 
 def test_compare_digits_uses_each_checkpoints_own_bank(banked, tmp_path):
     other = make_bank_checkpoint(tmp_path / "e6.pt", epoch=6, seed=12)
-    s = CompareSettings(frames=5, panel_size=P, digits="2,5,2", interp="lerp", lossless=True)
+    s = CompareSettings(frames=5, panel_size=P, digits="2,5,2", interp="lerp", lossless=True, pace="none")
     out = tmp_path / "cmp.mp4"
     render_compare([other, banked], out, s)
     side = json.loads((tmp_path / "cmp.mp4.json").read_text())

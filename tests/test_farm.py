@@ -235,13 +235,43 @@ def test_a_job_that_keeps_failing_is_reported_once_and_the_others_finish(cluster
     assert not (tmp_path / "out/walk.mp4").exists()
     assert json.loads((tmp_path / "out/manifest.json").read_text())["jobs"]["walk"]["status"] == "failed"
     # SIGKILL leaves the last attempt's scratch folder; it belongs to a dead process, so the next task on
-    # that node removes it (clear_dead_scratch), as it does here.
+    # that node removes it (clear_dead_scratch), as it does here. The killed attempt's ffmpeg may still be
+    # running (it creates its output there only after the worker died): the folders must go all the same,
+    # the earlier attempts' ones (cleared by the retries) and this one (see the test below).
     from pipeline.farm.tasks import clear_dead_scratch
 
     root = scratch / "cppn-video-farm"
     left = sorted(p.name for p in root.iterdir())
     assert len(left) <= 1 and clear_dead_scratch(root) == left
     no_temp_files(tmp_path / "out", scratch)
+
+
+def test_a_dead_workers_scratch_folder_goes_even_if_its_ffmpeg_writes_there_meanwhile(tmp_path, monkeypatch):
+    """A SIGKILLed worker's ffmpeg (its own process group: the kill does not reach it) lives on, and only once
+    it reads EOF does it create its output file, by path, in the dead worker's scratch folder. Here it does so
+    at the worst moment: while the folder is being removed, after rmtree emptied a directory, before rmdir."""
+    pytest.importorskip("ray", reason="ray is not installed (pip install 'cppn-video[farm]')")
+    from pipeline.farm.tasks import clear_dead_scratch
+
+    root = tmp_path / "cppn-video-farm"
+    name = "4194304-dead"  # PID_MAX_LIMIT: no process has this id
+    out = root / name / "out" / "out"
+    out.mkdir(parents=True)
+    (out / "frame").write_bytes(b"")
+    real_rmdir, tries = os.rmdir, []
+
+    def ffmpeg_creates_its_output_first(*args, **kwargs):
+        if not tries:
+            try:
+                (out / ".walk.mp4.1234abcd.partial.mp4").write_bytes(b"")
+                tries.append("created")
+            except OSError:
+                tries.append("could not")
+        return real_rmdir(*args, **kwargs)
+
+    monkeypatch.setattr(os, "rmdir", ffmpeg_creates_its_output_first)
+    assert clear_dead_scratch(root) == [name]
+    assert tries and not list(root.iterdir()), (tries, sorted(map(str, root.rglob("*"))))
 
 
 def test_stopping_cancels_the_tasks_and_leaves_no_partial_output(cluster, assets, tmp_path, scratch):

@@ -13,7 +13,7 @@ LAYERS = [
     {"batch", "bench", "evaluate", "serve", "farm"},
     {"jobs", "train"},
     {"checkpoint", "torchfile"},
-    {"render", "data", "video", "provenance", "latents", "coords"},
+    {"render", "data", "video", "provenance", "latents", "coords", "scene"},
     {"models", "native", "devices"},
     {"atomic", "lock", "paths", "lazy", "errors", "__init__"},
 ]

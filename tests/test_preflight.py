@@ -9,7 +9,7 @@ import pytest
 from cli_helpers import run_main
 from pipeline.batch import load_preset
 from pipeline.batch.preset import PresetError
-from pipeline.jobs import preflight as pf
+from pipeline.scene import preflight as pf
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -90,12 +90,13 @@ def test_serve_render_requests_use_the_same_preflight():
 
 
 def test_the_walk_settings_workers_are_honoured(tmp_path):
-    """render_walk with workers=2 renders segments (the sidecar says so) instead of ignoring the setting."""
-    from pipeline.jobs.render import WalkSettings, render_walk
+    """A walk job with workers=2 (as the CLI, batch and replay run it) renders segments, as its sidecar says."""
+    from pipeline.jobs.kinds import run_walk
+    from pipeline.jobs.render import WalkSettings
     from render_helpers import make_checkpoint
 
     ck = make_checkpoint(tmp_path / "a.pt")
     with pytest.warns(RuntimeWarning, match="--workers 2 on"):
-        info = render_walk(ck, tmp_path / "w.mp4", WalkSettings(size=32, frames=6, keyframes=2, workers=2,
+        info = run_walk(ck, tmp_path / "w.mp4", WalkSettings(size=32, frames=6, keyframes=2, workers=2,
                                                                 lossless=True, preset="ultrafast"))
     assert info["workers"] == 2 and len(info["segments"]) == 2 and info["settings"]["workers"] == 2

@@ -110,11 +110,23 @@ def test_walk_preview_renders_the_walk_path(client, e24):
     with client.websocket_connect("/ws") as ws:
         ws.receive_json()
         ws.send_text(json.dumps({"type": "walk", "id": 11, "ckpt": "e24", "keyframes": keys.tolist(), "frames": 9,
-                                 "size": 32, "ease": "linear", "loop": True, "interp": "lerp"}))
+                                 "size": 32, "ease": "linear", "loop": True, "interp": "lerp", "pace": "none"}))
         rid, kind, frames = _frame(ws.receive_bytes())
+        ws.send_text(json.dumps({"type": "walk", "id": 12, "ckpt": "e24", "keyframes": keys.tolist(), "frames": 9,
+                                 "size": 32, "ease": "linear", "loop": True, "interp": "lerp", "hold": "2"}))
+        _, _, paced = _frame(ws.receive_bytes())
     assert (rid, kind, frames.shape) == (11, KIND_WALK, (9, 32, 32))
     want = walk_path(keys, 9, loop=True, ease="linear", interp="lerp")
     np.testing.assert_array_equal(frames, Renderer(e24.generator, 32, 32).render(want))
+    # the page's default pace and a hold: the same path a render of these settings takes
+    from pipeline.jobs.render import pace_maps
+    from pipeline.jobs.settings import WalkSettings
+
+    s = WalkSettings(frames=9, ease="linear", loop=True, interp="lerp", hold="2", keyframes=3)
+    want = walk_path(keys, 9, loop=True, ease="linear", interp="lerp", timeline=s.timeline(3),
+                     pacing=pace_maps(s, keys, "lerp", [e24.generator]))
+    np.testing.assert_array_equal(paced, Renderer(e24.generator, 32, 32).render(want))
+    assert np.array_equal(paced[0], paced[1])  # held
 
 
 def test_render_job_reports_progress_and_makes_the_walk(client, e24):
@@ -178,7 +190,11 @@ def test_cancel_stops_the_render_and_leaves_nothing(client):
 
 @pytest.mark.parametrize("change, words", [
     ({"size": 63}, "must be even"),
-    ({"size": 20000}, "between 1 and 16384"),
+    ({"size": 20000}, "outside 1..16384"),
+    ({"size": "9000x4000"}, "larger than H.264"),
+    ({"pace": "wobbly"}, "unknown --pace"),
+    ({"palette": "nope"}, "unknown --palette"),
+    ({"hold": "forever"}, "--hold must be"),
     ({"frames": 0}, "--frames must be at least 1"),
     ({"frames": 1}, "needs at least 2 frames"),
     ({"seconds": 2.0}, "give one"),
@@ -190,7 +206,7 @@ def test_cancel_stops_the_render_and_leaves_nothing(client):
     ({"ckpt": "../e24.pt"}, "unknown checkpoint"),
     ({"name": "../evil"}, "bad file name"),
     ({"name": "/tmp/evil"}, "bad file name"),
-    ({"size": "64"}, "size must be an integer"),
+    ({"size": "64 px"}, "pixels such as"),
 ])
 def test_bad_render_requests_get_a_json_error(client, change, words):
     body = {"keyframes": seed_latents([1, 2], 32).tolist(), "size": 64, "frames": 12, **change}
@@ -340,3 +356,28 @@ def test_other_sites_cannot_drive_a_local_server(client):
     with client.websocket_connect("/ws", headers={"origin": "http://testserver"}) as ws:  # the page itself
         assert ws.receive_json()["type"] == "job"
     assert list(client.out.iterdir()) == []
+
+
+def test_a_scene_from_the_page_renders_and_exports_the_same_job(client, tmp_path):
+    """Canvas shape, hold, pace and palette from the page: the render has them, and the exported preset job and
+    CLI command say the same (the preset loads to the same settings)."""
+    from pipeline.batch import load_preset
+    from video_helpers import read_video_rgb
+
+    body = {"keyframes": seed_latents([1, 2], 32).tolist(), "size": "64x32", "frames": 16, "fps": 24,
+            "hold": "0.25s", "pace": "none", "palette": "magma"}
+    r = client.post("/api/render", json=body)
+    assert r.status_code == 202, r.json()
+    job = client.app.state.jobs.wait(60)
+    assert job["state"] == "done", job
+    frames = read_video_rgb(client.out / job["files"]["video"], 64, 32)
+    assert frames.shape == (16, 32, 64, 3) and np.abs(frames[..., 0].astype(int) - frames[..., 2]).mean() > 5
+    side = json.loads((client.out / job["files"]["sidecar"]).read_text())
+    assert side["scene"]["timeline"]["hold"] == [6, 6] and side["scene"]["pace"] == "none"
+    for words in ("--size 64x32", "--hold 0.25s", "--pace none", "--palette magma"):
+        assert words in job["command"], job["command"]
+    preset = tmp_path / "p.toml"
+    preset.write_text(job["preset"].replace(f'"{job["files"]["keyframes"]}"',
+                                            f'"{client.out / job["files"]["keyframes"]}"'))
+    s = next(iter(load_preset(preset).jobs.values())).settings
+    assert (s.size, s.hold, s.pace, s.palette, s.frames, s.fps) == ("64x32", "0.25s", "none", "magma", 16, 24.0)

@@ -37,7 +37,7 @@ def test_walk_mp4_frames_size_and_sidecar(ckpt, tmp_path):
 
 def test_walk_reproducible_from_sidecar_exactly(ckpt, tmp_path):
     """Lossless encodes of the same settings decode to the frames the renderer makes: a render is reproducible."""
-    s = WalkSettings(frames=6, size=32, keyframes=2, loop=True, lossless=True, ease="ease-out-sine")
+    s = WalkSettings(frames=6, size=32, keyframes=2, loop=True, lossless=True, ease="ease-out-sine", pace="none")
     render_walk(ckpt, tmp_path / "a.mp4", s)
     side = json.loads((tmp_path / "a.mp4.json").read_text())
     render_walk(ckpt, tmp_path / "b.mp4", WalkSettings(**side["settings"]))

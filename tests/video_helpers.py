@@ -67,3 +67,14 @@ def _parse_pgm_stream(data: bytes, path: Path) -> np.ndarray:
     if not frames:
         raise VideoError(f"{path} holds no video frames")
     return np.stack(frames)
+
+
+def read_video_rgb(path, width: int, height: int) -> np.ndarray:
+    """Decode a colour video file (MP4, GIF) into RGB frames [N, H, W, 3] uint8 (ffmpeg's conversion from YUV,
+    honouring the stream's colour tags)."""
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostats", "-loglevel", "error", "-i", str(path), "-fps_mode", "passthrough",
+           "-pix_fmt", "rgb24", "-f", "rawvideo", "pipe:1"]
+    res = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True)
+    if res.returncode != 0:
+        raise VideoError(f"ffmpeg cannot decode {path}; its last lines:\n" + stderr_tail(res.stderr.decode("utf-8", "replace")))
+    return np.frombuffer(res.stdout, np.uint8).reshape(-1, height, width, 3)

@@ -53,8 +53,10 @@ from pipeline.batch.records import InputRef, Job, Preset, rel
 from pipeline.batch.typecheck import Mismatch, convert, show, suggest, toml_type
 from pipeline.errors import UserError, about
 
-KINDS = ("train", "walk", "still", "compare")
-INPUT_KEYS = {"train": (), "walk": ("ckpt",), "still": ("ckpt",), "compare": ("ckpts",)}
+from pipeline.jobs.kinds import RENDER_KINDS  # noqa: E402 (no torch: settings records only)
+
+KINDS = ("train", *RENDER_KINDS)
+INPUT_KEYS = {"train": (), **{name: (k.input_key,) for name, k in RENDER_KINDS.items()}}
 COMMON_KEYS = ("kind", "output", "after")
 # Keys a job may not set, and why (said instead of "unknown key").
 NOT_OPTIONS = {
@@ -85,25 +87,56 @@ def settings_class(kind: str):
         from pipeline.train.config import TrainConfig
 
         return TrainConfig
-    if kind == "walk":
-        from pipeline.jobs.render import WalkSettings
-
-        return WalkSettings
-    if kind == "still":
-        from pipeline.jobs.render import StillSettings
-
-        return StillSettings
-    if kind == "compare":
-        from pipeline.jobs.compare import CompareSettings
-
-        return CompareSettings
-    raise ValueError(kind)
+    return RENDER_KINDS[kind].settings
 
 
 def allowed_keys(kind: str) -> list[str]:
     """Every key a job of this kind may set."""
     names = [f.name for f in fields(settings_class(kind)) if f.name not in NOT_OPTIONS]
-    return list(COMMON_KEYS) + list(INPUT_KEYS[kind]) + names
+    return list(COMMON_KEYS) + list(INPUT_KEYS[kind]) + names + (["keyframe"] if kind in ("walk", "compare") else [])
+
+
+# A keyframe list: one table per keyframe, each with its latent (seed, digit or class) and, when wanted, its
+# time and hold, as a Deforum user writes a schedule:
+#     keyframe = [{ seed = 3, at = "0s", hold = "1s" }, { seed = 17, at = "4s" }, { seed = 42, at = "8s" }]
+# It stands for seeds/digits/classes + times + hold, which it may not be given with.
+KEYFRAME_SOURCES = {"seed": "seeds", "digit": "digits", "class": "classes"}
+
+
+def keyframe_list(value) -> dict:
+    """The settings a keyframe list stands for ({"seeds": "3,17", "times": "0s,4s", "hold": "1s,0"}); UserError
+    naming the entry otherwise."""
+    if not isinstance(value, list) or not value or not all(isinstance(e, dict) for e in value):
+        raise UserError("expected a list of tables such as [{ seed = 3, at = \"0s\" }, { seed = 17, at = \"4s\" }]",
+                        key="keyframe")
+    sources = set()
+    latents, times, holds = [], [], []
+    for i, entry in enumerate(value, 1):
+        unknown = set(entry) - set(KEYFRAME_SOURCES) - {"at", "hold"}
+        found = [k for k in KEYFRAME_SOURCES if k in entry]
+        if unknown or len(found) != 1:
+            raise UserError(f"keyframe {i}: give one of seed, digit or class, and optionally at and hold "
+                            f"(got {', '.join(sorted(entry)) or 'nothing'})", key="keyframe")
+        if isinstance(entry[found[0]], bool) or not isinstance(entry[found[0]], int):
+            raise UserError(f"keyframe {i}: {found[0]} must be a whole number", key="keyframe")
+        sources.add(found[0])
+        latents.append(str(entry[found[0]]))
+        for key, into in (("at", times), ("hold", holds)):
+            if key in entry:
+                if isinstance(entry[key], bool) or not isinstance(entry[key], (str, int)):
+                    raise UserError(f"keyframe {i}: {key} must be a time such as \"2s\" or frames", key="keyframe")
+                into.append(str(entry[key]))
+    if len(sources) > 1:
+        raise UserError(f"keyframes mix {' and '.join(sorted(sources))}; one walk takes its keyframes from one "
+                        f"source", key="keyframe")
+    if times and len(times) != len(value):
+        raise UserError("give every keyframe an `at`, or none (then they are evenly spaced)", key="keyframe")
+    out = {KEYFRAME_SOURCES[sources.pop()]: ",".join(latents)}
+    if times:
+        out["times"] = ",".join(times)
+    if holds:
+        out["hold"] = ",".join(h for h in (str(e.get("hold", "0")) for e in value))
+    return out
 
 
 # ----------------------------------------------------------------------------- loading
@@ -301,6 +334,15 @@ def _check_job(chk: _Checker, name: str, table, defaults: dict, settings: dict, 
         chk.problem(f"{where}, key kind", f"{kind} jobs need a module this install lacks ({e})")
         return None
     merged = {**defaults.get(kind, {}), **table}
+    if "keyframe" in merged and kind in ("walk", "compare"):
+        clash = [k for k in ("seeds", "digits", "classes", "times", "hold") if k in merged]
+        try:
+            if clash:
+                raise UserError(f"keyframe sets {', '.join(clash)} itself; leave those keys out", key="keyframe")
+            merged = {**{k: v for k, v in merged.items() if k != "keyframe"}, **keyframe_list(merged["keyframe"])}
+        except UserError as e:
+            chk.problem(f"{where}, key keyframe", str(e))
+            return None
     if kind == "train" and data_dir is not None:
         merged["data_dir"] = str(Path(data_dir).expanduser().resolve())
     elif kind == "train" and "data_dir" not in merged and isinstance(settings.get("data_dir"), str):
@@ -436,10 +478,10 @@ def _check_values(kind: str, s, n_inputs: int, output: Path) -> None:
         with about("layout"):
             compare_geometry(s.panel_size, s.layout, n_inputs, walk.resolved().frames, output_format(output, s.fmt))
     if kind == "walk":
-        from pipeline.jobs.preflight import check_format
+        from pipeline.scene.preflight import check_format
         from pipeline.video import output_format
 
-        check_format(s.size, s.size, output_format(output, s.fmt))
+        check_format(*s.canvas(), output_format(output, s.fmt))
     if kind == "walk" and s.workers > 1:
         if output_format(output, s.fmt) != "mp4":
             raise UserError("workers > 1 joins MP4 segments: name the output .mp4 or use one worker", key="workers")

@@ -201,38 +201,20 @@ def _input_paths(job: Job, key: str) -> list[Path]:
     return [r.path for r in job.inputs if r.key == key]
 
 
-def _run_walk(job: Job, device: str, ctx: _Context, log: JobLog) -> dict:
-    from pipeline.jobs.render import render_walk
+def _run_render(job: Job, device: str, ctx: _Context, log: JobLog) -> dict:
+    """A walk, still or comparison job through the job-kind registry, on its slot's device."""
+    from pipeline.jobs.kinds import render_kind
 
-    s = replace(job.settings, device=device)
-    (ckpt,) = _input_paths(job, "ckpt")
-    job.output.parent.mkdir(parents=True, exist_ok=True)
-    progress = _frames_progress(job, s.resolved().frames, ctx, log)
-    if job.workers > 1:
-        from pipeline.jobs.segments import render_walk_segmented
-
-        log(f"rendering in {job.workers} frame segments (parallel processes), joined without re-encoding")
-        return render_walk_segmented(ckpt, job.output, s, devices=None, progress=progress)
-    return render_walk(ckpt, job.output, s, progress=progress)
-
-
-def _run_still(job: Job, device: str, ctx: _Context, log: JobLog) -> dict:
-    from pipeline.jobs.render import render_still
-
+    kind = render_kind(job.kind)
     if ctx.stop.is_set():
         raise JobStopped
-    (ckpt,) = _input_paths(job, "ckpt")
-    job.output.parent.mkdir(parents=True, exist_ok=True)
-    return render_still(ckpt, job.output, replace(job.settings, device=device))
-
-
-def _run_compare(job: Job, device: str, ctx: _Context, log: JobLog) -> dict:
-    from pipeline.jobs.compare import render_compare
-
     s = replace(job.settings, device=device)
     job.output.parent.mkdir(parents=True, exist_ok=True)
-    progress = _frames_progress(job, s.walk().resolved().frames, ctx, log)
-    return render_compare(_input_paths(job, "ckpts"), job.output, s, progress=progress)
+    progress = _frames_progress(job, kind.frames(s), ctx, log) if job.kind != "still" else None
+    if job.kind == "walk" and s.workers > 1:
+        log(f"rendering in {s.workers} frame segments (parallel processes), joined without re-encoding")
+    inputs = _input_paths(job, kind.input_key)
+    return kind.run(inputs if kind.input_key == "ckpts" else inputs[0], job.output, s, progress=progress)
 
 
 def clear_leftovers(job: Job) -> list[str]:
@@ -303,12 +285,7 @@ def local_work(job: Job, device: str, ctx: _Context, log: JobLog, forced: bool, 
         if result.interrupted:
             raise JobStopped
         return resumed
-    if job.kind == "walk":
-        _run_walk(job, device, ctx, log)
-    elif job.kind == "still":
-        _run_still(job, device, ctx, log)
-    else:
-        _run_compare(job, device, ctx, log)
+    _run_render(job, device, ctx, log)
     return False
 
 

@@ -16,7 +16,7 @@ DEFAULT_CHECKPOINTS = ("prev", "e6", "e24")  # the comparison the README shows
 
 
 def run_compare_bench(checkpoints=DEFAULT_CHECKPOINTS, frames: int = 6, panel_size: int = 1080,
-                      project_to: int = CompareSettings.frames, device: str = "auto") -> dict:
+                      project_to: int = CompareSettings.DEFAULT_FRAMES, device: str = "auto") -> dict:
     """Render `frames` frames of the default comparison into a throwaway MP4 (the real encoder, preset
     medium) and project the measured seconds per frame (after the first, which pays start-up) to a
     video of `project_to` frames. Returns the machine, the measurement and the projection."""

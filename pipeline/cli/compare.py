@@ -6,8 +6,8 @@ from pathlib import Path
 import click
 
 from pipeline.cli.common import echo_json, progress_bar
-from pipeline.cli.render import (FRAMES_HELP, encoding_options, frames_choice, interp_choice, path_options,
-                                 render_options)
+from pipeline.cli.render import (FRAMES_HELP, canvas_arg, encoding_options, frames_choice, interp_choice, path_options,
+                                 render_options, scene_options)
 from pipeline.jobs.settings import CompareSettings
 
 
@@ -16,8 +16,8 @@ from pipeline.jobs.settings import CompareSettings
 @click.option("-o", "--output", default="compare.mp4", show_default=True, type=click.Path(dir_okay=True),
               help="Output .mp4, .gif, or a directory for PNG frames.")
 @click.option("--frames", type=click.IntRange(min=1), default=None, help=FRAMES_HELP + "  [default: 300]")
-@click.option("--panel-size", type=click.IntRange(min=2, max=16384), default=1080, show_default=True,
-              help="Width and height of each checkpoint's panel in pixels (even for MP4).")
+@click.option("--panel-size", default="1080", show_default=True, callback=canvas_arg,
+              help="Each checkpoint's panel in pixels: 1080 (square) or WxH such as 1080x1350 (even for MP4).")
 @click.option("--labels", default=None,
               help="Comma-separated captions, one per checkpoint.  [default: '<family> e<epoch>' from each "
                    "checkpoint's metadata, or its file name]")
@@ -25,13 +25,14 @@ from pipeline.jobs.settings import CompareSettings
               help="Panels as C columns by R rows, filled row by row.  [default: all in one row]")
 @path_options("Digit-class transitions in this order through the class means, e.g. 0-9; each panel uses its "
               "own checkpoint's class latents (as with --digits its own digit encodings).")
+@scene_options
 @encoding_options
 @render_options
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result (the sidecar's contents) as JSON.")
 def compare(checkpoints, output, frames, panel_size, labels, layout, fps, seed, keyframes, seeds,
             frames_per_transition, keyframes_file, loop, ease, interp, cubic, repeat_keyframes, classes, digits, crf, preset, fmt, batch, scale, invert, device, render_path, quiet,
-            as_json):
+            as_json, **scene):
     """Render checkpoints side by side on the same latent path, one captioned panel each.
 
     CKPT is a checkpoint file or a bundled name (prev, e6, e24, w4). Each panel is PANEL_SIZE square with a
@@ -39,13 +40,13 @@ def compare(checkpoints, output, frames, panel_size, labels, layout, fps, seed, 
     C x PANEL_SIZE wide and R x (PANEL_SIZE + strip) high, e.g. 3240x1160 for three 1080 panels in a row.
     """
     settings = CompareSettings(
-        frames=frames_choice(frames, frames_per_transition, 300), panel_size=panel_size, labels=tuple(labels.split(",")) if labels is not None else None,
+        frames=frames_choice(frames, frames_per_transition), panel_size=panel_size, labels=tuple(labels.split(",")) if labels is not None else None,
         layout=layout, fps=fps, seed=seed, keyframes=keyframes, seeds=seeds,
         frames_per_transition=frames_per_transition, loop=loop, ease=ease,
         interp=interp_choice(interp, cubic), repeat_keyframes=repeat_keyframes, scale=scale, invert=invert,
         classes=classes,
         keyframes_file=keyframes_file, digits=digits, crf=crf, preset=preset, fmt=fmt, device=device, path=render_path,
-        batch=batch)
+        batch=batch, **scene)
     from pipeline.jobs import render_compare
 
     total = settings.walk().resolved().frames

@@ -27,11 +27,60 @@ def interp_choice(interp: str | None, cubic: bool) -> str:
     return "cubic" if cubic else (interp or "slerp")
 
 
-def frames_choice(frames: int | None, per_transition: int | None, default: int) -> int:
-    """--frames, or its default when --frames-per-transition sets the length instead (never both)."""
+def frames_choice(frames: int | None, per_transition: int | None, default: int | None = None) -> int | None:
+    """--frames (None when not given: the settings take it from --duration, --times or their default), never
+    with --frames-per-transition."""
     if frames is not None and per_transition is not None:
         raise click.UsageError("--frames and --frames-per-transition both set the video's length; give one")
-    return default if frames is None else frames
+    return frames
+
+
+def canvas_arg(ctx, param, value):
+    """--size / --panel-size: a square size stays a whole number (1080), any other shape "WxH"."""
+    from pipeline.errors import UserError
+    from pipeline.scene.canvas import canvas_text, parse_canvas
+
+    if value is None:
+        return None
+    try:
+        width, height = parse_canvas(value, "--" + param.name.replace("_", "-"))
+    except UserError as e:
+        raise click.BadParameter(str(e)) from None
+    return width if width == height else canvas_text(width, height)
+
+
+TIME_HELP = "a bare number is frames (Deforum's schedules), 2s or 0.5s seconds, 1:30 minutes"
+
+
+def colour_options(f):
+    """--palette and --colors (walk, still, compare)."""
+    return _stack(f, [
+        click.option("--palette", default=None, metavar="NAME",
+                     help="Colour the grey levels with a perceptual colour map: viridis, magma, inferno, plasma, "
+                          "cividis, turbo, twilight, ... (applied after --invert)."),
+        click.option("--colors", default=None, metavar="HEX,HEX,...",
+                     help="Colour with a gradient of your own through two or more colours, e.g. "
+                          "\"#0b1d3a,#f5e6c8\" (instead of --palette)."),
+    ])
+
+
+def scene_options(f):
+    """The scene's time and colour (walk and compare): length in seconds, keyframe times and holds, pacing."""
+    return _stack(f, [
+        click.option("--duration", default=None, metavar="TIME",
+                     help=f"The video's length: 12s, 1:30 or frames (instead of --frames; {TIME_HELP})."),
+        click.option("--times", default=None, metavar="LIST",
+                     help=f"Each keyframe's time, e.g. 0,2s,5s,8s (the first 0; {TIME_HELP}); without --duration "
+                          "the video ends on the last keyframe."),
+        click.option("--hold", default=None, metavar="TIME[,TIME...]",
+                     help="How long every keyframe dwells, e.g. 0.5s, or one value per keyframe (1s,0,0.5s); "
+                          "held frames are exactly the keyframe."),
+        click.option("--pace", type=click.Choice(["uniform", "none"]), default="uniform", show_default=True,
+                     help="uniform: re-time each transition so the picture changes by the same amount every frame "
+                          "(measured on a 48 px proxy render; keyframes stay on their times; --ease then shapes "
+                          "it); none: equal steps along the path."),
+        colour_options,
+    ])
 
 
 def _stack(f, decorators):
@@ -78,8 +127,8 @@ def path_options(classes_help: str):
 def encoding_options(f):
     """Options of the video file and render batching (shared by walk and compare)."""
     return _stack(f, [
-        click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True,
-                     help="Frames per second."),
+        click.option("--fps", default="30", show_default=True,
+                     help="Frames per second: 24, 29.97, or an exact ratio such as 30000/1001."),
         click.option("--crf", type=click.IntRange(0, 51), default=18, show_default=True,
                      help="H.264 quality: lower is better (0 is lossless, which Safari/QuickTime cannot play)."),
         click.option("--preset", default="medium", show_default=True, help="x264 preset (ultrafast ... veryslow)."),
@@ -107,10 +156,12 @@ def render_options(f):
 @click.option("-o", "--output", default=None, type=click.Path(dir_okay=True),
               help="Output .mp4, .gif, or a directory for PNG frames.  [default: <ckpt>-walk.mp4]")
 @click.option("--frames", type=click.IntRange(min=1), default=None, help=FRAMES_HELP + "  [default: 600]")
-@click.option("--size", type=click.IntRange(min=1, max=16384), default=1080, show_default=True,
-              help="Frame width and height in pixels (even for MP4).")
+@click.option("--size", default="1080", show_default=True, callback=canvas_arg,
+              help="Frame size in pixels: 1080 (square) or WxH such as 1920x1080 or 1080x1920 (even for MP4). "
+                   "The shorter side spans [-scale, scale]; a wider frame shows more of the plane, unstretched.")
 @path_options("Digit-class transitions in this order through the class means, e.g. 0-9 or 0-9,0 "
               "(--digits uses real digits instead).")
+@scene_options
 @encoding_options
 @click.option("--grid", default=None, metavar="CxR",
               help="Several walks side by side, C columns by R rows, sharing out --seeds in order (stylegan3's "
@@ -122,7 +173,7 @@ def render_options(f):
 @click.option("--json", "as_json", is_flag=True, help="Print the result (the sidecar's contents) as JSON.")
 def walk(ckpt, output, frames, size, fps, seed, keyframes, seeds, frames_per_transition, keyframes_file, loop, ease,
          interp, cubic, repeat_keyframes, classes, digits, crf, preset, fmt, batch, grid, workers, scale, invert,
-         device, render_path, quiet, as_json):
+         device, render_path, quiet, as_json, **scene):
     """Render a latent walk as a video: through random latents (spherical by default), through encodings
     of real digits (--digits, the article's videos: --interp lerp), or digit-class transitions (--classes).
 
@@ -136,13 +187,14 @@ def walk(ckpt, output, frames, size, fps, seed, keyframes, seeds, frames_per_tra
                             interp=interp_choice(interp, cubic), repeat_keyframes=repeat_keyframes, scale=scale,
                             invert=invert, classes=classes, keyframes_file=keyframes_file, digits=digits, crf=crf,
                             preset=preset, fmt=fmt,
-                            device=device, path=render_path, batch=batch, workers=workers)
+                            device=device, path=render_path, batch=batch, workers=workers, **scene)
     ckpt_name = ckpt or DEFAULT_CHECKPOINT
     if output is None:
         suffix = {"gif": ".gif", "png": ""}.get(fmt, ".mp4")
         kind = "classes" if classes is not None else "digits" if digits is not None else "grid" if grid else "walk"
         output = f"{Path(ckpt_name).stem}-{kind}{suffix}"
-    from pipeline.jobs import render_walk, render_walk_grid, render_walk_segmented
+    from pipeline.jobs import render_walk_grid
+    from pipeline.jobs.kinds import run_walk
 
     if grid is not None and workers > 1:
         raise click.UsageError("--grid renders in one process; leave out --workers")
@@ -155,10 +207,8 @@ def walk(ckpt, output, frames, size, fps, seed, keyframes, seeds, frames_per_tra
     with progress_bar(f"rendering {Path(output).name}", total, unit="frames", quiet=quiet or as_json) as advance:
         if grid is not None:
             info = render_walk_grid(ckpt_name, output, settings, grid, progress=advance)
-        elif workers > 1:
-            info = render_walk_segmented(ckpt_name, output, settings, progress=advance)
         else:
-            info = render_walk(ckpt_name, output, settings, progress=advance)
+            info = run_walk(ckpt_name, output, settings, progress=advance)
     if as_json:
         echo_json(info)
     elif not quiet:
@@ -170,8 +220,8 @@ def walk(ckpt, output, frames, size, fps, seed, keyframes, seeds, frames_per_tra
 @click.option("--ckpt", default=None, help=CKPT_HELP)
 @click.option("-o", "--output", default=None, type=click.Path(dir_okay=False),
               help="Output PNG.  [default: <ckpt>-still.png]")
-@click.option("--size", type=click.IntRange(min=1, max=16384), default=3240, show_default=True,
-              help="Image width and height in pixels.")
+@click.option("--size", default="3240", show_default=True, callback=canvas_arg,
+              help="Image size in pixels: 3240 (square) or WxH such as 3840x2160.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random latent.")
 @click.option("--seeds", default=None, metavar="LIST",
               help="Many stills in one run, one per seed (e.g. 0-31,40), written to --outdir as seed0017.png ... "
@@ -186,11 +236,12 @@ def walk(ckpt, output, frames, size, fps, seed, keyframes, seeds, frames_per_tra
 @click.option("--sample", type=click.IntRange(min=0), default=0, show_default=True,
               help="With --digit: which stored example of the digit (wraps around the ones stored).")
 @click.option("--class-means", is_flag=True, help="With --digit: render the class mean, not a real digit's encoding.")
+@colour_options
 @render_options
 @click.option("--quiet", is_flag=True, help="No progress bar and no summary line (errors are still printed).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def still(ckpt, output, size, seed, seeds, outdir, grid, digit, sample, class_means, scale, invert, device,
-          render_path, quiet, as_json):
+          render_path, quiet, as_json, **colour):
     """Render one high-resolution still image (PNG), or one per seed with --seeds (and a --grid contact sheet)."""
     ckpt_name = ckpt or DEFAULT_CHECKPOINT
     if seeds is None and (outdir is not None or grid is not None):
@@ -199,18 +250,19 @@ def still(ckpt, output, size, seed, seeds, outdir, grid, digit, sample, class_me
         if output is not None:
             raise click.UsageError("--seeds writes one file per seed into --outdir; leave out -o")
         return _stills(ckpt_name, seeds, outdir or "stills", grid, StillSettings(
-            size=size, seed=seed, digit=digit, scale=scale, invert=invert, device=device, path=render_path), quiet,
-            as_json)
+            size=size, seed=seed, digit=digit, scale=scale, invert=invert, device=device, path=render_path, **colour),
+            quiet, as_json)
     output = output or f"{Path(ckpt_name).stem}-still.png"
     settings = StillSettings(size=size, seed=seed, digit=digit, sample=sample, class_means=class_means, scale=scale,
-                             invert=invert, device=device, path=render_path)
+                             invert=invert, device=device, path=render_path, **colour)
     from pipeline.jobs import render_still
 
     info = render_still(ckpt_name, output, settings)
     if as_json:
         echo_json(info)
     elif not quiet:
-        click.echo(f"wrote {info['output']} ({size}x{size}, {info['seconds']:.2f} s on {info['render_path']})")
+        click.echo(f"wrote {info['output']} ({info['width']}x{info['height']}, {info['seconds']:.2f} s on "
+                   f"{info['render_path']})")
 
 
 def _stills(ckpt_name, seeds, outdir, grid, settings, quiet, as_json) -> None:
@@ -224,7 +276,8 @@ def _stills(ckpt_name, seeds, outdir, grid, settings, quiet, as_json) -> None:
         echo_json(infos)
     elif not quiet:
         sheet = f" and the {grid} contact sheet {infos[-1]['output']}" if grid else ""
-        click.echo(f"wrote {n} stills ({settings.size}x{settings.size}) to {outdir}{sheet}, each with its sidecar")
+        width, height = settings.canvas()
+        click.echo(f"wrote {n} stills ({width}x{height}) to {outdir}{sheet}, each with its sidecar")
 
 
 def register(cli: click.Group) -> None:

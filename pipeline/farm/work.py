@@ -150,7 +150,10 @@ class FarmWork:
         job.output.parent.mkdir(parents=True, exist_ok=True)
         w = prepare_walk(ref_in.path, job.output, s)  # the checks and the whole path, once, here
         s = w.settings
-        probe(w.fmt, (s.size, s.size), fps=s.fps, crf=s.crf, preset=s.preset, lossless=s.lossless)
+        from pipeline.scene.palette import palette
+
+        probe(w.fmt, s.canvas(), fps=s.fps, crf=s.crf, preset=s.preset, lossless=s.lossless,
+              palette=palette(s.palette, s.colors))
         bounds = segment_bounds(s.frames, job.workers)
         f, ckpt_ref = self.store.put(w.ck.path)
         latents = ray.put(w.latents)

@@ -3,15 +3,16 @@ from __future__ import annotations
 
 import time
 from contextlib import ExitStack
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from pipeline import __version__
 from pipeline.checkpoint import Checkpoint, load_checkpoint
 from pipeline.errors import UserError
-from pipeline.jobs.preflight import preflight
+from pipeline.scene.preflight import preflight
+from pipeline.jobs.sidecar import header
+from pipeline.scene.palette import palette
 from pipeline.jobs.layout import Geometry, caption_height, compare_geometry, parse_layout  # noqa: F401 (API)
 from pipeline.jobs.render import checkpoint_record, checkpoint_path, path_info, path_kind
 from pipeline.jobs.settings import CompareSettings, Progress, WalkSettings
@@ -136,28 +137,32 @@ def render_compare(ckpts: list, out, settings: CompareSettings = CompareSettings
         raise UserError(f"the checkpoints have different latent sizes ({sizes}), so they cannot share a "
                         f"latent path; compare checkpoints with the same z size")
     labels = _labels(s.labels, cks)
-    paths = [checkpoint_path(walk, ck) for ck in cks]  # (keys [K, Z], latents [N, Z], bank rows or None) each
-    probe(fmt, (geo.width, geo.height), fps=s.fps, crf=s.crf, preset=s.preset, lossless=s.lossless)
+    colours = palette(s.palette, s.colors)
+    if path_kind(walk) == "walk":  # the same keyframes in every panel: one path, paced on all of them together
+        paths = [checkpoint_path(walk, cks[0], [ck.generator for ck in cks])] * len(cks)
+    else:  # each panel's own class means or digit encodings (and its own pacing between them)
+        paths = [checkpoint_path(walk, ck) for ck in cks]  # (keys [K, Z], latents [N, Z], bank rows or None) each
+    probe(fmt, (geo.width, geo.height), fps=s.fps, crf=s.crf, preset=s.preset, lossless=s.lossless, palette=colours)
 
     t0 = time.perf_counter()
     with ExitStack() as stack:
         # One renderer per checkpoint, built once (coordinates, kernels) and before progress(0), so an
         # unavailable path or device fails like any other bad input.
-        renderers = [stack.enter_context(Renderer(ck.generator, s.panel_size, s.panel_size, scale=s.scale,
+        renderers = [stack.enter_context(Renderer(ck.generator, geo.ph, geo.panel, scale=s.scale,
                                                   path=s.path, device=s.device)) for ck in cks]
         if progress is not None:
             progress(0)  # checks passed: rendering starts
-        batch = s.batch or max(1, min(default_batch(s.panel_size, s.panel_size, renderers[0].device),
+        batch = s.batch or max(1, min(default_batch(geo.ph, geo.panel, renderers[0].device),
                                       _CANVAS_BUDGET // (geo.width * geo.height)))
         # Captions and background are drawn once; each batch only overwrites the panels.
         canvas = np.broadcast_to(_template(geo, labels, s.invert), (batch, geo.height, geo.width)).copy()
         with open_writer(out, (geo.width, geo.height), fps=s.fps, fmt=fmt, crf=s.crf, preset=s.preset,
-                         lossless=s.lossless) as writer:
+                         lossless=s.lossless, palette=colours) as writer:
             for start in range(0, frames, batch):
                 b = min(batch, frames - start)
                 for i, (renderer, (_, latents, _)) in enumerate(zip(renderers, paths)):
                     x, y = geo.origin(i)
-                    canvas[:b, y : y + geo.panel, x : x + geo.panel] = renderer.render(
+                    canvas[:b, y : y + geo.ph, x : x + geo.panel] = renderer.render(
                         latents[start : start + b], invert=s.invert)  # [b, P, P] uint8
                 writer.write(canvas[:b])  # copied by the writer, so the canvas is free to reuse
                 if progress is not None:
@@ -169,19 +174,18 @@ def render_compare(ckpts: list, out, settings: CompareSettings = CompareSettings
                 x, y = geo.origin(i)
                 panels.append({**checkpoint_record(ck), "label": label, "x": x, "y": y, "keyframes": keys,
                                **path_info(walk, bank_rows)})
-            info = {
-                "kind": "compare",
-                "version": __version__,
-                "output": str(out), "format": fmt, "frames": frames, "width": geo.width, "height": geo.height,
-                "fps": s.fps, "layout": {"columns": columns, "rows": rows, "panel_size": geo.panel,
-                                         "caption_height": geo.caption},
-                "settings": {**asdict(replace(s, batch=None)), "labels": labels},
+            info = header("compare", out, geo.width, geo.height, s, fmt=fmt, frames=frames,
+                          timeline=walk.timeline(len(paths[0][0])))
+            info["settings"]["labels"] = labels
+            info.update({
+                "layout": {"columns": columns, "rows": rows, "panel_size": geo.panel, "panel_height": geo.ph,
+                           "caption_height": geo.caption},
                 "path": path_kind(walk),
                 "latents": _latents_note(walk),
                 "checkpoints": panels,
                 "render_path": ",".join(sorted({r.path for r in renderers})), "device": str(renderers[0].device),
                 "seconds": round(seconds, 3), "frames_per_second": round(frames / seconds, 3),
-            }
+            })
             writer.close(sidecar=info)
     return info
 
@@ -215,37 +219,39 @@ def render_walk_grid(ckpt, out, settings: WalkSettings, grid: str, progress: Pro
     frames = cell_settings[0].frames
     out = Path(out)
     fmt = output_format(out, s.fmt)
-    geo = Geometry(columns, rows, s.size, 0)
+    cw, ch = s.canvas()
+    geo = Geometry(columns, rows, cw, 0, ch)
     preflight(geo.width, geo.height, frames, fmt, panels=columns * rows,
               what=f"the frame of a --grid {grid} of --size {s.size}")
     check_writable(out, fmt)
     ck = ckpt if isinstance(ckpt, Checkpoint) else load_checkpoint(ckpt)
     check_not_input(out, [ck.path])
     paths = [checkpoint_path(cs, ck) for cs in cell_settings]  # (keys, latents [frames, Z], None) per cell
-    probe(fmt, (geo.width, geo.height), fps=s.fps, crf=s.crf, preset=s.preset, lossless=s.lossless)
+    colours = palette(s.palette, s.colors)
+    probe(fmt, (geo.width, geo.height), fps=s.fps, crf=s.crf, preset=s.preset, lossless=s.lossless, palette=colours)
     t0 = time.perf_counter()
-    with Renderer(ck.generator, s.size, s.size, scale=s.scale, path=s.path, device=s.device) as renderer:
+    with Renderer(ck.generator, ch, cw, scale=s.scale, path=s.path, device=s.device) as renderer:
         if progress is not None:
             progress(0)
-        batch = s.batch or max(1, min(default_batch(s.size, s.size, renderer.device),
+        batch = s.batch or max(1, min(default_batch(ch, cw, renderer.device),
                                       _CANVAS_BUDGET // (geo.width * geo.height)))
         canvas = np.zeros((batch, geo.height, geo.width), np.uint8)
         with open_writer(out, (geo.width, geo.height), fps=s.fps, fmt=fmt, crf=s.crf, preset=s.preset,
-                         lossless=s.lossless) as writer:
+                         lossless=s.lossless, palette=colours) as writer:
             for start in range(0, frames, batch):
                 b = min(batch, frames - start)
                 for i, (_, latents, _) in enumerate(paths):
                     x, y = geo.origin(i)
-                    canvas[:b, y:y + s.size, x:x + s.size] = renderer.render(latents[start:start + b], invert=s.invert)
+                    canvas[:b, y:y + ch, x:x + cw] = renderer.render(latents[start:start + b], invert=s.invert)
                 writer.write(canvas[:b])
                 if progress is not None:
                     progress(b)
             writer.finish()
             seconds = time.perf_counter() - t0
             info = {
-                "kind": "walk grid", "version": __version__, "output": str(out), "format": fmt, "frames": frames,
-                "width": geo.width, "height": geo.height, "fps": s.fps, "grid": {"columns": columns, "rows": rows},
-                "settings": asdict(replace(s, batch=None)), "checkpoint": checkpoint_record(ck),
+                **header("walk grid", out, geo.width, geo.height, s, fmt=fmt, frames=frames,
+                         timeline=cell_settings[0].timeline(len(paths[0][0]))),
+                "grid": {"columns": columns, "rows": rows}, "checkpoint": checkpoint_record(ck),
                 "cells": [{"seeds": cs.seeds, "x": geo.origin(i)[0], "y": geo.origin(i)[1], "keyframes": keys}
                           for i, (cs, (keys, _, _)) in enumerate(zip(cell_settings, paths))],
                 "render_path": renderer.path, "device": str(renderer.device),

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipeline.errors import UserError
-from pipeline.jobs.preflight import preflight
+from pipeline.scene.preflight import preflight
 
 
 @dataclass(frozen=True)
@@ -12,8 +12,14 @@ class Geometry:
     """Where everything goes in a comparison frame (all in pixels)."""
     columns: int
     rows: int
-    panel: int                     # panel width and height
+    panel: int                     # panel width (and height, unless panel_height is given)
     caption: int                   # height of the caption strip under each panel
+    panel_height: int | None = None
+
+    @property
+    def ph(self) -> int:
+        """A panel's height."""
+        return self.panel if self.panel_height is None else self.panel_height
 
     @property
     def width(self) -> int:
@@ -21,12 +27,12 @@ class Geometry:
 
     @property
     def height(self) -> int:
-        return self.rows * (self.panel + self.caption)
+        return self.rows * (self.ph + self.caption)
 
     def origin(self, i: int) -> tuple[int, int]:
         """(x, y) of panel i's top-left corner; panels fill rows left to right, top to bottom."""
         row, col = divmod(i, self.columns)
-        return col * self.panel, row * (self.panel + self.caption)
+        return col * self.panel, row * (self.ph + self.caption)
 
 
 def caption_height(panel: int) -> int:
@@ -54,13 +60,17 @@ def parse_layout(layout: str | None, n: int) -> tuple[int, int]:
 
 
 
-def compare_geometry(panel_size: int, layout: str | None, n: int, frames: int, fmt: str | None) -> Geometry:
-    """The frame of a comparison of n panels, through the shared preflight (size, format, memory)."""
-    if fmt == "mp4" and panel_size % 2:
-        raise UserError(f"--panel-size must be even for H.264 yuv420p, got {panel_size}; use {panel_size + 1}",
-                        key="panel_size")
+def compare_geometry(panel_size, layout: str | None, n: int, frames: int, fmt: str | None) -> Geometry:
+    """The frame of a comparison of n panels (panel_size 1080 or "1080x1350"), through the shared preflight
+    (size, format, memory)."""
+    from pipeline.scene.canvas import canvas_text, parse_canvas
+
+    pw, ph = parse_canvas(panel_size, "--panel-size", "panel_size")
+    if fmt == "mp4" and (pw % 2 or ph % 2):
+        raise UserError(f"--panel-size must be even for H.264 yuv420p, got {canvas_text(pw, ph)}; use "
+                        f"{canvas_text(pw + pw % 2, ph + ph % 2)}", key="panel_size")
     columns, rows = parse_layout(layout, n)
-    geo = Geometry(columns, rows, panel_size, caption_height(panel_size))
+    geo = Geometry(columns, rows, pw, caption_height(min(pw, ph)), ph)
     preflight(geo.width, geo.height, frames, fmt, panels=n,
               what=f"the frame of {columns}x{rows} panels of --panel-size {panel_size}", key="panel_size")
     return geo

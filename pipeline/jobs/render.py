@@ -2,17 +2,18 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from pipeline import __version__
 from pipeline.checkpoint import Checkpoint, load_checkpoint
 from pipeline.errors import UserError
 from pipeline.atomic import temp_sibling
-from pipeline.jobs.preflight import MAX_FRAMES, preflight
+from pipeline.scene.preflight import MAX_FRAMES, preflight
+from pipeline.jobs.sidecar import header
+from pipeline.scene.palette import palette
 from pipeline.jobs.settings import DEFAULT_CHECKPOINT, Progress, StillSettings, WalkSettings
 from pipeline.latents import (class_path, digit_keyframes, load_keyframes, parse_classes, parse_digits,
                               parse_seeds, seed_latents, walk_keyframes, walk_path)
@@ -35,30 +36,63 @@ def digit_bank(ck: Checkpoint) -> tuple[torch.Tensor, torch.Tensor] | None:
     return ck.digit_latents, ck.digit_labels
 
 
-def _path(s: WalkSettings, z_dim: int, class_latents, bank, source: str):
-    """(keyframes [K, Z], per-frame latents [frames, Z], bank rows of the keyframes [K] or None)."""
+def _path(s: WalkSettings, z_dim: int, class_latents, bank, source: str, generators=()):
+    """(keyframes [K, Z], per-frame latents [frames, Z], bank rows of the keyframes [K] or None).
+
+    generators: what `pace = "uniform"` measures the picture's change on (a comparison's every panel); without
+    any the walk is not re-paced."""
     s = s.resolved()
+    rows = None
     if s.classes is not None:
         order = parse_classes(s.classes)
         keys = np.asarray(class_latents, dtype=np.float32)[order]
-        return keys, class_path(class_latents, order, s.frames, loop=s.loop, ease=s.ease,
-                                repeat_keyframes=s.repeat_keyframes), None
-    if s.digits is not None:
+        interp = "lerp"  # class means: straight lines (latents.class_path)
+    elif s.digits is not None:
         order = parse_digits(s.digits)
         keys, rows = digit_keyframes(order, *(bank if bank is not None else (None, None)), source=source)
         if keys.shape[1] != z_dim:
             raise UserError(f"{source}: its digit encodings have z_dim {keys.shape[1]} but its generator takes "
                             f"{z_dim}; the file is corrupt")
-        return keys, walk_path(keys, s.frames, loop=s.loop, ease=s.ease, interp=s.interp,
-                               repeat_keyframes=s.repeat_keyframes), rows
-    if s.seeds is not None:
-        keys = seed_latents(parse_seeds(s.seeds), z_dim)
-    elif s.keyframes_file:
-        keys = load_keyframes(s.keyframes_file, z_dim)
+        interp = s.interp
     else:
-        keys = walk_keyframes(s.seed, s.keyframes, z_dim)
-    return keys, walk_path(keys, s.frames, loop=s.loop, ease=s.ease, interp=s.interp,
-                           repeat_keyframes=s.repeat_keyframes), None
+        if s.seeds is not None:
+            keys = seed_latents(parse_seeds(s.seeds), z_dim)
+        elif s.keyframes_file:
+            keys = load_keyframes(s.keyframes_file, z_dim)
+        else:
+            keys = walk_keyframes(s.seed, s.keyframes, z_dim)
+        interp = s.interp
+    timing = dict(loop=s.loop, ease=s.ease, repeat_keyframes=s.repeat_keyframes, timeline=s.timeline(len(keys)),
+                  pacing=pace_maps(s, keys, interp, generators) if s.pace == "uniform" else None)
+    if s.classes is not None:
+        return keys, class_path(class_latents, order, s.frames, **timing), None
+    return keys, walk_path(keys, s.frames, interp=interp, **timing), rows
+
+
+def pace_maps(s: WalkSettings, keys: np.ndarray, interp: str, generators) -> list | None:
+    """The even-pacing maps of a walk (scene.pacing), measured on a small render of the same framing of every
+    generator given (their changes summed); None with fewer than two keyframes or no generator."""
+    from pipeline.latents import segment_latents
+    from pipeline.scene.pacing import PROXY_SIDE, SAMPLES, transition_maps
+
+    if len(keys) < 2 or not generators:
+        return None
+    width, height = s.canvas()
+    shorter = min(width, height)
+    side = min(PROXY_SIDE, shorter)  # a small canvas is its own proxy
+    pw, ph = max(2, round(side * width / shorter)), max(2, round(side * height / shorter))
+    n_segments = len(keys) if s.loop else len(keys) - 1
+    samples = int(min(SAMPLES, max(16, 8 * s.frames // n_segments)))  # 8 per frame is smooth; 240 at most
+    renderers = [Renderer(g, ph, pw, scale=s.scale, path="auto", device=s.device) for g in generators]
+    try:
+        def render(latents):
+            return sum(r.render_float(latents.astype(np.float32)).numpy().astype(np.float64) for r in renderers)
+
+        return transition_maps(lambda seg, u: segment_latents(keys, seg, u, interp, s.loop), n_segments, render,
+                               samples)
+    finally:
+        for r in renderers:
+            r.close()
 
 
 def path_latents(settings: WalkSettings, z_dim: int, class_latents: torch.Tensor | None,
@@ -72,13 +106,16 @@ def path_latents(settings: WalkSettings, z_dim: int, class_latents: torch.Tensor
     return keys, latents
 
 
-def checkpoint_path(settings: WalkSettings, ck: Checkpoint) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+def checkpoint_path(settings: WalkSettings, ck: Checkpoint, generators=None
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """The path of `settings` through this checkpoint's own latents (class means, digit encodings).
 
     Returns (keyframes [K, Z], per-frame latents [frames, Z], the keyframes' rows in the checkpoint's
-    digit bank [K] for a `digits` walk, else None).
+    digit bank [K] for a `digits` walk, else None). generators: what even pacing measures (default: this
+    checkpoint's own).
     """
-    return _path(settings, ck.z_dim, ck.class_latents, digit_bank(ck), f"checkpoint {ck.name}")
+    return _path(settings, ck.z_dim, ck.class_latents, digit_bank(ck), f"checkpoint {ck.name}",
+                 (ck.generator,) if generators is None else generators)
 
 
 def path_kind(settings) -> str:
@@ -103,10 +140,10 @@ def checkpoint_record(ck: Checkpoint) -> dict:
 def walk_sidecar(s: WalkSettings, ck: Checkpoint, out: Path, fmt: str, keys: np.ndarray, frames: int,
                  bank_rows, render_path: str, device: str, seconds: float, **extra) -> dict:
     """The sidecar of a walk video (render_walk's and the segmented render's, which adds `extra`)."""
+    width, height = s.canvas()
     return {
-        "kind": path_kind(s), "version": __version__,
-        "output": str(out), "format": fmt, "frames": frames, "width": s.size, "height": s.size,
-        "fps": s.fps, "settings": asdict(replace(s, batch=None)), "checkpoint": checkpoint_record(ck),
+        **header(path_kind(s), out, width, height, s, fmt=fmt, frames=frames, timeline=s.timeline(len(keys))),
+        "checkpoint": checkpoint_record(ck),
         "keyframes": keys, **path_info(s, bank_rows), "render_path": render_path, "device": device,
         "seconds": round(seconds, 3), "frames_per_second": round(frames / seconds, 3), **extra,
     }
@@ -142,7 +179,7 @@ def prepare_walk(ckpt, out, settings: WalkSettings) -> PreparedWalk:
     s = s.resolved()
     out = Path(out)
     fmt = output_format(out, s.fmt)
-    check_video_size((s.size, s.size), fmt)
+    check_video_size(s.canvas(), fmt)
     check_writable(out, fmt)
     ck = _checkpoint(ckpt)
     check_not_input(out, [ck.path, s.keyframes_file])
@@ -151,25 +188,25 @@ def prepare_walk(ckpt, out, settings: WalkSettings) -> PreparedWalk:
 
 
 def render_walk(ckpt, out, settings: WalkSettings = WalkSettings(), progress: Progress | None = None) -> dict:
-    """Render a latent walk (class transition, real-digit walk) video from a checkpoint; returns the sidecar.
+    """Render a latent walk (class transition, real-digit walk) video from a checkpoint in this process; returns
+    the sidecar. `settings.workers` is honoured by jobs.kinds.run_walk (the CLI, batch and replay run walks
+    through it), which renders segments in parallel when it is above 1.
 
     Every input is checked and ffmpeg is probed before the first frame renders; the video appears at
     `out` only when complete, with `<out>.json` beside it holding everything needed to reproduce it.
     """
-    if settings.workers > 1:  # segments rendered in parallel, joined losslessly (the same video)
-        from pipeline.jobs.segments import render_walk_segmented
-
-        return render_walk_segmented(ckpt, out, settings, progress=progress)
     w = prepare_walk(ckpt, out, settings)
     s, out, fmt, ck, keys, latents, bank_rows = w.settings, w.out, w.fmt, w.ck, w.keys, w.latents, w.bank_rows
-    probe(fmt, (s.size, s.size), fps=s.fps, crf=s.crf, preset=s.preset, lossless=s.lossless)
+    width, height = s.canvas()
+    colours = palette(s.palette, s.colors)
+    probe(fmt, (width, height), fps=s.fps, crf=s.crf, preset=s.preset, lossless=s.lossless, palette=colours)
     if progress is not None:
         progress(0)  # checks passed: rendering starts
     t0 = time.perf_counter()
-    with Renderer(ck.generator, s.size, s.size, scale=s.scale, path=s.path, device=s.device) as renderer:
-        batch = s.batch or default_batch(s.size, s.size, renderer.device)
-        with open_writer(out, (s.size, s.size), fps=s.fps, fmt=fmt, crf=s.crf, preset=s.preset,
-                         lossless=s.lossless) as writer:
+    with Renderer(ck.generator, height, width, scale=s.scale, path=s.path, device=s.device) as renderer:
+        batch = s.batch or default_batch(height, width, renderer.device)
+        with open_writer(out, (width, height), fps=s.fps, fmt=fmt, crf=s.crf, preset=s.preset,
+                         lossless=s.lossless, palette=colours) as writer:
             stream_frames(renderer, latents, writer, batch, s.invert, progress)
             writer.finish()
             seconds = time.perf_counter() - t0
@@ -203,13 +240,14 @@ def still_latent(settings: StillSettings, ck: Checkpoint) -> tuple[np.ndarray, d
             {"kind": "digit encoding", "digit": s.digit, "sample": s.sample, "digit_bank_row": row})
 
 
-def _write_png(image: np.ndarray, out: Path, info: dict) -> None:
-    """An image and its sidecar, published together (see video.publish)."""
+def _write_png(image: np.ndarray, out: Path, info: dict, colours=None) -> None:
+    """An image (grey, or RGB through the palette `colours`) and its sidecar, published together (see
+    video.publish)."""
     import imageio.v3 as iio
 
     tmp = temp_sibling(out)
     try:
-        iio.imwrite(tmp, image, extension=".png")
+        iio.imwrite(tmp, image if colours is None else colours.apply(image), extension=".png")
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -218,9 +256,8 @@ def _write_png(image: np.ndarray, out: Path, info: dict) -> None:
 
 def _still_info(s: StillSettings, ck: Checkpoint, out: Path, z: np.ndarray, source: dict, render_path: str,
                 seconds: float) -> dict:
-    return {"kind": "still", "version": __version__, "output": str(out), "width": s.size, "height": s.size,
-            "settings": asdict(s), "checkpoint": checkpoint_record(ck), "latent": z[0], "latent_source": source,
-            "render_path": render_path, "seconds": round(seconds, 3)}
+    return {**header("still", out, *s.canvas(), s), "checkpoint": checkpoint_record(ck), "latent": z[0],
+            "latent_source": source, "render_path": render_path, "seconds": round(seconds, 3)}
 
 
 def render_still(ckpt, out, settings: StillSettings = StillSettings()) -> dict:
@@ -234,12 +271,14 @@ def render_still(ckpt, out, settings: StillSettings = StillSettings()) -> dict:
     ck = _checkpoint(ckpt)
     check_not_input(out, [ck.path])
     z, source = still_latent(s, ck)
+    colours = palette(s.palette, s.colors)
+    width, height = s.canvas()
     t0 = time.perf_counter()
-    with Renderer(ck.generator, s.size, s.size, scale=s.scale, path=s.path, device=s.device) as renderer:
+    with Renderer(ck.generator, height, width, scale=s.scale, path=s.path, device=s.device) as renderer:
         image = renderer.render(z, invert=s.invert)[0]  # [H, W] uint8
         render_path = renderer.path
     info = _still_info(s, ck, out, z, source, render_path, time.perf_counter() - t0)
-    _write_png(image, out, info)
+    _write_png(image, out, info, colours)
     return info
 
 
@@ -266,12 +305,14 @@ def render_stills(ckpt, outdir, seeds, settings: StillSettings = StillSettings()
     if outdir.exists() and not outdir.is_dir():
         raise UserError(f"--outdir {outdir} is a file; give a folder")
     outs = [outdir / SEED_NAME.format(seed) for seed in seeds]
+    width, height = s.canvas()
+    colours = palette(s.palette, s.colors)
     columns = rows = 0
     if grid is not None:
         from pipeline.jobs.layout import parse_layout
 
         columns, rows = parse_layout(grid, len(seeds))
-        preflight(columns * s.size, rows * s.size, fmt="png", what=f"the contact sheet of a --grid {grid} of --size "
+        preflight(columns * width, rows * height, fmt="png", what=f"the contact sheet of a --grid {grid} of --size "
                   f"{s.size}")
         outs.append(outdir / GRID_NAME)
     ck = _checkpoint(ckpt)
@@ -284,28 +325,27 @@ def render_stills(ckpt, outdir, seeds, settings: StillSettings = StillSettings()
         check_not_input(out, [ck.path])
     latents = seed_latents(seeds, ck.z_dim)
     background = 255 if s.invert else 0
-    sheet = np.full((rows * s.size, columns * s.size), background, np.uint8) if grid is not None else None
+    sheet = np.full((rows * height, columns * width), background, np.uint8) if grid is not None else None
     infos = []
     if progress is not None:
         progress(0)
-    with Renderer(ck.generator, s.size, s.size, scale=s.scale, path=s.path, device=s.device) as renderer:
+    with Renderer(ck.generator, height, width, scale=s.scale, path=s.path, device=s.device) as renderer:
         for i, (seed, out) in enumerate(zip(seeds, outs)):
             t0 = time.perf_counter()
             z = latents[i : i + 1]
             image = renderer.render(z, invert=s.invert)[0]  # [H, W] uint8
             info = _still_info(replace(s, seed=seed), ck, out, z, {"kind": "random", "seed": seed},
                                renderer.path, time.perf_counter() - t0)
-            _write_png(image, out, info)
+            _write_png(image, out, info, colours)
             infos.append(info)
             if sheet is not None:
                 r, c = divmod(i, columns)
-                sheet[r * s.size:(r + 1) * s.size, c * s.size:(c + 1) * s.size] = image
+                sheet[r * height:(r + 1) * height, c * width:(c + 1) * width] = image
             if progress is not None:
                 progress(1)
     if sheet is not None:
-        info = {"kind": "still grid", "version": __version__, "output": str(outs[-1]), "width": sheet.shape[1],
-                "height": sheet.shape[0], "columns": columns, "rows": rows, "seeds": seeds,
-                "cells": [str(p.name) for p in outs[:-1]], "settings": asdict(s), "checkpoint": checkpoint_record(ck)}
-        _write_png(sheet, outs[-1], info)
+        info = {**header("still grid", outs[-1], sheet.shape[1], sheet.shape[0], s), "columns": columns, "rows": rows,
+                "seeds": seeds, "cells": [str(p.name) for p in outs[:-1]], "checkpoint": checkpoint_record(ck)}
+        _write_png(sheet, outs[-1], info, colours)
         infos.append(info)
     return infos

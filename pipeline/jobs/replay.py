@@ -33,6 +33,8 @@ def _settings(cls, recorded: dict, **overrides):
     """A settings record from a sidecar's settings (unknown keys from other versions are ignored)."""
     names = {f.name for f in fields(cls)}
     values = {k: v for k, v in recorded.items() if k in names}
+    if "pace" in names and "pace" not in recorded:
+        values["pace"] = "none"  # recorded before even pacing existed (and became the default): equal steps
     for key in ("labels",):
         if isinstance(values.get(key), list):
             values[key] = tuple(values[key])
@@ -76,7 +78,8 @@ def replay(sidecar, out=None, ckpt=None, path: str | None = None, device: str | 
     device (an exact-bytes check needs a lossless original); path/device override the recorded ones.
     Returns the new sidecar.
     """
-    from pipeline.jobs import (render_compare, render_still, render_stills, render_walk, render_walk_grid)
+    from pipeline.jobs import render_compare, render_still, render_stills, render_walk_grid
+    from pipeline.jobs.kinds import run_walk
 
     sidecar = Path(sidecar)
     info = read_sidecar(sidecar)
@@ -97,7 +100,7 @@ def replay(sidecar, out=None, ckpt=None, path: str | None = None, device: str | 
             if kind == "walk grid":
                 grid = f"{info['grid']['columns']}x{info['grid']['rows']}"
                 return render_walk_grid(ck, out, s, grid, progress=progress)
-            return render_walk(ck, out, s, progress=progress)
+            return run_walk(ck, out, s, progress=progress)  # in segments, as the original, when it had workers
         if kind == "compare":
             s = _settings(CompareSettings, rec, path=path, device=device)
             if s.keyframes_file is not None:

@@ -63,11 +63,14 @@ def render_segment(ck, latents: np.ndarray, settings: WalkSettings, device: str,
     torch.set_num_threads(threads)
     s = settings
     t0 = time.perf_counter()
-    with Renderer(ck.generator, s.size, s.size, scale=s.scale, path=s.path, device=device,
+    from pipeline.scene.palette import palette
+
+    width, height = s.canvas()
+    with Renderer(ck.generator, height, width, scale=s.scale, path=s.path, device=device,
                   threads=threads) as renderer:
-        batch = s.batch or default_batch(s.size, s.size, renderer.device)
-        with open_writer(out, (s.size, s.size), fps=s.fps, fmt="mp4", crf=s.crf, preset=s.preset,
-                         lossless=s.lossless) as writer:
+        batch = s.batch or default_batch(height, width, renderer.device)
+        with open_writer(out, (width, height), fps=s.fps, fmt="mp4", crf=s.crf, preset=s.preset,
+                         lossless=s.lossless, palette=palette(s.palette, s.colors)) as writer:
             stream_frames(renderer, latents, writer, batch, s.invert, progress=progress)
         info = {"render_path": renderer.path, "device": str(renderer.device)}
     info["seconds"] = round(time.perf_counter() - t0, 3)
@@ -205,7 +208,7 @@ def render_walk_segmented(ckpt, out, settings: WalkSettings = WalkSettings(), wo
     if int(workers) < 1:
         raise UserError(f"--workers must be at least 1, got {workers}")
     if int(workers) == 1:
-        return render_walk(ckpt, out, replace(settings, workers=1, **({"device": devices[0]} if devices else {})),
+        return render_walk(ckpt, out, replace(settings, device=devices[0]) if devices else settings,
                            progress=progress)
     if output_format(Path(out), settings.fmt) != "mp4":
         raise UserError(f"segmented rendering joins MP4 files only, but {Path(out).name} is not; "
@@ -218,7 +221,9 @@ def render_walk_segmented(ckpt, out, settings: WalkSettings = WalkSettings(), wo
         if s.path != "auto" and s.path not in available_paths(ck.family, resolved):
             raise UserError(f"render path {s.path!r} is not available for a {ck.family} generator on {resolved}; "
                             f"available: {', '.join(available_paths(ck.family, resolved))}")
-    probe(fmt, (s.size, s.size), fps=s.fps, crf=s.crf, preset=s.preset, lossless=s.lossless)
+    from pipeline.scene.palette import palette
+
+    probe(fmt, s.canvas(), fps=s.fps, crf=s.crf, preset=s.preset, lossless=s.lossless, palette=palette(s.palette, s.colors))
     bounds = segment_bounds(s.frames, workers)
     threads = max(1, (os.cpu_count() or 1) // len(bounds))
     if threads < MIN_CPU_THREADS and all(resolve_device(d).type == "cpu" for d in devices):

@@ -6,7 +6,10 @@ from dataclasses import dataclass, fields, replace
 from typing import Callable
 
 from pipeline.errors import UserError, about
-from pipeline.jobs.preflight import MAX_FRAMES, check_frames, preflight
+from pipeline.scene.preflight import MAX_FRAMES, check_frames, preflight
+from pipeline.scene.canvas import parse_canvas
+from pipeline.scene.pacing import PACES
+from pipeline.scene.timeline import Timeline, build_timeline, parse_fps, to_frames
 from pipeline.latents import DEFAULT_EASE, INTERPOLATIONS, check_ease, parse_classes, parse_digits, parse_seeds
 
 DEFAULT_CHECKPOINT = "e24"  # bundled checkpoint used when none is given
@@ -18,8 +21,18 @@ Progress = Callable[[int], None]  # called with the number of frames just finish
 class VideoSettings:
     """What every video render shares (walks and comparisons): length, latent path, timing and encoding. The
     subclasses add their frame geometry; presets and the CLI see the fields flat."""
-    frames: int = 600              # frames in the video
-    fps: float = 30.0              # frames per second
+    frames: int | None = None      # frames in the video (None: from duration or times, else DEFAULT_FRAMES)
+    fps: float | str = 30.0        # frames per second: 24, 29.97 or an exact ratio such as "30000/1001"
+    duration: str | None = None    # the video's length as time: "12s", "1:30", "240" (frames); not with frames
+    times: str | None = None       # each keyframe's time, "0,2s,5s,8s" (the first 0); the rest of the walk timed
+                                   # around them
+    hold: str | None = None        # how long every keyframe dwells ("0.5s"), or one value per keyframe
+                                   # ("1s,0,0.5s"); held frames are exactly the keyframe
+    pace: str = "uniform"          # "uniform": re-time each transition so the picture changes evenly (measured
+                                   # on a small proxy render, docs/PERFORMANCE.md "Even pacing"); "none": equal
+                                   # path steps (what renders made before pacing existed)
+    palette: str | None = None     # colour map for the grey levels: viridis, magma, inferno, ... (scene.palette)
+    colors: str | None = None      # a gradient of your own instead: "#0b1d3a,#f5e6c8"
     seed: int = 0                  # seed of the random keyframes
     keyframes: int = 8             # random keyframes visited by the walk
     seeds: str | None = None       # "3,17,42" or "0-31,40": one keyframe per seed (still --seed N shows keyframe N)
@@ -48,10 +61,32 @@ class VideoSettings:
     batch: int | None = None       # frames per render batch (None: by frame size); never changes the bytes
 
 
+    DEFAULT_FRAMES = 600
+
+    def length(self) -> int | None:
+        """The video's frame count as the settings give it (frames, or duration at fps), None when neither."""
+        if self.frames is not None and self.duration is not None:
+            raise UserError(f"--frames {self.frames} and --duration {self.duration} both set the video's length; "
+                            f"give one", key="duration")
+        if self.duration is not None:
+            return to_frames(self.duration, self.fps, "--duration", "duration")
+        return self.frames
+
+    def timeline(self, n_keys: int) -> Timeline | None:
+        """Keyframe times and holds in frames, or None for the classic equal time per transition."""
+        if self.times is None and self.hold is None:
+            return None
+        if self.repeat_keyframes or self.frames_per_transition is not None:
+            raise UserError("--times and --hold time the keyframes themselves; leave out --frames-per-transition "
+                            "and --repeat-keyframes", key="times" if self.times is not None else "hold")
+        return build_timeline(n_keys, self.length() or (None if self.times is not None else self.DEFAULT_FRAMES),
+                              self.fps, loop=self.loop, times=self.times, hold=self.hold)
+
+
 @dataclass(frozen=True)
 class WalkSettings(VideoSettings):
     """Everything that determines a walk video's frames and encoding (written to its sidecar)."""
-    size: int = 1080               # frame width and height in pixels
+    size: int | str = 1080         # frame size in pixels: 1080 (square) or "1920x1080"
     workers: int = 1               # frame segments rendered in parallel processes (see render_walk_segmented);
                                    # how it runs, never what it makes
 
@@ -72,11 +107,21 @@ class WalkSettings(VideoSettings):
                 raise UserError(f"cannot read --keyframes-file {self.keyframes_file} ({e})") from None
         return self.keyframes
 
+    def canvas(self) -> tuple[int, int]:
+        """(width, height) of a frame."""
+        return parse_canvas(self.size)
+
     def resolved(self) -> "WalkSettings":
-        """These settings with `frames` worked out from `frames_per_transition` when that is set."""
+        """These settings with `frames` worked out (from frames_per_transition, duration or the keyframes'
+        times); resolving twice gives the same."""
         m = self.frames_per_transition
+        if m is not None and self.duration is not None:
+            raise UserError("--frames-per-transition and --duration both set the video's length; give one",
+                            key="duration")
         if m is None:
-            return self
+            timeline = self.timeline(self.n_keyframes())
+            frames = timeline.frames if timeline is not None else self.length()
+            return replace(self, frames=self.DEFAULT_FRAMES if frames is None else frames, duration=None)
         if m < 1:
             raise UserError(f"--frames-per-transition must be at least 1, got {m}")
         transitions = self.n_keyframes() - 1 + (1 if self.loop else 0)
@@ -102,9 +147,15 @@ class WalkSettings(VideoSettings):
         with about("classes"):
             if self.classes is not None:
                 parse_classes(self.classes)
+        parse_fps(self.fps)
         with about("frames_per_transition" if self.frames_per_transition is not None else "frames"):
             check_frames(self.resolved().frames, key=None)
-        preflight(self.size, self.size)  # the frame (a comparison's whole frame: compare.prepare_compare)
+        preflight(*self.canvas())  # the frame (a comparison's whole frame: layout.compare_geometry)
+        if self.pace not in PACES:
+            raise UserError(f"unknown --pace {self.pace!r}; choose one of {', '.join(PACES)}", key="pace")
+        from pipeline.scene.palette import palette
+
+        palette(self.palette, self.colors)
         if self.keyframes < 1 and not chosen:
             raise UserError(f"--keyframes must be at least 1, got {self.keyframes}", key="keyframes")
         with about("ease"):
@@ -120,7 +171,7 @@ class WalkSettings(VideoSettings):
 
 @dataclass(frozen=True)
 class StillSettings:
-    size: int = 3240               # image width and height in pixels
+    size: int | str = 3240         # image size in pixels: 3240 (square) or "3840x2160"
     seed: int = 0                  # seed of the latent (ignored with digit)
     digit: int | None = None       # render this digit instead of a random latent: a stored encoding of a
                                    # single real digit when the checkpoint has them, else the class mean
@@ -130,9 +181,17 @@ class StillSettings:
     invert: bool = False           # dark strokes on white
     device: str = "auto"           # auto, cpu or cuda[:N]
     path: str = "auto"             # render path
+    palette: str | None = None     # colour map (see VideoSettings.palette)
+    colors: str | None = None      # or a gradient of your own, "#0b1d3a,#f5e6c8"
+
+    def canvas(self) -> tuple[int, int]:
+        return parse_canvas(self.size)
 
     def validate(self) -> None:
-        preflight(self.size, self.size, fmt="png")
+        preflight(*self.canvas(), fmt="png")
+        from pipeline.scene.palette import palette
+
+        palette(self.palette, self.colors)
         if self.digit is not None and not 0 <= self.digit <= 9:
             raise UserError(f"--digit must be 0..9, got {self.digit}", key="digit")
         if self.sample < 0:
@@ -143,12 +202,15 @@ class StillSettings:
 class CompareSettings(VideoSettings):
     """Everything that determines a comparison video's frames and encoding (written to its sidecar): the
     shared walk, and how the panels are laid out and captioned."""
-    frames: int = 300              # frames in the video (shorter than a walk's default: every panel renders)
-    panel_size: int = 1080         # width and height of each checkpoint's panel in pixels (even for MP4)
+    frames: int | None = None      # frames in the video (default 300, shorter than a walk's: every panel renders)
+    panel_size: int | str = 1080   # each checkpoint's panel in pixels: 1080 or "1080x1350" (even for MP4)
+    DEFAULT_FRAMES = 300
     labels: tuple[str, ...] | None = None  # one caption per checkpoint (or "a,b,c"); None: name and what it is
     layout: str | None = None      # "CxR": C columns by R rows of panels; None: all panels in one row
 
     def walk(self) -> WalkSettings:
         """The per-panel walk these settings describe (a panel is a walk video of panel_size frames)."""
         shared = {f.name: getattr(self, f.name) for f in fields(VideoSettings)}
+        if self.length() is None and self.times is None and self.frames_per_transition is None:
+            shared["frames"] = self.DEFAULT_FRAMES
         return WalkSettings(**shared, size=self.panel_size)

@@ -193,6 +193,13 @@ def webm_of(ws: Workspace, name: str) -> str:
     return dst.name
 
 
+def palettes_for_the_page() -> dict:
+    """The suggested palettes' lookup tables ([256][3] each), so the page colours its previews as a render will."""
+    from pipeline.scene.palette import SUGGESTED, palette
+
+    return {name: palette(name).lut.tolist() for name in SUGGESTED if name != "gray"}
+
+
 def create_app(ckpts=(), out="serve-out", token: str | None = None, trusted_hosts=None,
                workspace: Workspace | None = None) -> Starlette:
     """The web app over a Workspace of `ckpts` (names or paths) writing only into `out`.
@@ -212,6 +219,7 @@ def create_app(ckpts=(), out="serve-out", token: str | None = None, trusted_host
         return JSONResponse({"checkpoints": ws.listing(), "default": ws.default_id, "job": jobs.status(),
                              "limits": {"preview": rq.PREVIEW_MAX, "walk_preview": rq.WALK_PREVIEW_MAX,
                                         "thumb": rq.THUMB_MAX},
+                             "palettes": palettes_for_the_page(),
                              "out": str(ws.out)})
 
     async def checkpoint(request: Request):

@@ -170,16 +170,31 @@ def reproduce(ws: Workspace, req: RenderRequest, stem: str) -> tuple[str, str]:
     s: WalkSettings = req.settings
     ckpt = ws.choice(req.ckpt).source
     keys, video = f"{stem}{SUFFIXES['keyframes']}", f"{stem}{SUFFIXES['video']}"
-    args = ["cppn-video", "walk", "--ckpt", ckpt, "--keyframes-file", keys, "--frames", str(s.frames),
-            "--size", str(s.size), "--fps", f"{s.fps:g}", "--ease", s.ease, "--interp", s.interp]
-    args += ["--loop"] * s.loop + ["--invert"] * s.invert + ["-o", video]
+    chosen = [(name, getattr(s, name)) for name in EXPORTED if getattr(s, name) != getattr(DEFAULTS, name)]
+    args = ["cppn-video", "walk", "--ckpt", ckpt, "--keyframes-file", keys]
+    for name, value in chosen:
+        flag = "--" + name.replace("_", "-")
+        args += [flag] if value is True else [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+    args += ["-o", video]
     command = f"cd {shlex.quote(str(ws.out))} && " + " ".join(shlex.quote(a) for a in args)
     job = stem.replace("-", "_").replace(".", "_")
-    lines = [f"[jobs.{job}]", 'kind = "walk"', f"ckpt = {_toml(ckpt)}", f"keyframes_file = {_toml(keys)}",
-             f"frames = {s.frames}", f"size = {s.size}", f"fps = {s.fps!r}", f"ease = {_toml(s.ease)}",
-             f"interp = {_toml(s.interp)}", f"loop = {str(s.loop).lower()}", f"invert = {str(s.invert).lower()}",
-             f"output = {_toml(video)}"]
+    lines = [f"[jobs.{job}]", 'kind = "walk"', f"ckpt = {_toml(ckpt)}", f"keyframes_file = {_toml(keys)}"]
+    lines += [f"{name} = {_toml_value(value)}" for name, value in chosen]
+    lines += [f"output = {_toml(video)}"]
     return command, "\n".join(lines) + "\n"
+
+
+# What the page sets, exported when it differs from the walk's defaults (frames always: it is the page's own).
+EXPORTED = ("frames", "size", "fps", "ease", "interp", "loop", "invert", "hold", "pace", "palette", "colors")
+DEFAULTS = WalkSettings(frames=-1)
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return _toml(value)
 
 
 def _toml(text: str) -> str:

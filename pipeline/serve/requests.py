@@ -13,6 +13,8 @@ from pipeline.latents import DEFAULT_EASE, parse_seeds, walk_path
 from pipeline.render.engine import check_frame_size
 from pipeline.serve.workspace import (MAX_KEYFRAMES, MAX_SEEDS, PREVIEW_MAX, THUMB_MAX, WALK_PREVIEW_FRAMES,
                                       WALK_PREVIEW_MAX, Workspace, check_file_name)
+from pipeline.scene.canvas import canvas_text, parse_canvas
+from pipeline.scene.preflight import preflight
 from pipeline.video import check_video_size
 
 _MISSING = object()
@@ -68,6 +70,26 @@ def size(body: dict, key: str, default: int, most: int, even: bool = False) -> i
     return n
 
 
+def canvas(body: dict, key: str, default: int) -> int | str:
+    """A render's frame size: 512 (square) or "960x540", through the library's preflight and MP4's even sides."""
+    value = body.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise UserError(f"{key} must be pixels such as 512 or \"960x540\", got {value!r}", key=key)
+    width, height = preflight(*parse_canvas(value, key, key), fmt="mp4", what=key, key=key)
+    return width if width == height else canvas_text(width, height)
+
+
+def scene(body: dict) -> dict:
+    """The scene's controls a walk takes from the page: hold, pace and colour (WalkSettings fields)."""
+    hold = body.get("hold")
+    if hold is not None and not isinstance(hold, (str, int, float)) or isinstance(hold, bool):
+        raise UserError(f"hold must be a time such as \"0.5s\", got {hold!r}", key="hold")
+    if isinstance(hold, (int, float)):
+        hold = f"{hold}s"  # a number from the page's seconds field
+    return {"hold": hold or None, "pace": field(body, "pace", str, WalkSettings.pace),
+            "palette": field(body, "palette", str, None) or None, "colors": field(body, "colors", str, None) or None}
+
+
 @dataclass(frozen=True)
 class Preview:
     id: int
@@ -101,9 +123,14 @@ def walk_preview(ws: Workspace, body: dict) -> WalkPreview:
     keys = latents(body.get("keyframes"), ws.checkpoint(ckpt).z_dim, "keyframes", MAX_KEYFRAMES)
     frames = field(body, "frames", int, 48, 1, WALK_PREVIEW_FRAMES)
     s = WalkSettings(frames=frames, ease=field(body, "ease", str, DEFAULT_EASE),
-                     interp=field(body, "interp", str, "slerp"), loop=field(body, "loop", bool, False))
+                     interp=field(body, "interp", str, "slerp"), loop=field(body, "loop", bool, False),
+                     keyframes=len(keys), **scene(body))
     s.validate()
-    path = walk_path(keys, s.frames, loop=s.loop, ease=s.ease, interp=s.interp)
+    from pipeline.jobs.render import pace_maps
+
+    pacing = pace_maps(s, keys, s.interp, [ws.checkpoint(ckpt).generator]) if s.pace == "uniform" else None
+    path = walk_path(keys, s.frames, loop=s.loop, ease=s.ease, interp=s.interp, timeline=s.timeline(len(keys)),
+                     pacing=pacing)
     return WalkPreview(id=field(body, "id", int, 0, 0, 2**31), ckpt=ckpt, latents=path,
                        size=size(body, "size", 128, WALK_PREVIEW_MAX), invert=field(body, "invert", bool, False),
                        fps=field(body, "fps", float, 24.0, 1e-3, 240.0))
@@ -133,12 +160,13 @@ def render(ws: Workspace, body: dict) -> RenderRequest:
         frames = max(1, round(field(body, "seconds", float, None, 0.0) * fps))
     else:
         frames = field(body, "frames", int, 120)
-    s = WalkSettings(frames=frames, size=size(body, "size", 512, 2**31, even=True), fps=fps,
+    s = WalkSettings(frames=frames, size=canvas(body, "size", 512), fps=fps,
                      ease=field(body, "ease", str, DEFAULT_EASE), interp=field(body, "interp", str, "slerp"),
                      loop=field(body, "loop", bool, False), invert=field(body, "invert", bool, False),
-                     keyframes=len(keys))
+                     keyframes=len(keys), **scene(body))
     s.validate()
-    walk_path(keys, s.frames, loop=s.loop, ease=s.ease, interp=s.interp)  # e.g. 1 frame without loop: refused now
+    walk_path(keys, s.frames, loop=s.loop, ease=s.ease, interp=s.interp,  # e.g. 1 frame without loop: refused now
+              timeline=s.timeline(len(keys)))
     name = field(body, "name", str, None)
     if name is not None:
         check_file_name(name)

@@ -47,13 +47,17 @@ function setBase(z, where) {
 // ------------------------------------------------------------------ live preview
 
 function drawGray(canvas, bytes, w, h) {
+  // grey levels through the chosen palette's lookup table (the server's, so a preview is coloured as the render)
   if (canvas.width !== w || canvas.height !== h) { canvas.width = w; canvas.height = h; }
   const ctx = canvas.getContext("2d");
   const img = ctx.createImageData(w, h);
   const px = img.data;
+  const lut = S.palettes && S.palettes[$("palette").value];
   for (let i = 0, j = 0; i < w * h; i++, j += 4) {
     const v = bytes[i];
-    px[j] = v; px[j + 1] = v; px[j + 2] = v; px[j + 3] = 255;
+    if (lut) { const c = lut[v]; px[j] = c[0]; px[j + 1] = c[1]; px[j + 2] = c[2]; }
+    else { px[j] = v; px[j + 1] = v; px[j + 2] = v; }
+    px[j + 3] = 255;
   }
   ctx.putImageData(img, 0, 0);
 }
@@ -184,7 +188,9 @@ function renderKeys() {
 }
 
 function walkSettings() {
-  return {ease: $("ease").value, interp: $("interp").value, loop: $("loop").checked};
+  const hold = +$("hold").value;
+  return {ease: $("ease").value, interp: $("interp").value, loop: $("loop").checked, pace: $("pace").value,
+          ...(hold > 0 ? {hold: `${hold}s`} : {})};
 }
 
 function startWalkPreview() {
@@ -217,8 +223,10 @@ function stopWalk() {
 
 async function startRender() {
   showError("");
-  const body = {ckpt: S.ckpt, keyframes: S.keys.map((k) => k.z), size: +$("r-size").value, fps: +$("r-fps").value,
-                invert: $("invert").checked, ...walkSettings()};
+  const size = $("r-size").value.trim();
+  const body = {ckpt: S.ckpt, keyframes: S.keys.map((k) => k.z), size: /^\d+$/.test(size) ? +size : size,
+                fps: +$("r-fps").value, invert: $("invert").checked, ...walkSettings(),
+                ...($("palette").value ? {palette: $("palette").value} : {})};
   const seconds = $("r-seconds").value.trim();
   if (seconds) body.seconds = +seconds; else body.frames = +$("r-frames").value;
   try {
@@ -275,6 +283,12 @@ async function main() {
   });
   sel.value = state.default;
   sel.onchange = () => loadCheckpoint(sel.value).catch((e) => showError(e.message));
+  S.palettes = state.palettes || {};
+  Object.keys(S.palettes).forEach((name) => {
+    const o = document.createElement("option");
+    o.value = name; o.textContent = name; $("palette").appendChild(o);
+  });
+  $("palette").onchange = requestPreview;
   $("invert").onchange = () => { requestPreview(); loadSeeds().catch((e) => showError(e.message)); };
   $("preview-size").onchange = requestPreview;
   $("add-key").onclick = addKey;

@@ -69,8 +69,9 @@ def check_format(width: int, height: int, fmt: str | None, what: str = "--size",
     if width % 2 or height % 2:
         # yuv420p stores chroma at half resolution: odd sizes cannot be encoded. We refuse rather than pad,
         # so a request never silently changes size.
+        even = f"{width + width % 2}" if width == height else f"{width + width % 2}x{height + height % 2}"
         raise UserError(f"width and height must be even for H.264 yuv420p, got {width}x{height}; use an even "
-                        f"{what} such as {width + width % 2}", key=key)
+                        f"{what} such as {even}", key=key)
     if max(width, height) > MP4_MAX_SIDE or width * height > MP4_MAX_PIXELS:
         raise UserError(f"{what} {width}x{height} is larger than H.264 (MP4) frames go (at most {MP4_MAX_SIDE} px a "
                         f"side and {MP4_MAX_PIXELS:,} pixels, e.g. 8192x4320); give a smaller size, or write "
