@@ -8,7 +8,8 @@ as bytes. It never writes anywhere else: the driver publishes the outputs. Paths
 in a returned sidecar are rewritten to the driver's paths.
 
 Scratch folders are `<tmp>/cppn-video-farm/<pid>-<random>`, removed when the task ends in any way but
-SIGKILL (a killed worker, or a force-cancel); each task first removes those whose process is gone.
+SIGKILL (a killed worker, or a force-cancel); each task first removes those whose process is gone (renamed
+out of the way first: what a killed worker left running may still write there, see clear_dead_scratch).
 """
 from __future__ import annotations
 
@@ -47,18 +48,51 @@ def _alive(pid: int) -> bool:
     return True
 
 
+_TRASH = ".removing-"  # a dead worker's folder while it is removed (left only if its removal was cut short)
+_REMOVE_PASSES = 5
+
+
 def clear_dead_scratch(root: Path | None = None) -> list[str]:
-    """Remove the scratch folders of worker processes that no longer exist; returns their names."""
+    """Remove the scratch folders of worker processes that no longer exist; returns their names.
+
+    The worker is gone, but not necessarily everything that writes into its folder: a SIGKILLed render task's
+    ffmpeg runs in its own process group, so the kill does not reach it; it reads EOF on its stdin and only
+    then creates its output file there, after the worker died (on a loaded machine, while the next task or
+    the driver is already clearing the folder). Removed in place, the folder could get that file between
+    rmtree emptying a directory and removing it: rmdir failed (ENOTEMPTY, ignored) and the folder stayed,
+    yet was reported removed. So the folder is first renamed: no path under its old name exists any more,
+    ffmpeg's open fails instead, and the tree is removed under the new name, which nothing looks up.
+    """
     root = scratch_root() if root is None else Path(root)
     removed = []
     if not root.is_dir():
         return removed
     for p in root.iterdir():
+        if p.name.startswith(_TRASH):  # another task is removing it, or its removal was cut short
+            if _remove_tree(p):
+                removed.append(p.name)
+            continue
         pid = p.name.split("-", 1)[0]
         if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
-            shutil.rmtree(p, ignore_errors=True)
+            trash = p.with_name(_TRASH + p.name)
+            try:
+                os.rename(p, trash)
+            except OSError:  # gone: another task (the other node's worker) got there first
+                continue
+            _remove_tree(trash)
             removed.append(p.name)
     return removed
+
+
+def _remove_tree(path: Path) -> bool:
+    """rmtree, again while anything is left: after the rename only a creation whose path lookup had already
+    passed the old name can still land in the tree, and the pass that finds its file removes it (a pass
+    fails only where such a file appeared, and none can start any more)."""
+    for _ in range(_REMOVE_PASSES):
+        shutil.rmtree(path, ignore_errors=True)
+        if not os.path.lexists(path):
+            return True
+    return False
 
 
 @contextmanager
