@@ -16,3 +16,7 @@ cppn-video walk --ckpt e24 --classes 0-9,0 --ease linear --frames 200 --size 360
 cppn-video walk --ckpt e24 --digits 8,6,4,2,0,1,3,5,7 --interp lerp --ease linear --frames 241 --size 360 --invert --crf 23 \
   -o digits-e24.mp4 --quiet
 cppn-video still --ckpt e24 --digit 8 --size 1080 --invert -o still-e24-digit8.png
+# Scenes: a 16:9 frame in colour, timed in seconds with holds, evenly paced (the default), looped.
+cppn-video walk --ckpt e24 --digits 3,8,5,2,9,0,6 --interp lerp --size 1280x720 --palette magma --fps 24 \
+  --duration 10s --hold 0.5s --loop --crf 23 -o wide-magma-e24.mp4 --quiet
+cppn-video still --ckpt e24 --digit 8 --size 1920x1080 --palette magma -o still-e24-wide-magma.png

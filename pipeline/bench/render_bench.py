@@ -4,6 +4,7 @@ from __future__ import annotations
 import statistics
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -118,7 +119,7 @@ def _end_to_end(size: int, n: int, dev, paths, say) -> list[dict]:
     if not options or n < 1:
         return []
     path = options[0]
-    settings = WalkSettings(frames=n, size=size, keyframes=4, path=path, device=str(dev))
+    settings = WalkSettings(frames=n, size=size, keyframes=4, path=path, device=str(dev), pace="none")
     _, lat = path_latents(settings, gen.cfg.z_dim, None)
     say(f"end to end: {n} frames {size}x{size} {path} render only")
     batch = default_batch(size, size, dev)
@@ -130,10 +131,15 @@ def _end_to_end(size: int, n: int, dev, paths, say) -> list[dict]:
         render_fps = n / (time.perf_counter() - t)
     with tempfile.TemporaryDirectory(prefix="cppn-bench-") as tmp:
         ck = save_render_checkpoint(Path(tmp) / "bench.pt", gen, torch.zeros(10, gen.cfg.z_dim), {"bench": True})
-        say(f"end to end: {n} frames {size}x{size} {path} -> MP4")
-        t = time.perf_counter()
-        render_walk(ck, Path(tmp) / "bench.mp4", settings)
-        mp4_fps = n / (time.perf_counter() - t)
+        scenes = {}  # the same walk as a static scene (equal steps, grey), paced, held and coloured, in this run
+        for name, changes in (("static", {}), ("paced", {"pace": "uniform"}), ("held", {"hold": "0.25s"}),
+                              ("coloured", {"palette": "magma"})):
+            say(f"end to end: {n} frames {size}x{size} {path} -> MP4 ({name} scene)")
+            t = time.perf_counter()
+            render_walk(ck, Path(tmp) / f"bench-{name}.mp4", replace(settings, **changes))
+            scenes[name] = n / (time.perf_counter() - t)
+    mp4_fps = scenes["static"]
     return [{"what": "mp4", "family": "resnet", "path": path, "size": size, "frames": n,
              "render_fps": round(render_fps, 3), "mp4_fps": round(mp4_fps, 3),
-             "ms_per_frame": round(1000 / mp4_fps, 2), "mp4_vs_render": round(mp4_fps / render_fps, 3)}]
+             "ms_per_frame": round(1000 / mp4_fps, 2), "mp4_vs_render": round(mp4_fps / render_fps, 3),
+             **{f"{name}_time_vs_static": round(mp4_fps / fps, 3) for name, fps in scenes.items() if name != "static"}}]

@@ -55,10 +55,12 @@ def check_frame(width, height, what: str = "--size", key: str = "size") -> tuple
         if isinstance(v, bool) or not isinstance(v, int) and not hasattr(v, "__index__"):
             raise UserError(f"{what} must be whole pixels, got {width!r}x{height!r}", key=key)
     width, height = int(width), int(height)
-    for v in (width, height):
-        if not 1 <= v <= MAX_SIDE:
-            raise UserError(f"{what} {width}x{height} is outside 1..{MAX_SIDE} pixels a side; give a size such as "
-                            f"{min(max(v, 1), MAX_SIDE)}", key=key)
+    if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE):
+        from pipeline.scene.canvas import canvas_text
+
+        fit = canvas_text(*(min(max(v, 1), MAX_SIDE) for v in (width, height)))
+        raise UserError(f"{what} {width}x{height} is outside 1..{MAX_SIDE} pixels a side; give a size such as {fit}",
+                        key=key)
     return width, height
 
 
