@@ -150,10 +150,10 @@ class FarmWork:
         job.output.parent.mkdir(parents=True, exist_ok=True)
         w = prepare_walk(ref_in.path, job.output, s)  # the checks and the whole path, once, here
         s = w.settings
-        from pipeline.scene.palette import palette
+        from pipeline.scene.palette import palette_of
 
         probe(w.fmt, s.canvas(), fps=s.fps, crf=s.crf, preset=s.preset, lossless=s.lossless,
-              palette=palette(s.palette, s.colors))
+              palette=palette_of(s))
         bounds = segment_bounds(s.frames, job.workers)
         f, ckpt_ref = self.store.put(w.ck.path)
         latents = ray.put(w.latents)

@@ -12,7 +12,7 @@ from pipeline.checkpoint import Checkpoint, load_checkpoint
 from pipeline.errors import UserError
 from pipeline.scene.preflight import preflight
 from pipeline.jobs.sidecar import header
-from pipeline.scene.palette import palette
+from pipeline.scene.palette import palette_of
 from pipeline.jobs.layout import Geometry, caption_height, compare_geometry, parse_layout  # noqa: F401 (API)
 from pipeline.jobs.render import checkpoint_record, checkpoint_path, path_info, path_kind
 from pipeline.jobs.settings import CompareSettings, Progress, WalkSettings
@@ -137,7 +137,7 @@ def render_compare(ckpts: list, out, settings: CompareSettings = CompareSettings
         raise UserError(f"the checkpoints have different latent sizes ({sizes}), so they cannot share a "
                         f"latent path; compare checkpoints with the same z size")
     labels = _labels(s.labels, cks)
-    colours = palette(s.palette, s.colors)
+    colours = palette_of(s)
     if path_kind(walk) == "walk":  # the same keyframes in every panel: one path, paced on all of them together
         paths = [checkpoint_path(walk, cks[0], [ck.generator for ck in cks])] * len(cks)
     else:  # each panel's own class means or digit encodings (and its own pacing between them)
@@ -227,7 +227,7 @@ def render_walk_grid(ckpt, out, settings: WalkSettings, grid: str, progress: Pro
     ck = ckpt if isinstance(ckpt, Checkpoint) else load_checkpoint(ckpt)
     check_not_input(out, [ck.path])
     paths = [checkpoint_path(cs, ck) for cs in cell_settings]  # (keys, latents [frames, Z], None) per cell
-    colours = palette(s.palette, s.colors)
+    colours = palette_of(s)
     probe(fmt, (geo.width, geo.height), fps=s.fps, crf=s.crf, preset=s.preset, lossless=s.lossless, palette=colours)
     t0 = time.perf_counter()
     with Renderer(ck.generator, ch, cw, scale=s.scale, path=s.path, device=s.device) as renderer:

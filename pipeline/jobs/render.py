@@ -11,9 +11,9 @@ import torch
 from pipeline.checkpoint import Checkpoint, load_checkpoint
 from pipeline.errors import UserError
 from pipeline.atomic import temp_sibling
-from pipeline.scene.preflight import MAX_FRAMES, preflight
+from pipeline.scene.preflight import MAX_FRAMES, preflight  # noqa: F401 (MAX_FRAMES: API)
 from pipeline.jobs.sidecar import header
-from pipeline.scene.palette import palette
+from pipeline.scene.palette import palette_of
 from pipeline.jobs.settings import DEFAULT_CHECKPOINT, Progress, StillSettings, WalkSettings
 from pipeline.latents import (class_path, digit_keyframes, load_keyframes, parse_classes, parse_digits,
                               parse_seeds, seed_latents, walk_keyframes, walk_path)
@@ -198,7 +198,7 @@ def render_walk(ckpt, out, settings: WalkSettings = WalkSettings(), progress: Pr
     w = prepare_walk(ckpt, out, settings)
     s, out, fmt, ck, keys, latents, bank_rows = w.settings, w.out, w.fmt, w.ck, w.keys, w.latents, w.bank_rows
     width, height = s.canvas()
-    colours = palette(s.palette, s.colors)
+    colours = palette_of(s)
     probe(fmt, (width, height), fps=s.fps, crf=s.crf, preset=s.preset, lossless=s.lossless, palette=colours)
     if progress is not None:
         progress(0)  # checks passed: rendering starts
@@ -271,7 +271,7 @@ def render_still(ckpt, out, settings: StillSettings = StillSettings()) -> dict:
     ck = _checkpoint(ckpt)
     check_not_input(out, [ck.path])
     z, source = still_latent(s, ck)
-    colours = palette(s.palette, s.colors)
+    colours = palette_of(s)
     width, height = s.canvas()
     t0 = time.perf_counter()
     with Renderer(ck.generator, height, width, scale=s.scale, path=s.path, device=s.device) as renderer:
@@ -306,7 +306,7 @@ def render_stills(ckpt, outdir, seeds, settings: StillSettings = StillSettings()
         raise UserError(f"--outdir {outdir} is a file; give a folder")
     outs = [outdir / SEED_NAME.format(seed) for seed in seeds]
     width, height = s.canvas()
-    colours = palette(s.palette, s.colors)
+    colours = palette_of(s)
     columns = rows = 0
     if grid is not None:
         from pipeline.jobs.layout import parse_layout

@@ -63,14 +63,14 @@ def render_segment(ck, latents: np.ndarray, settings: WalkSettings, device: str,
     torch.set_num_threads(threads)
     s = settings
     t0 = time.perf_counter()
-    from pipeline.scene.palette import palette
+    from pipeline.scene.palette import palette_of
 
     width, height = s.canvas()
     with Renderer(ck.generator, height, width, scale=s.scale, path=s.path, device=device,
                   threads=threads) as renderer:
         batch = s.batch or default_batch(height, width, renderer.device)
         with open_writer(out, (width, height), fps=s.fps, fmt="mp4", crf=s.crf, preset=s.preset,
-                         lossless=s.lossless, palette=palette(s.palette, s.colors)) as writer:
+                         lossless=s.lossless, palette=palette_of(s)) as writer:
             stream_frames(renderer, latents, writer, batch, s.invert, progress=progress)
         info = {"render_path": renderer.path, "device": str(renderer.device)}
     info["seconds"] = round(time.perf_counter() - t0, 3)
@@ -221,9 +221,9 @@ def render_walk_segmented(ckpt, out, settings: WalkSettings = WalkSettings(), wo
         if s.path != "auto" and s.path not in available_paths(ck.family, resolved):
             raise UserError(f"render path {s.path!r} is not available for a {ck.family} generator on {resolved}; "
                             f"available: {', '.join(available_paths(ck.family, resolved))}")
-    from pipeline.scene.palette import palette
+    from pipeline.scene.palette import palette_of
 
-    probe(fmt, s.canvas(), fps=s.fps, crf=s.crf, preset=s.preset, lossless=s.lossless, palette=palette(s.palette, s.colors))
+    probe(fmt, s.canvas(), fps=s.fps, crf=s.crf, preset=s.preset, lossless=s.lossless, palette=palette_of(s))
     bounds = segment_bounds(s.frames, workers)
     threads = max(1, (os.cpu_count() or 1) // len(bounds))
     if threads < MIN_CPU_THREADS and all(resolve_device(d).type == "cpu" for d in devices):

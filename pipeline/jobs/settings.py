@@ -6,7 +6,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Callable
 
 from pipeline.errors import UserError, about
-from pipeline.scene.preflight import MAX_FRAMES, check_frames, preflight
+from pipeline.scene.preflight import check_frames, preflight
 from pipeline.scene.canvas import parse_canvas
 from pipeline.scene.pacing import PACES
 from pipeline.scene.timeline import Timeline, build_timeline, parse_fps, to_frames
@@ -153,9 +153,9 @@ class WalkSettings(VideoSettings):
         preflight(*self.canvas())  # the frame (a comparison's whole frame: layout.compare_geometry)
         if self.pace not in PACES:
             raise UserError(f"unknown --pace {self.pace!r}; choose one of {', '.join(PACES)}", key="pace")
-        from pipeline.scene.palette import palette
+        from pipeline.scene.palette import palette_of
 
-        palette(self.palette, self.colors)
+        palette_of(self)
         if self.keyframes < 1 and not chosen:
             raise UserError(f"--keyframes must be at least 1, got {self.keyframes}", key="keyframes")
         with about("ease"):
@@ -189,9 +189,9 @@ class StillSettings:
 
     def validate(self) -> None:
         preflight(*self.canvas(), fmt="png")
-        from pipeline.scene.palette import palette
+        from pipeline.scene.palette import palette_of
 
-        palette(self.palette, self.colors)
+        palette_of(self)
         if self.digit is not None and not 0 <= self.digit <= 9:
             raise UserError(f"--digit must be 0..9, got {self.digit}", key="digit")
         if self.sample < 0:

@@ -74,3 +74,8 @@ def palette(name: str | None = None, colors=None) -> Palette | None:
     if name is None:
         return None
     return Palette(str(name), named(str(name)))
+
+
+def palette_of(settings) -> Palette | None:
+    """The palette a settings record (walk, compare, still) asks for."""
+    return palette(getattr(settings, "palette", None), getattr(settings, "colors", None))
