@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pipeline.coords import coord_projection, grid
+from pipeline.coords import grid_t, projected_grid
 from pipeline.devices import resolve_device  # noqa: F401  (the render package exports it)
 from pipeline.errors import UserError
 from pipeline.render import cpu_fused, triton_kernel
@@ -20,7 +20,7 @@ from pipeline.render.quantize import to_uint8
 from pipeline.render.reference import reference_frames
 from pipeline.render.torch_tiles import TorchTiles
 
-MAX_SIDE = 16384  # larger frames are almost certainly a typo (and would need > 1 GB per frame)
+from pipeline.scene.preflight import MAX_SIDE  # noqa: E402 (the one limit every job's preflight uses)
 
 
 def check_frame_size(height: int, width: int) -> None:
@@ -74,15 +74,17 @@ class Renderer:
                             f"available: {', '.join(options)}")
         self.path = path
         P = height * width
-        # Frame-invariant part of the first layer: the coordinates, computed once per size and scale.
-        self.coords_t = grid(height, width, scale).t().contiguous().to(self.device)  # [3, P]
+        # Frame-invariant part of the first layer, computed once per size and scale a chunk of rows at a time
+        # (bounded temporaries): the fused kernel's coordinate projections [W, P], or the other fast paths'
+        # coordinates [3, P]. The reference builds its own coordinates a chunk at a time.
         self._impl = None
         if path == "cpu-fused":
             self._impl = cpu_fused.ResnetKernel(gen, threads=threads, tile=tile or 16384)
             with torch.no_grad():
-                self._cp = coord_projection(gen.input.xyr.weight.detach(), self.coords_t).contiguous().numpy()  # [W, P]
-            del self.coords_t
-        elif path == "triton":
+                self._cp = projected_grid(gen.input.xyr.weight.detach(), height, width, scale).numpy()  # [W, P]
+        elif path != "reference":
+            self.coords_t = grid_t(height, width, scale).to(self.device)  # [3, P]
+        if path == "triton":
             self._impl = triton_kernel.TritonResnet(gen, self.device)
         elif path == "torch":
             self._impl = self._torch_tiles(tile)

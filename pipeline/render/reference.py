@@ -1,14 +1,29 @@
-"""The oracle: the article's generator evaluated the straightforward way (whole frame, layer by layer)."""
+"""The oracle: the article's generator evaluated the straightforward way (layer by layer, z repeated for
+every pixel), on chunks of CHUNK pixels, so a large frame's `[pixels, width]` activations stay bounded
+(prev's would be 5.4 GB per layer at 3240 x 3240). A frame of at most CHUNK pixels is one chunk: exactly
+the whole-frame evaluation. Chunks start at multiples of CHUNK, a power of two, so they line up with the
+blocks torch's kernels split a whole frame into (on one thread the chunked frames measured the same bytes)."""
 from __future__ import annotations
 
 import torch
 
-from pipeline.coords import grid
+from pipeline.coords import grid_pixels
+
+CHUNK = 1 << 16  # pixels per evaluation: prev's [CHUNK, 128] float32 activations are 32 MB
 
 
 @torch.no_grad()
-def reference_frames(gen, z: torch.Tensor, height: int, width: int, scale: float = 8.0) -> torch.Tensor:
-    """Float frames [B, H, W] in [0, 1]: z repeated for every pixel, `[pixels, width]` tensors per layer."""
-    coords = grid(height, width, scale, dtype=z.dtype).to(z.device)  # [H*W, 3]
-    out = torch.cat([gen(z[i : i + 1], coords) for i in range(z.shape[0])])  # [B, H*W], a frame at a time
-    return out.view(z.shape[0], height, width)
+def reference_frames(gen, z: torch.Tensor, height: int, width: int, scale: float = 8.0,
+                     chunk: int = CHUNK) -> torch.Tensor:
+    """Float frames [B, H, W] in [0, 1], one frame at a time, each `chunk` pixels at a time (all layers per
+    chunk)."""
+    B, P, out = z.shape[0], height * width, None
+    for p0 in range(0, P, chunk):
+        p1 = min(p0 + chunk, P)
+        coords = grid_pixels(height, width, scale, p0, p1, dtype=z.dtype).to(z.device)  # [p1 - p0, 3]
+        for i in range(B):
+            v = gen(z[i : i + 1], coords)[0]  # [p1 - p0]
+            if out is None:
+                out = torch.empty((B, P), dtype=v.dtype, device=v.device)
+            out[i, p0:p1] = v
+    return out.view(B, height, width)

@@ -43,7 +43,7 @@ class TorchTiles:
         step = max(1, self.tile // B)
         for p0 in range(0, P, step):
             p1 = min(p0 + step, P)
-            cp = coord_projection(self.w_xyr, coords_t[:, p0:p1])[:, None, :]  # [W, 1, T], thread-invariant
+            cp = coord_projection(self.w_xyr, coords_t[:, p0:p1], chunk=None)[:, None, :]  # [W, 1, T], thread-invariant
             h = (cp + zb).reshape(zb.shape[0], -1)  # [W, B*T]
             v = self._network(h).view(B, p1 - p0)
             out[:, p0:p1] = v if invert is None else to_uint8(v, invert)
