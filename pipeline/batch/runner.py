@@ -213,8 +213,7 @@ def _run_render(job: Job, device: str, ctx: _Context, log: JobLog) -> dict:
     progress = _frames_progress(job, kind.frames(s), ctx, log) if job.kind != "still" else None
     if job.kind == "walk" and s.workers > 1:
         log(f"rendering in {s.workers} frame segments (parallel processes), joined without re-encoding")
-    inputs = _input_paths(job, kind.input_key)
-    return kind.run(inputs if kind.input_key == "ckpts" else inputs[0], job.output, s, progress=progress)
+    return kind.render(_input_paths(job, kind.input_key), job.output, s, progress=progress)
 
 
 def clear_leftovers(job: Job) -> list[str]:

@@ -225,22 +225,15 @@ def render_task(spec: RenderSpec, box, *blobs: bytes) -> dict:
         mapping[str(out)] = spec.output
         s = replace(spec.settings, device=_device())
         report = Reporter(box, spec.job, spec.kill)
-        if spec.kind == "compare":
-            from pipeline.jobs.compare import render_compare
+        from pipeline.jobs.kinds import render_kind
 
-            report.total(s.walk().resolved().frames, "frames")
-            info = render_compare(placed["ckpts"], out, s, progress=report.advance)
-        elif spec.kind == "walk":
-            from pipeline.jobs.render import render_walk
-
-            if "keyframes_file" in placed:
-                s = replace(s, keyframes_file=str(placed["keyframes_file"][0]))
-            report.total(s.resolved().frames, "frames")
-            info = render_walk(placed["ckpt"][0], out, s, progress=report.advance)
-        else:
-            from pipeline.jobs.render import render_still
-
-            info = render_still(placed["ckpt"][0], out, s)
+        kind = render_kind(spec.kind)  # one walk process here: the driver sends walks with workers as segments
+        if "keyframes_file" in placed:
+            s = replace(s, keyframes_file=str(placed["keyframes_file"][0]))
+        if spec.kind != "still":
+            report.total(kind.frames(s), "frames")
+        info = kind.render(placed[kind.input_key], out, s, progress=report.advance)
+        if spec.kind == "still":
             report.advance(1)
         return {"files": pack(out), "sidecar": swap_paths(_plain(info), mapping)}
 

@@ -45,6 +45,11 @@ class JobKind:
     run: Callable                   # run(ckpt or ckpts, out, settings, progress=None, devices=None) -> sidecar
     sidecar_kinds: tuple[str, ...]  # the `kind` its sidecars record
 
+    def render(self, inputs: list, out, settings, progress: Progress | None = None, devices=None) -> dict:
+        """Run a job of this kind on its input checkpoint paths (one for ckpt, all for ckpts)."""
+        return self.run(list(inputs) if self.input_key == "ckpts" else inputs[0], out, settings, progress=progress,
+                        devices=devices)
+
     def frames(self, settings) -> int:
         """How many frames a job of this kind renders (1 for a still), for progress."""
         if isinstance(settings, CompareSettings):
