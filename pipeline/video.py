@@ -2,6 +2,7 @@
 (published with its sidecar by pipeline.provenance)."""
 from __future__ import annotations
 
+import errno
 import os
 import queue
 import subprocess
@@ -91,13 +92,23 @@ def check_writable(path, fmt: str | None = None) -> None:
     elif path.is_dir():
         raise UserError(f"output {path} is a directory; give a file name such as {path / ('video.' + fmt)}")
     # os.access would lie when running as root or on read-only mounts: try it.
+    # The probe file goes in `finally`: a Ctrl-C or SIGTERM landing between its creation and its removal (a
+    # signal test caught one) must not leave it beside the output.
     probe_file = temp_sibling(path, "writetest")
+    ours = True
     try:
-        fd = os.open(probe_file, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    except OSError as e:
-        raise UserError(f"cannot write to {parent} ({e.strerror}); choose a writable output path") from None
-    os.close(fd)
-    os.unlink(probe_file)
+        try:
+            fd = os.open(probe_file, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        except OSError as e:
+            ours = e.errno != errno.EEXIST  # a random name taken by another file: never remove that one
+            raise UserError(f"cannot write to {parent} ({e.strerror}); choose a writable output path") from None
+        os.close(fd)
+    finally:
+        if ours:
+            try:
+                os.unlink(probe_file)
+            except FileNotFoundError:
+                pass
 
 
 def _check_fps(fps) -> str:
