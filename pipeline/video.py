@@ -107,7 +107,7 @@ def check_writable(path, fmt: str | None = None) -> None:
         if ours:
             try:
                 os.unlink(probe_file)
-            except FileNotFoundError:
+            except OSError:  # never created (unwritable or read-only folder): nothing to remove
                 pass
 
 
