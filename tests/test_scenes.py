@@ -202,3 +202,23 @@ def test_replay_reproduces_a_scene_and_old_sidecars_still_replay(ck, tmp_path):
     replay(tmp_path / "old.json", tmp_path / "o2")
     assert read_video(tmp_path / "o2").tobytes() == read_video(tmp_path / "o").tobytes()
     assert old["frames"] == 8
+
+
+def test_even_pacing_on_a_real_checkpoint_evens_the_steps():
+    """e24 through real digits, lerp, linear, 30 frames per transition: with pacing the largest step within a
+    transition is close to the mean (benchmarks/pacing.py measures the article's 9-digit video: 3.6 -> 1.07)."""
+    from pipeline.checkpoint import load_checkpoint
+    from pipeline.jobs.render import checkpoint_path
+    from pipeline.render import Renderer
+    from pipeline.scene.pacing import step_evenness
+
+    ck = load_checkpoint("e24")
+    worst = {}
+    for pace in ("none", "uniform"):
+        s = WalkSettings(size=64, digits="8,6,4", interp="lerp", ease="linear", frames_per_transition=30,
+                         pace=pace).resolved()
+        keys, latents, _ = checkpoint_path(s, ck)
+        with Renderer(ck.generator, 64, 64) as r:
+            frames = r.render(latents).astype(np.float64)
+        worst[pace] = max(step_evenness(frames, [(0, 30), (30, 60)]))
+    assert worst["uniform"] < 1.3 and worst["uniform"] < worst["none"] / 1.5, worst

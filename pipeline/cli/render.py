@@ -27,7 +27,7 @@ def interp_choice(interp: str | None, cubic: bool) -> str:
     return "cubic" if cubic else (interp or "slerp")
 
 
-def frames_choice(frames: int | None, per_transition: int | None, default: int | None = None) -> int | None:
+def frames_choice(frames: int | None, per_transition: int | None) -> int | None:
     """--frames (None when not given: the settings take it from --duration, --times or their default), never
     with --frames-per-transition."""
     if frames is not None and per_transition is not None:
@@ -181,7 +181,7 @@ def walk(ckpt, output, frames, size, fps, seed, keyframes, seeds, frames_per_tra
     --repeat-keyframes (30 frames per transition at constant speed, both ends rendered, as its sampler did);
     --frames 241 without --repeat-keyframes shows each keyframe once.
     """
-    settings = WalkSettings(frames=frames_choice(frames, frames_per_transition, 600), size=size, fps=fps, seed=seed,
+    settings = WalkSettings(frames=frames_choice(frames, frames_per_transition), size=size, fps=fps, seed=seed,
                             keyframes=keyframes, seeds=seeds, frames_per_transition=frames_per_transition,
                             loop=loop, ease=ease,
                             interp=interp_choice(interp, cubic), repeat_keyframes=repeat_keyframes, scale=scale,
