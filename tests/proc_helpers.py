@@ -47,8 +47,8 @@ def leftovers(root: Path) -> list[Path]:
 def stop_cli(args: list[str], ready, how: str, cwd: Path | None = None, timeout: float = 120,
              env: dict | None = None) -> tuple[subprocess.CompletedProcess, list[int]]:
     """Start `cppn-video ARGS`, wait until ready() is true, then stop it: how="sigint" sends SIGINT to the
-    whole process group (a terminal's Ctrl-C), "sigterm" SIGTERM to the main process alone (kill, a
-    scheduler). Returns (the finished process with its stderr, pids of the run still alive 10 s later)."""
+    whole process group (a terminal's Ctrl-C), "sighup" SIGHUP to it (the terminal or ssh session closed),
+    "sigterm" SIGTERM to the main process alone (kill, a scheduler). Returns (the finished process with its stderr, pids of the run still alive 10 s later)."""
     tag = secrets.token_hex(8)
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", _TAG: tag, **(env or {})}
     proc = subprocess.Popen([sys.executable, "-m", "pipeline", *args], cwd=cwd, env=env, start_new_session=True,
@@ -60,9 +60,10 @@ def stop_cli(args: list[str], ready, how: str, cwd: Path | None = None, timeout:
                 _, err = proc.communicate()
                 raise AssertionError(f"the run ended or stalled before it was ready (exit {proc.returncode}):\n{err}")
             time.sleep(0.05)
-        if how == "sigint":
-            os.killpg(proc.pid, signal.SIGINT)
+        if how in ("sigint", "sighup"):
+            os.killpg(proc.pid, signal.SIGINT if how == "sigint" else signal.SIGHUP)
         else:
+            assert how == "sigterm", how
             proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=timeout)
     finally:

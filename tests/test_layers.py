@@ -15,7 +15,7 @@ LAYERS = [
     {"checkpoint", "torchfile"},
     {"render", "data", "video", "provenance", "latents", "coords", "scene"},
     {"models", "native", "devices"},
-    {"atomic", "lock", "paths", "lazy", "errors", "__init__"},
+    {"atomic", "lock", "paths", "lazy", "errors", "stops", "__init__"},
 ]
 UI_ONLY = {"click", "rich"}
 

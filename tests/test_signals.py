@@ -1,22 +1,66 @@
-"""Every command stopped by Ctrl-C (SIGINT to the process group) or SIGTERM (to the main process alone):
-exit 130 without a traceback, no process of the run survives (ffmpeg, segment workers), no temporary file or
-folder is left, and an interrupted training resumes to exactly the weights of an uninterrupted one."""
+"""Every command stopped by Ctrl-C (SIGINT to the process group), SIGHUP (the terminal closed: to the group)
+or SIGTERM (to the main process alone): exit 130 without a traceback, no process of the run survives
+(ffmpeg, segment workers), no temporary file or folder is left, and an interrupted training resumes to
+exactly the weights of an uninterrupted one.
+
+The three signals share one handler (pipeline.stops; the first tests check that it is one, and that an
+inherited "ignore" is kept). So the plain walk, the cheapest command, is stopped by each of them, and every
+other command by the one or two that take a different path through it: a group signal (which its workers
+and encoders also receive) and SIGTERM (which reaches the main process alone, so it must stop the rest).
+Each case starts real processes and costs seconds; one per path keeps the file inside the suite's time."""
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
 import pytest
 import torch
 
+from cli_helpers import run_main
 from idx_helpers import write_idx_dataset
+from pipeline import stops
+from pipeline.cli.common import stop_on_interrupt
 from pipeline.checkpoint import load_checkpoint, read_checkpoint_dict
 from proc_helpers import REPO, leftovers, stop_cli
 from render_helpers import make_checkpoint
 
-HOW = ["sigint", "sigterm"]
+SIGNALS = {"sigint": signal.SIGINT, "sigterm": signal.SIGTERM, "sighup": signal.SIGHUP}
+
+
+def test_every_stop_signal_gets_the_same_handler_and_an_ignored_one_stays_ignored():
+    def handler(signum, frame):
+        pass
+
+    saved = {sig: signal.getsignal(sig) for sig in SIGNALS.values()}
+    try:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as under nohup
+        with stops.handled(handler) as installed:
+            assert installed
+            assert signal.getsignal(signal.SIGINT) is handler and signal.getsignal(signal.SIGTERM) is handler
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        with stops.handled(handler):
+            assert all(signal.getsignal(sig) is handler for sig in SIGNALS.values())
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_DFL  # restored
+    finally:
+        for sig, old in saved.items():
+            signal.signal(sig, old)
+    assert {stops.stop_name(s) for s in stops.STOP_SIGNALS} == {"Ctrl-C", "SIGTERM", "SIGHUP"}
+
+
+def test_a_graceful_stop_names_each_signal_and_a_second_one_aborts():
+    import threading
+
+    for sig in SIGNALS.values():
+        event = threading.Event()
+        with stop_on_interrupt(event, "stopping"):
+            signal.raise_signal(sig)
+            assert event.is_set(), sig
+            with pytest.raises(KeyboardInterrupt):
+                signal.raise_signal(sig)
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +85,8 @@ def _check_stopped(res, survivors, folder, expected):
     assert sorted(p.name for p in folder.iterdir()) == sorted(expected)
 
 
-@pytest.mark.parametrize("how", HOW)
-@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("workers,how", [(1, "sigint"), (1, "sigterm"), (1, "sighup"), (2, "sigterm"),
+                                         (2, "sighup")])
 def test_walk(assets, tmp_path, how, workers):
     out = tmp_path / "w.mp4"
     args = ["walk", "--ckpt", str(assets / "A.pt"), "--frames", "100000", "--size", "64", "--batch", "1",
@@ -52,8 +96,7 @@ def test_walk(assets, tmp_path, how, workers):
     _check_stopped(res, survivors, tmp_path, [])
 
 
-@pytest.mark.parametrize("how", HOW)
-def test_compare(assets, tmp_path, how):
+def test_compare(assets, tmp_path, how="sigint"):
     out = tmp_path / "c.mp4"
     args = ["compare", str(assets / "A.pt"), str(assets / "B.pt"), "--frames", "100000", "--panel-size", "64",
             "--batch", "1", "--quiet", "-o", str(out)]
@@ -61,22 +104,17 @@ def test_compare(assets, tmp_path, how):
     _check_stopped(res, survivors, tmp_path, [])
 
 
-@pytest.fixture(scope="module")
-def uninterrupted(assets, tmp_path_factory):
-    out = tmp_path_factory.mktemp("ref") / "run"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    args = [sys.executable, "-m", "pipeline", *TRAIN, "--data", str(assets / "data"), "--out", str(out)]
-    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    return load_checkpoint(out / "e4.pt")
-
-
 TRAIN = ["train", "--model", "prev", "--width", "16", "--epochs", "4", "--batch-size", "16", "--limit", "48",
          "--seed", "11", "--quiet"]
 
 
-@pytest.mark.parametrize("how", HOW)
-def test_train_saves_its_state_and_resumes_to_the_same_weights(assets, tmp_path, uninterrupted, how):
+def test_train_saves_its_state_and_resumes_to_the_same_weights(assets, tmp_path, how="sighup"):
+    """Stopped by SIGHUP (a graceful stop: Ctrl-C's in-process form is tests/test_cli_train.py's), resumed
+    in a new process, the run ends with the weights of an uninterrupted run (trained here in-process: the
+    kernels' sums do not depend on the thread count)."""
+    done = run_main(TRAIN + ["--data", assets / "data", "--out", tmp_path / "reference"])
+    assert done.returncode == 0, done.stderr
+    uninterrupted = load_checkpoint(tmp_path / "reference" / "e4.pt")
     out = tmp_path / "run"
     metrics = out / "metrics.jsonl"
     args = TRAIN + ["--data", str(assets / "data"), "--out", str(out)]
@@ -95,9 +133,9 @@ def test_train_saves_its_state_and_resumes_to_the_same_weights(assets, tmp_path,
         assert torch.equal(v, resumed.generator.state_dict()[k]), k
 
 
-@pytest.mark.parametrize("how", HOW)
-def test_batch(assets, tmp_path, how):
-    """A batch whose walk renders in two worker processes: stopped, it records the job as interrupted."""
+def test_batch(assets, tmp_path, how="sigterm"):
+    """A batch whose walk renders in two worker processes: stopped, it records the job as interrupted.
+    (SIGTERM to the main process; a SIGINT is tests/test_batch.py's Ctrl-C test.)"""
     (tmp_path / "A.pt").symlink_to(assets / "A.pt")
     preset = tmp_path / "p.toml"
     preset.write_text('[settings]\nout_dir = "out"\n[jobs.long]\nkind = "walk"\nckpt = "A.pt"\nsize = 64\n'

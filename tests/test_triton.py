@@ -21,14 +21,17 @@ from pipeline.coords import grid
 from pipeline.render import reference_frames, to_uint8
 from pipeline.render.triton_kernel import TritonResnet
 results = []
-# Float output at odd sizes, three frames: BLOCK 512 puts 483 pixels in one partly masked tile, 576 in a full
-# one and a partly masked one. The uint8 epilogue (plain and inverted), shared by both layouts, on one small
-# tile of one frame per layout: the interpreter's cost is per program (tile x frame), so this keeps it cheap.
-for layout, width, (h, w) in (("channels", 6, (23, 21)), ("channels", 4, (24, 24)), ("broadcast", 6, (9, 7))):
+# Float output at odd sizes: BLOCK 512 puts 483 pixels in one partly masked tile (two frames: the frame
+# offset), 576 in a full one and a partly masked one (one frame). The uint8 epilogue (plain and inverted),
+# shared by both layouts, on one small tile of one frame per layout: the interpreter's cost is per program
+# (tile x frame), about half a second each, so this keeps it cheap.
+for layout, width, (h, w), n in (("channels", 6, (23, 21), 2), ("channels", 4, (24, 24), 1),
+                                 ("broadcast", 6, (9, 7), 2)):
     gen, z = lively_generator("resnet", width)
+    z = z[-n:]  # the liveliest frames (the first of width 4 is nearly flat)
     kernel = TritonResnet(gen, torch.device("cpu"), block=512, layout=layout)
     zb = gen.input.z(z * gen.cfg.z_scale).detach()
-    ref = reference_frames(gen, z, h, w).reshape(3, -1)
+    ref = reference_frames(gen, z, h, w).reshape(n, -1)
     out = kernel(grid(h, w).t().contiguous(), zb)
     row = dict(layout=layout, width=width, err=float((out - ref).abs().max()), std=float(ref.std()),
                shape=list(out.shape))
@@ -57,7 +60,7 @@ def test_triton_kernel_matches_oracle_in_interpreter():
         assert r["err"] < 1e-4, r
     for r in (results[0], results[2]):
         assert r["u8_dtype"] == "torch.uint8" and r["u8_shape"] == [1, 35] and r["u8_maxdiff"] <= 1
-    assert results[0]["shape"] == [3, 23 * 21] and results[1]["shape"] == [3, 24 * 24]  # masked tails
+    assert results[0]["shape"] == [2, 23 * 21] and results[1]["shape"] == [1, 24 * 24]  # masked tails
 
 
 OFFSETS = r"""

@@ -190,7 +190,7 @@ def batch_command(ctx: click.Context, preset, dry_run, only, force, devices, out
 
 
 def _run_and_report(ctx: click.Context, reporter, stop: threading.Event, as_json: bool, on_stop: str, run) -> None:
-    """run() under Ctrl-C/SIGTERM handling, then the outcome (JSON and the summary line) and its exit code."""
+    """run() under Ctrl-C/SIGTERM/SIGHUP handling, then the outcome (JSON and the summary line) and its exit code."""
     try:
         with stop_on_interrupt(stop, f"stopping; {on_stop} (Ctrl-C again to abort)"):
             result = run()

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import errno
 import json
-import signal
 import sys
 import warnings
 from contextlib import contextmanager
@@ -11,13 +10,10 @@ from typing import Iterator
 
 import click
 
+from pipeline import stops
 from pipeline.errors import UserError
 
 DESCRIPTION_WIDTH = 24  # with the bar, counts, rate and ETA: within 80 columns up to 100,000 frames
-
-
-def _sigterm_as_ctrl_c(signum, frame):
-    raise KeyboardInterrupt
 
 
 # A full disk or quota is the user's to fix, not a bug: one line. Outputs are written to temp files and
@@ -32,14 +28,15 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
 def run_cli(group: click.Group) -> None:
     """Run the click group; a UserError becomes `error: ...` on one line and exit code 1.
 
-    SIGTERM is handled like Ctrl-C: it raises KeyboardInterrupt in the main thread, so every command
-    unwinds through the same cleanup (temporary outputs removed, ffmpeg and workers stopped) and exits
-    130. Commands that stop gracefully (train, batch) install their own handler for both signals.
+    SIGTERM and SIGHUP are handled like Ctrl-C (pipeline.stops): they raise KeyboardInterrupt in the main
+    thread, so every command unwinds through the same cleanup (temporary outputs removed, ffmpeg and
+    workers stopped) and exits 130. Commands that stop gracefully (train, batch) install their own handler
+    for all three.
     """
     warnings.formatwarning = _one_line_warning
     try:
-        signal.signal(signal.SIGTERM, _sigterm_as_ctrl_c)
-    except ValueError:  # not the main thread: leave the signal alone
+        stops.install(stops.raise_keyboard_interrupt)
+    except ValueError:  # not the main thread: leave the signals alone
         pass
     try:
         code = group.main(standalone_mode=False)
@@ -69,26 +66,21 @@ def run_cli(group: click.Group) -> None:
 
 @contextmanager
 def stop_on_interrupt(event, message: str):
-    """Graceful stops for long commands (train, batch): the first Ctrl-C or SIGTERM sets `event` and prints
-    "<Ctrl-C|SIGTERM>: <message>"; the work stops at its next step and saves or records what it has; a
-    second signal raises KeyboardInterrupt (abort). Outside the main thread the signals are left alone."""
+    """Graceful stops for long commands (train, batch): the first stop signal (Ctrl-C, SIGTERM, SIGHUP) sets
+    `event` and prints "<Ctrl-C|SIGTERM|SIGHUP>: <message>"; the work stops at its next step and saves or
+    records what it has; a second signal raises KeyboardInterrupt (abort). Outside the main thread the
+    signals are left alone."""
     def handler(signum, frame):
         if event.is_set():
             raise KeyboardInterrupt
         event.set()
-        what = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
-        click.echo(f"\n{what}: {message}", err=True)
+        try:
+            click.echo(f"\n{stops.stop_name(signum)}: {message}", err=True)
+        except OSError:  # SIGHUP: the terminal this would print to may be gone
+            pass
 
-    try:
-        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    except ValueError:  # not the main thread
+    with stops.handled(handler):
         yield
-        return
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 def echo_json(obj) -> None:

@@ -145,7 +145,7 @@ def train_command(ctx: click.Context, model, width, epochs, save_at, out_dir, da
                   limit, seed, precision, resume, save_every, device, quiet) -> None:
     """Train a generator as the article does, writing OUT/e{epoch}.pt checkpoints.
 
-    Ctrl-C or SIGTERM stops after the current batch and writes OUT/state.pt (as do every epoch
+    Ctrl-C, SIGTERM or SIGHUP stops after the current batch and writes OUT/state.pt (as do every epoch
     and every --save-every minutes); --resume continues it and ends with the same weights as an
     uninterrupted run.
     """

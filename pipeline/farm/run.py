@@ -10,6 +10,7 @@ from typing import Iterator
 
 import ray
 
+from pipeline import stops
 from pipeline.batch.runner import BatchResult, run_batch
 from pipeline.errors import UserError
 from pipeline.farm.tasks import ProgressBox
@@ -52,7 +53,7 @@ def _own_signal_handlers() -> Iterator[None]:
     running, the local cluster's processes are orphaned). Put back the handlers the CLI set (a SIGTERM stops
     like Ctrl-C) once it returns."""
     try:
-        saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        saved = {sig: signal.getsignal(sig) for sig in stops.STOP_SIGNALS}
     except ValueError:  # not the main thread: nothing of ours to keep
         yield
         return

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.checkpoint import load_checkpoint
+from pipeline import stops
 from pipeline.errors import UserError
 from pipeline.jobs.render import Progress, WalkSettings, prepare_walk, render_walk, walk_sidecar
 from pipeline.render import available_paths, resolve_device
@@ -153,24 +154,26 @@ def join_segments(parts: list[Path], dest: Path) -> None:
 
 
 @contextmanager
-def _sigint_ignored():
-    """Start workers deaf to SIGINT: Ctrl-C reaches the whole process group, and the parent alone should
-    react, stopping its workers with SIGTERM, rather than each worker dying with a traceback halfway
-    through importing torch.
+def _group_signals_ignored():
+    """Start workers deaf to the signals a terminal sends its whole process group (Ctrl-C's SIGINT, and
+    SIGHUP when it closes): the parent alone should react, stopping its workers with SIGTERM, rather than
+    each worker dying with a traceback halfway through importing torch, or at once with its encoder left
+    running.
 
-    In the main thread SIGINT is ignored while they start (an ignored signal survives exec, and Python
-    then leaves it so). Elsewhere (a batch runner's thread) handlers cannot change, so the thread blocks
-    SIGINT instead: a child inherits its parent thread's signal mask, so the worker never receives it,
-    while the process still does (the kernel delivers it to a thread that does not block it).
-    """
+    In the main thread they are ignored while the workers start (an ignored signal survives exec, and the
+    worker keeps it so; see pipeline.stops). Elsewhere (a batch runner's thread) handlers cannot change,
+    so the thread blocks them instead: a child inherits its parent thread's signal mask, so the worker never
+    receives them, while the process still does (the kernel delivers them to a thread that does not block
+    them)."""
+    group = {signal.SIGINT, signal.SIGHUP}
     if threading.current_thread() is threading.main_thread():
-        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        old = {sig: signal.signal(sig, signal.SIG_IGN) for sig in group}
         try:
             yield
         finally:
-            signal.signal(signal.SIGINT, old)
+            stops.restore(old)
         return
-    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, group)
     try:
         yield
     finally:
@@ -237,7 +240,10 @@ def render_walk_segmented(ckpt, out, settings: WalkSettings = WalkSettings(), wo
     t0 = time.perf_counter()
     tmpdir = temp_sibling(out, "segments")
     ctx = mp.get_context("spawn")  # fork would copy torch's thread pools and CUDA state; spawn starts clean
-    messages = ctx.Queue()
+    with _group_signals_ignored():
+        # The queue's lock starts multiprocessing's resource tracker: a child in our process group that
+        # ignores SIGINT and SIGTERM but not SIGHUP (killed by it, it is relaunched with tracebacks).
+        messages = ctx.Queue()
     parts = [tmpdir / f"segment_{i:03d}.mp4" for i in range(len(bounds))]
     procs = []
     try:
@@ -246,7 +252,7 @@ def render_walk_segmented(ckpt, out, settings: WalkSettings = WalkSettings(), wo
         # wait until its child has imported torch, starting the workers one after another.
         latents_file = tmpdir / "latents.npy"
         np.save(latents_file, latents)
-        with _sigint_ignored():
+        with _group_signals_ignored():
             for i, (start, stop) in enumerate(bounds):
                 p = ctx.Process(target=_segment_worker, name=f"cppn-video-segment-{i}", daemon=True,
                                 args=(i, str(ck.path), ck.sha256, str(latents_file), start, stop, s,
