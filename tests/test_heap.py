@@ -7,7 +7,7 @@ import sys
 import pytest
 
 # Forward and backward of two [70,000, 128] layers: every activation and gradient is a 36 MB block,
-# over glibc's 32 MB mmap limit. Prints the page faults of each of 9 steps.
+# over glibc's 32 MB mmap limit. Prints the page faults of each of 6 steps.
 _PROBE = r"""
 import json, resource, sys, torch
 from pipeline.native.heap import keep_freed_memory
@@ -17,7 +17,7 @@ torch.set_num_threads(1)
 x = torch.randn(70_000, 128)
 w = torch.randn(128, 128, requires_grad=True)
 faults = []
-for _ in range(9):
+for _ in range(6):
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     w.grad = None
     (torch.tanh(torch.tanh(x @ w) @ w)).sum().backward()

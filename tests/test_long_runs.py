@@ -59,7 +59,7 @@ def test_state_is_saved_every_interval_of_the_injected_clock(data, tmp_path):
 
 def test_a_hard_kill_loses_at_most_the_interval_and_resume_continues(data, tmp_path):
     """A periodic save mid-epoch is a full resume point: resuming from it equals an uninterrupted run."""
-    train(small(tmp_path / "a", data))
+    train(small(tmp_path / "a", data, limit=48))  # 3 batches an epoch
     now = {"t": 0.0}
 
     def progress(e):
@@ -69,9 +69,9 @@ def test_a_hard_kill_loses_at_most_the_interval_and_resume_continues(data, tmp_p
             raise KeyboardInterrupt  # the process dies right after the periodic save (a SIGKILL)
 
     with pytest.raises(KeyboardInterrupt):
-        train(small(tmp_path / "b", data), progress=progress, save_every=250.0, clock=lambda: now["t"])
-    assert read_checkpoint_dict(tmp_path / "b" / "state.pt")[0]["position"] == {"epoch": 0, "batch": 3}
-    train(small(tmp_path / "b", data), resume=True)
+        train(small(tmp_path / "b", data, limit=48), progress=progress, save_every=150.0, clock=lambda: now["t"])
+    assert read_checkpoint_dict(tmp_path / "b" / "state.pt")[0]["position"] == {"epoch": 0, "batch": 2}
+    train(small(tmp_path / "b", data, limit=48), resume=True)
     a, b = load_checkpoint(tmp_path / "a" / "e2.pt"), load_checkpoint(tmp_path / "b" / "e2.pt")
     for k, v in a.generator.state_dict().items():
         assert torch.equal(v, b.generator.state_dict()[k]), k

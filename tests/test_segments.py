@@ -1,13 +1,12 @@
 """Segmented rendering: frame ranges in two CPU worker processes, joined without re-encoding."""
 import json
 import multiprocessing
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 
+from cli_helpers import run_main
 from pipeline.checkpoint import load_checkpoint, save_render_checkpoint
 from pipeline.errors import UserError
 from pipeline.jobs import WalkSettings, path_latents, render_walk, render_walk_segmented
@@ -93,8 +92,7 @@ def test_cli_workers_crf18_psnr_against_exact_frames(soft_ckpt, tmp_path):
     """`walk --workers 2` at the default CRF: above 45 dB against the exact frames, as good as one process."""
     # equal steps (--pace none): the 45 dB bar was set on this motion; pacing makes some steps larger
     args = ["--ckpt", str(soft_ckpt), "--frames", "12", "--size", "64", "--keyframes", "2", "--pace", "none", "--quiet"]
-    proc = subprocess.run([sys.executable, "-m", "pipeline", "walk", *args, "-o", str(tmp_path / "seg.mp4"),
-                           "--workers", "2"], capture_output=True, text=True, timeout=300)
+    proc = run_main(["walk", *args, "-o", tmp_path / "seg.mp4", "--workers", "2"])  # the CLI, in this process
     assert proc.returncode == 0, proc.stderr
     render_walk(soft_ckpt, tmp_path / "one.mp4", WalkSettings(frames=12, size=64, keyframes=2, pace="none"))
     render_walk(soft_ckpt, tmp_path / "exact.mp4", WalkSettings(frames=12, size=64, keyframes=2, lossless=True,
@@ -137,10 +135,20 @@ def test_bad_inputs_fail_before_any_worker(ckpt, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_cpu_workers_that_would_starve_each_other_are_warned_about(ckpt, tmp_path):
+def test_cpu_workers_that_would_starve_each_other_are_warned_about(ckpt, tmp_path, monkeypatch):
     import os
+
+    import pipeline.jobs.segments as segments
 
     if (os.cpu_count() or 1) // 2 >= 4:
         pytest.skip("enough cores for two CPU workers")
-    with pytest.warns(RuntimeWarning, match="usually slower"):
+
+    class Started(Exception):
+        pass
+
+    def stop_before_the_workers(*a, **kw):  # the warning comes before anything is started
+        raise Started
+
+    monkeypatch.setattr(segments, "temp_sibling", stop_before_the_workers)
+    with pytest.warns(RuntimeWarning, match="usually slower"), pytest.raises(Started):
         render_walk_segmented(ckpt, tmp_path / "w.mp4", WalkSettings(frames=2, size=16, preset="ultrafast"), workers=2)
