@@ -18,7 +18,8 @@ import sys
 import torch
 
 from pipeline.checkpoint import load_checkpoint
-from pipeline.evaluate.metrics import CONFIDENCE, EVAL_SCALE, EVAL_SIZE, classify, load_digit_cnn, random_latents
+from pipeline.digit_classifier import classify
+from pipeline.evaluate.metrics import CONFIDENCE, EVAL_SCALE, EVAL_SIZE, load_digit_cnn, random_latents
 from pipeline.render import Renderer
 
 SCALES = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5)

@@ -25,8 +25,9 @@ sys.path.insert(0, str(ROOT))
 
 from pipeline.checkpoint import atomic_torch_save  # noqa: E402
 from pipeline.data import center_crops, epoch_batches, load_dataset, random_crops  # noqa: E402
-from pipeline.evaluate.digit_cnn import DigitCNN, DigitCNNConfig  # noqa: E402
-from pipeline.evaluate.metrics import ASSET_PATH, accuracy, cnn_payload  # noqa: E402
+from pipeline.digit_classifier import accuracy, cnn_payload  # noqa: E402
+from pipeline.evaluate.metrics import ASSET_PATH  # noqa: E402
+from pipeline.models.digit_cnn import DigitCNN, DigitCNNConfig  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

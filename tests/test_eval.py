@@ -13,9 +13,10 @@ from click.testing import CliRunner
 from pipeline.checkpoint import atomic_torch_save, load_checkpoint, save_render_checkpoint
 from pipeline.cli import cli
 from pipeline.errors import UserError
-from pipeline.evaluate.digit_cnn import DigitCNN, DigitCNNConfig, expected_shapes
-from pipeline.evaluate.metrics import (ASSET_PATH, EvalRow, accuracy, classify, cnn_payload, detail_fraction,
-                                       evaluate_checkpoint, load_digit_cnn, random_latents)
+from pipeline.digit_classifier import accuracy, classify, cnn_payload
+from pipeline.evaluate.metrics import (ASSET_PATH, EvalRow, detail_fraction, evaluate_checkpoint, load_digit_cnn,
+                                       random_latents)
+from pipeline.models.digit_cnn import DigitCNN, DigitCNNConfig, expected_shapes
 from pipeline.models import build_generator, generator_config
 
 REAL_MNIST = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist"

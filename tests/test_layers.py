@@ -12,7 +12,7 @@ LAYERS = [
     {"cli", "__main__"},
     {"batch", "bench", "evaluate", "serve", "farm"},
     {"jobs", "train"},
-    {"checkpoint", "torchfile"},
+    {"checkpoint", "torchfile", "digit_classifier"},
     {"render", "data", "video", "provenance", "latents", "coords", "scene"},
     {"models", "native", "devices"},
     {"atomic", "lock", "paths", "lazy", "errors", "stops", "__init__"},

@@ -2,8 +2,8 @@
 
 Independent of any generator's training (its weights come from scripts/train_digit_cnn.py on the
 60,000 MNIST training digits). Input: float [B, 26, 26] or [B, 1, 26, 26] in [0, 1], white digit on
-black, as MNIST and the generators' outputs are. No I/O here; see pipeline.evaluate.metrics for the
-bundled asset.
+black, as MNIST and the generators' outputs are. No I/O here; pipeline.digit_classifier reads and checks
+the weight files (the judge of `eval`, and the distance of `project`).
 """
 from __future__ import annotations
 
