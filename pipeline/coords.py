@@ -7,6 +7,7 @@ chunked results are the same bytes as whole-frame ones.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 # Elements per chunk of float64 temporaries: [n] per coordinate in grids, [W, n / W] in projections: 8 MB each,
@@ -115,3 +116,47 @@ def projected_grid(w_xyr: torch.Tensor, height: int, width: int, scale: float = 
         c = torch.stack([v.float() for v in _rows(x, y[r0:r1])])  # [3, n] float32, as grid_t's columns
         coord_projection(w_xyr, c, out=out[:, r0 * width : r1 * width])
     return out
+
+
+# A moving camera (pipeline.scene.camera): each frame maps its pixels' base coordinates s (the axes above at the
+# render's scale) to the plane as pan + R(rotate) s / zoom, an affine map of the pixel's column and row. Every path
+# computes x, y and r from it in float64 and rounds once, at the first layer's projection (no per-frame grid).
+AFFINE = 6  # per frame: x = a0 + a1 col + a2 row, y = a3 + a4 col + a5 row
+
+
+def _cos_sin(degrees: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """cos and sin of angles in degrees, exact at multiples of 90 (cos(pi/2) is 6e-17 in floating point)."""
+    d = np.mod(np.asarray(degrees, np.float64), 360.0)
+    c, s = np.cos(np.radians(d)), np.sin(np.radians(d))
+    for at, (cv, sv) in ((0.0, (1.0, 0.0)), (90.0, (0.0, 1.0)), (180.0, (-1.0, 0.0)), (270.0, (0.0, -1.0))):
+        c, s = np.where(d == at, cv, c), np.where(d == at, sv, s)
+    return c, s
+
+
+def camera_affine(height: int, width: int, scale: float, zoom, pan, rotate) -> np.ndarray:
+    """Per-frame affine maps [F, 6] float64 (AFFINE) from (column, row) to plane (x, y) for cameras zoom [F],
+    pan [F, 2], rotate [F] degrees (counterclockwise on screen: y grows downwards)."""
+    span = min(height, width)
+    pitch = scale / ((span - 1) / 2.0) if span > 1 else scale  # as axis(): plane units per pixel at zoom 1
+    cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
+    zoom = np.asarray(zoom, np.float64)
+    pan = np.asarray(pan, np.float64).reshape(-1, 2)
+    c, s = _cos_sin(rotate)
+    k = pitch / zoom
+    xc, xr, yc, yr = k * c, -k * s, k * s, k * c
+    out = np.empty((len(zoom), AFFINE), np.float64)
+    out[:, 0] = pan[:, 0] - (xc * cx + xr * cy)
+    out[:, 1], out[:, 2] = xc, xr
+    out[:, 3] = pan[:, 1] - (yc * cx + yr * cy)
+    out[:, 4], out[:, 5] = yc, yr
+    return out
+
+
+def mapped_pixels(affine, width: int, p0: int, p1: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(x, y, r) float64 [p1 - p0] of pixels p0..p1-1 (row-major, `width` per row) under one frame's affine [6]."""
+    a = [float(v) for v in affine]
+    idx = torch.arange(p0, p1, dtype=torch.int64)
+    row, col = (idx // width).double(), (idx % width).double()
+    x = a[0] + a[1] * col + a[2] * row
+    y = a[3] + a[4] * col + a[5] * row
+    return x, y, torch.sqrt(x * x + y * y)

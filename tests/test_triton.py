@@ -44,7 +44,21 @@ for layout, width, (h, w), n in (("channels", 6, (23, 21), 2), ("channels", 4, (
                    u8_maxdiff=max(int((u8.int() - to_uint8(small, invert=True).int()).abs().max()),
                                   int((plain.int() - to_uint8(small, invert=False).int()).abs().max())))
     results.append(row)
-print(json.dumps(results))
+# A moving camera (each program makes its pixels' float64 coordinates from its frame's affine map): two frames
+# (zoomed, panned and turned) in floats on the channels layout, the second inverted in uint8 on the broadcast one.
+from pipeline.coords import camera_affine
+gen, z = lively_generator("resnet", 6)
+zb = gen.input.z(z * gen.cfg.z_scale).detach()
+h, w = 9, 11
+aff = camera_affine(h, w, 8.0, np.array([3.0, 0.6]), np.array([[1.5, -2.0], [0.3, 0.1]]), np.array([37.0, 90.0]))
+ref = reference_frames(gen, z[:2], h, w, affine=aff).reshape(2, -1)
+cam = {}
+for layout, frames, invert in (("channels", slice(0, 2), None), ("broadcast", slice(1, 2), True)):
+    kernel = TritonResnet(gen, torch.device("cpu"), block=512, layout=layout)
+    out = kernel.moving(aff[frames], w, h * w, zb[frames], invert)
+    want = ref[frames] if invert is None else to_uint8(ref[frames], invert=True)
+    cam[f"{layout}-{invert}"] = float((out.double() - want.double()).abs().max())
+print(json.dumps(results + [dict(camera=cam, std=float(ref.std()), differ=float((ref[0] - ref[1]).abs().max()))]))
 """
 
 
@@ -54,6 +68,10 @@ def test_triton_kernel_matches_oracle_in_interpreter():
                           timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     results = json.loads(proc.stdout.strip().splitlines()[-1])
+    cam = results.pop()
+    assert cam["std"] > 0.1 and cam["differ"] > 0.1  # lively frames, and the camera moved between them
+    assert cam["camera"]["channels-None"] < 1e-4, cam
+    assert cam["camera"]["broadcast-True"] <= 1, cam  # uint8, inverted: within one grey level
     assert [(r["layout"], r["width"]) for r in results] == [("channels", 6), ("channels", 4), ("broadcast", 6)]
     for r in results:
         assert r["std"] > 0.05

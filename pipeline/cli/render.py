@@ -148,6 +148,27 @@ def render_options(f):
         click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N]."),
         click.option("--path", "render_path", type=click.Choice(PATHS), default="auto", show_default=True,
                      help="Render path; auto picks the fastest available (triton on CUDA, cpu-fused on CPU)."),
+        camera_options,
+    ])
+
+
+CAMERA_HELP = ("a constant, a ramp over the whole video (start:end, optionally eased: \"1:64 smoothstep\") or "
+               "keyframes in the time syntax of --times, e.g. \"0s=1, 4s=16, 6s=2\" (an easing after a value "
+               "shapes the segment leaving it; default linear)")
+
+
+def camera_options(f):
+    """--zoom, --pan, --rotate (walk, still, compare, grid): the camera, rendered exactly at every zoom."""
+    return _stack(f, [
+        click.option("--zoom", default=None, metavar="SCHEDULE",
+                     help=f"Zoom into the plane: 2 shows exactly what --scale halved shows; ramps and keyframes move "
+                          f"geometrically (constant zoom speed). The CPPN is re-evaluated at every zoom, so detail "
+                          f"stays sharp: {CAMERA_HELP}."),
+        click.option("--pan", default=None, metavar="SCHEDULE",
+                     help=f"The point x,y (plane units) at the frame's centre, about which it zooms and turns: "
+                          f"0.5,-1, 0,0:2,1 or \"0s=(0,0), 4s=(1.5,-2)\"; {CAMERA_HELP}."),
+        click.option("--rotate", default=None, metavar="SCHEDULE",
+                     help=f"Turn the picture counterclockwise by this many degrees about the centre: {CAMERA_HELP}."),
     ])
 
 

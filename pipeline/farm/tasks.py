@@ -260,7 +260,7 @@ def segment_task(spec: SegmentSpec, box, ckpt: bytes, latents) -> tuple[bytes, d
         out = tmp / f"segment_{spec.index:03d}.mp4"
         report = Reporter(box, spec.job, spec.kill)
         info = render_segment(ck, latents[spec.start:spec.stop], spec.settings, _device(), _threads(), out,
-                              progress=report.advance)
+                              progress=report.advance, start=spec.start)
         return out.read_bytes(), info
 
 

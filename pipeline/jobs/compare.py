@@ -14,7 +14,7 @@ from pipeline.scene.preflight import preflight
 from pipeline.jobs.sidecar import header
 from pipeline.scene.palette import palette_of
 from pipeline.jobs.layout import Geometry, caption_height, compare_geometry, parse_layout  # noqa: F401 (API)
-from pipeline.jobs.render import checkpoint_record, checkpoint_path, path_info, path_kind
+from pipeline.jobs.render import checkpoint_record, checkpoint_path, path_info, path_kind, walk_camera
 from pipeline.jobs.settings import CompareSettings, Progress, WalkSettings
 from pipeline.latents import parse_seeds
 from pipeline.render import Renderer, default_batch
@@ -143,6 +143,7 @@ def render_compare(ckpts: list, out, settings: CompareSettings = CompareSettings
     else:  # each panel's own class means or digit encodings (and its own pacing between them)
         paths = [checkpoint_path(walk, ck) for ck in cks]  # (keys [K, Z], latents [N, Z], bank rows or None) each
     probe(fmt, (geo.width, geo.height), fps=s.fps, crf=s.crf, preset=s.preset, lossless=s.lossless, palette=colours)
+    camera = walk_camera(walk)
 
     t0 = time.perf_counter()
     with ExitStack() as stack:
@@ -160,10 +161,11 @@ def render_compare(ckpts: list, out, settings: CompareSettings = CompareSettings
                          lossless=s.lossless, palette=colours) as writer:
             for start in range(0, frames, batch):
                 b = min(batch, frames - start)
+                cam = None if camera is None else camera[start : start + b]  # every panel shares the camera
                 for i, (renderer, (_, latents, _)) in enumerate(zip(renderers, paths)):
                     x, y = geo.origin(i)
                     canvas[:b, y : y + geo.ph, x : x + geo.panel] = renderer.render(
-                        latents[start : start + b], invert=s.invert)  # [b, P, P] uint8
+                        latents[start : start + b], invert=s.invert, camera=cam)  # [b, P, P] uint8
                 writer.write(canvas[:b])  # copied by the writer, so the canvas is free to reuse
                 if progress is not None:
                     progress(b)
@@ -238,11 +240,14 @@ def render_walk_grid(ckpt, out, settings: WalkSettings, grid: str, progress: Pro
         canvas = np.zeros((batch, geo.height, geo.width), np.uint8)
         with open_writer(out, (geo.width, geo.height), fps=s.fps, fmt=fmt, crf=s.crf, preset=s.preset,
                          lossless=s.lossless, palette=colours) as writer:
+            camera = walk_camera(cell_settings[0])  # every cell has the same timing, so the same camera
             for start in range(0, frames, batch):
                 b = min(batch, frames - start)
+                cam = None if camera is None else camera[start:start + b]
                 for i, (_, latents, _) in enumerate(paths):
                     x, y = geo.origin(i)
-                    canvas[:b, y:y + ch, x:x + cw] = renderer.render(latents[start:start + b], invert=s.invert)
+                    canvas[:b, y:y + ch, x:x + cw] = renderer.render(latents[start:start + b], invert=s.invert,
+                                                                     camera=cam)
                 writer.write(canvas[:b])
                 if progress is not None:
                     progress(b)

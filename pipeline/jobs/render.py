@@ -18,6 +18,7 @@ from pipeline.jobs.settings import DEFAULT_CHECKPOINT, Progress, StillSettings, 
 from pipeline.latents import (class_path, digit_keyframes, load_keyframes, parse_classes, parse_digits,
                               parse_seeds, seed_latents, walk_keyframes, walk_path)
 from pipeline.render import Renderer, default_batch
+from pipeline.scene.camera import camera_track
 from pipeline.provenance import check_not_input, publish
 from pipeline.video import check_video_size, check_writable, open_writer, output_format, probe
 
@@ -149,11 +150,21 @@ def walk_sidecar(s: WalkSettings, ck: Checkpoint, out: Path, fmt: str, keys: np.
     }
 
 
+def walk_camera(settings, start: int = 0, stop: int | None = None):
+    """The camera of frames [start, stop) of a walk or comparison (scene.camera.CameraTrack), or None when it never
+    leaves the still's framing. Decided for the whole video, so a frame's bytes never depend on its segment."""
+    s = settings.resolved() if hasattr(settings, "resolved") else settings
+    track = camera_track(s, getattr(s, "frames", None) or 1)
+    return None if track is None else track[start:stop]
+
+
 def stream_frames(renderer: Renderer, latents: np.ndarray, writer, batch: int, invert: bool,
-                  progress: Progress | None = None) -> None:
-    """Render latents in batches into a writer; the writer encodes one batch while the next renders."""
+                  progress: Progress | None = None, camera=None) -> None:
+    """Render latents in batches into a writer; the writer encodes one batch while the next renders. camera: each
+    frame's (a CameraTrack as long as latents) or None."""
     for start in range(0, len(latents), batch):
-        frames = renderer.render(latents[start:start + batch], invert=invert)  # [b, H, W] uint8
+        cam = None if camera is None else camera[start:start + batch]
+        frames = renderer.render(latents[start:start + batch], invert=invert, camera=cam)  # [b, H, W] uint8
         writer.write(frames)
         if progress is not None:
             progress(len(frames))
@@ -207,7 +218,7 @@ def render_walk(ckpt, out, settings: WalkSettings = WalkSettings(), progress: Pr
         batch = s.batch or default_batch(height, width, renderer.device)
         with open_writer(out, (width, height), fps=s.fps, fmt=fmt, crf=s.crf, preset=s.preset,
                          lossless=s.lossless, palette=colours) as writer:
-            stream_frames(renderer, latents, writer, batch, s.invert, progress)
+            stream_frames(renderer, latents, writer, batch, s.invert, progress, camera=walk_camera(s))
             writer.finish()
             seconds = time.perf_counter() - t0
             info = walk_sidecar(s, ck, out, fmt, keys, len(latents), bank_rows, renderer.path, str(renderer.device),
@@ -275,7 +286,7 @@ def render_still(ckpt, out, settings: StillSettings = StillSettings()) -> dict:
     width, height = s.canvas()
     t0 = time.perf_counter()
     with Renderer(ck.generator, height, width, scale=s.scale, path=s.path, device=s.device) as renderer:
-        image = renderer.render(z, invert=s.invert)[0]  # [H, W] uint8
+        image = renderer.render(z, invert=s.invert, camera=walk_camera(s))[0]  # [H, W] uint8
         render_path = renderer.path
     info = _still_info(s, ck, out, z, source, render_path, time.perf_counter() - t0)
     _write_png(image, out, info, colours)
@@ -333,7 +344,7 @@ def render_stills(ckpt, outdir, seeds, settings: StillSettings = StillSettings()
         for i, (seed, out) in enumerate(zip(seeds, outs)):
             t0 = time.perf_counter()
             z = latents[i : i + 1]
-            image = renderer.render(z, invert=s.invert)[0]  # [H, W] uint8
+            image = renderer.render(z, invert=s.invert, camera=walk_camera(s))[0]  # [H, W] uint8
             info = _still_info(replace(s, seed=seed), ck, out, z, {"kind": "random", "seed": seed},
                                renderer.path, time.perf_counter() - t0)
             _write_png(image, out, info, colours)

@@ -51,13 +51,14 @@ def _stop_worker(signum, frame):
 
 
 def render_segment(ck, latents: np.ndarray, settings: WalkSettings, device: str, threads: int, out,
-                   progress: Progress | None = None) -> dict:
-    """Render one segment's frames (latents [n, Z], already sliced) into the MP4 `out`, its own x264 encode;
+                   progress: Progress | None = None, start: int = 0) -> dict:
+    """Render one segment's frames (latents [n, Z], already sliced from frame `start` on) into the MP4 `out`, its
+    own x264 encode;
     returns its sidecar entry (render_path, device, seconds). The one per-segment render: the local worker
     processes and the Ray farm's segment tasks both call it, so their joined videos are the same bytes."""
     import torch
 
-    from pipeline.jobs.render import stream_frames
+    from pipeline.jobs.render import stream_frames, walk_camera
     from pipeline.render import Renderer, default_batch
     from pipeline.video import open_writer
 
@@ -72,7 +73,8 @@ def render_segment(ck, latents: np.ndarray, settings: WalkSettings, device: str,
         batch = s.batch or default_batch(height, width, renderer.device)
         with open_writer(out, (width, height), fps=s.fps, fmt="mp4", crf=s.crf, preset=s.preset,
                          lossless=s.lossless, palette=palette_of(s)) as writer:
-            stream_frames(renderer, latents, writer, batch, s.invert, progress=progress)
+            stream_frames(renderer, latents, writer, batch, s.invert, progress=progress,
+                          camera=walk_camera(s, start, start + len(latents)))
         info = {"render_path": renderer.path, "device": str(renderer.device)}
     info["seconds"] = round(time.perf_counter() - t0, 3)
     return info
@@ -110,7 +112,7 @@ def _segment_worker(index: int, ckpt_path: str, sha256: str, latents_file: str, 
         if ck.sha256 != sha256:
             raise UserError(f"checkpoint {ckpt_path} changed while rendering (SHA-256 differs); "
                             f"render again from a file that stays put")
-        info = render_segment(ck, latents, settings, device, threads, out, progress=report)
+        info = render_segment(ck, latents, settings, device, threads, out, progress=report, start=start)
         messages.put(("done", index, info))
     except KeyboardInterrupt:
         pass  # stopped by the parent: it already knows, and cleans up the rest

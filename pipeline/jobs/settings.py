@@ -6,7 +6,8 @@ from dataclasses import dataclass, fields, replace
 from typing import Callable
 
 from pipeline.errors import UserError, about
-from pipeline.scene.preflight import check_frames, preflight
+from pipeline.scene.preflight import check_frames, check_keyframes, preflight
+from pipeline.scene.camera import check_camera
 from pipeline.scene.canvas import parse_canvas
 from pipeline.scene.pacing import PACES
 from pipeline.scene.timeline import Timeline, build_timeline, parse_fps, to_frames
@@ -18,7 +19,16 @@ Progress = Callable[[int], None]  # called with the number of frames just finish
 
 
 @dataclass(frozen=True)
-class VideoSettings:
+class CameraSettings:
+    """The camera every render kind shares (pipeline.scene.camera): each a constant, a ramp over the video or
+    keyframes in the scene's time syntax; None leaves the still's framing."""
+    zoom: str | float | None = None    # 2 (exactly --scale / 2), a geometric ramp 1:64, or "0s=1, 4s=16, 6s=2"
+    pan: str | None = None             # the frame's centre in plane units: 0.5,-1, 0,0:2,1 or "0s=(0,0), 4s=(1,2)"
+    rotate: str | float | None = None  # degrees counterclockwise about the centre: 90, 0:360 or "0s=0, 4s=90"
+
+
+@dataclass(frozen=True)
+class VideoSettings(CameraSettings):
     """What every video render shares (walks and comparisons): length, latent path, timing and encoding. The
     subclasses add their frame geometry; presets and the CLI see the fields flat."""
     frames: int | None = None      # frames in the video (None: from duration or times, else DEFAULT_FRAMES)
@@ -147,17 +157,19 @@ class WalkSettings(VideoSettings):
         with about("classes"):
             if self.classes is not None:
                 parse_classes(self.classes)
+        if self.keyframes < 1 and not chosen:
+            raise UserError(f"--keyframes must be at least 1, got {self.keyframes}", key="keyframes")
+        check_keyframes(self.n_keyframes(), key=chosen[0] if chosen else "keyframes")
         parse_fps(self.fps)
         with about("frames_per_transition" if self.frames_per_transition is not None else "frames"):
             check_frames(self.resolved().frames, key=None)
-        preflight(*self.canvas())  # the frame (a comparison's whole frame: layout.compare_geometry)
+        # the frame (a comparison's whole frame: layout.compare_geometry), and the memory of its path
+        preflight(*self.canvas(), frames=self.resolved().frames)
         if self.pace not in PACES:
             raise UserError(f"unknown --pace {self.pace!r}; choose one of {', '.join(PACES)}", key="pace")
         from pipeline.scene.palette import palette_of
 
         palette_of(self)
-        if self.keyframes < 1 and not chosen:
-            raise UserError(f"--keyframes must be at least 1, got {self.keyframes}", key="keyframes")
         with about("ease"):
             check_ease(self.ease)
         if self.interp not in INTERPOLATIONS:
@@ -167,10 +179,11 @@ class WalkSettings(VideoSettings):
             raise UserError(f"--batch must be at least 1, got {self.batch}", key="batch")
         if isinstance(getattr(self, "workers", 1), bool) or getattr(self, "workers", 1) < 1:
             raise UserError(f"--workers must be at least 1, got {self.workers}", key="workers")
+        check_camera(self)
 
 
 @dataclass(frozen=True)
-class StillSettings:
+class StillSettings(CameraSettings):
     size: int | str = 3240         # image size in pixels: 3240 (square) or "3840x2160"
     seed: int = 0                  # seed of the latent (ignored with digit)
     digit: int | None = None       # render this digit instead of a random latent: a stored encoding of a
@@ -196,6 +209,7 @@ class StillSettings:
             raise UserError(f"--digit must be 0..9, got {self.digit}", key="digit")
         if self.sample < 0:
             raise UserError(f"--sample must be at least 0, got {self.sample}", key="sample")
+        check_camera(self)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,8 @@ def load_kernel(width: int) -> ctypes.CDLL:
         f32, i64, i32 = ctypes.c_void_p, ctypes.c_long, ctypes.c_int
         lib.cppn_resnet_f32.argtypes = [f32, i64, i64, i64, f32, i32, f32, i32, i32, f32]
         lib.cppn_resnet_u8.argtypes = [f32, i64, i64, i64, f32, i32, f32, i32, i32, i32, f32]
-        lib.cppn_resnet_f32.restype = lib.cppn_resnet_u8.restype = None
+        lib.cppn_resnet_camera.argtypes = [f32, f32, i64, i64, i64, i64, f32, i32, f32, i32, i32, f32, f32, i32]
+        lib.cppn_resnet_f32.restype = lib.cppn_resnet_u8.restype = lib.cppn_resnet_camera.restype = None
         lib._cppn_typed = True
     return lib
 
@@ -77,6 +78,32 @@ class ResnetKernel:
                 self.lib.cppn_resnet_f32(cp_ptr, P, p0, p1, zb_ptr, B, w_ptr, self.n_blocks, self.relu_layers,
                                          o_ptr)
 
+        self._split(P, run)
+        return out
+
+    def moving(self, affine: np.ndarray, w_xyr: np.ndarray, width_px: int, zbias: np.ndarray, out: np.ndarray,
+               invert: bool = False) -> np.ndarray:
+        """A moving camera: affine [B, 6] float64 per-frame maps (coords.camera_affine), w_xyr [W, 3] float64, frames
+        of width_px pixels a row; the kernel makes each pixel's coordinates itself. out: [B, P] float32 or uint8."""
+        B, P = out.shape
+        affine = np.ascontiguousarray(affine, np.float64)
+        w_xyr = np.ascontiguousarray(w_xyr, np.float64)
+        if affine.shape != (B, 6) or w_xyr.shape != (self.width, 3) or zbias.shape != (B, self.width):
+            raise ValueError(f"shape mismatch: affine {affine.shape}, w_xyr {w_xyr.shape}, zbias {zbias.shape}")
+        if not (zbias.flags.c_contiguous and out.flags.c_contiguous):
+            raise ValueError("arrays must be C-contiguous")
+        u8 = out.dtype == np.uint8
+        f_ptr, u_ptr = (None, out.ctypes.data) if u8 else (out.ctypes.data, None)
+
+        def run(p0: int, p1: int) -> None:
+            self.lib.cppn_resnet_camera(affine.ctypes.data, w_xyr.ctypes.data, width_px, P, p0, p1, zbias.ctypes.data,
+                                        B, self.params.ctypes.data, self.n_blocks, self.relu_layers, f_ptr, u_ptr,
+                                        int(invert))
+
+        self._split(P, run)
+        return out
+
+    def _split(self, P: int, run) -> None:
         # Tiles are multiples of 16 pixels so every chunk inside a tile is full; the result does not
         # depend on the tile size or thread count (each pixel runs the same vector code).
         tile = (self.tile + 15) // 16 * 16
@@ -86,4 +113,3 @@ class ResnetKernel:
                 run(*r)
         else:
             list(self._pool.map(lambda r: run(*r), ranges))
-        return out

@@ -1,7 +1,8 @@
 """The render engine: picks a path (reference, torch tiles, fused CPU kernel, Triton) and renders frames.
 
-Every frame is a pure function of (generator, z, size, scale): the same bytes whatever the batch size,
-tile size or thread count for a given path.
+Every frame is a pure function of (generator, z, size, scale, camera): the same bytes whatever the batch size,
+tile size or thread count for a given path. A moving camera (pipeline.scene.camera) reaches every path as one
+affine map per frame (coords.camera_affine); the fast paths make each pixel's coordinates from it as they go.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pipeline.coords import grid_t, projected_grid
+from pipeline.coords import camera_affine, grid_t, projected_grid
 from pipeline.devices import resolve_device  # noqa: F401  (the render package exports it)
 from pipeline.errors import UserError
 from pipeline.render import cpu_fused, triton_kernel
@@ -74,16 +75,10 @@ class Renderer:
                             f"available: {', '.join(options)}")
         self.path = path
         P = height * width
-        # Frame-invariant part of the first layer, computed once per size and scale a chunk of rows at a time
-        # (bounded temporaries): the fused kernel's coordinate projections [W, P], or the other fast paths'
-        # coordinates [3, P]. The reference builds its own coordinates a chunk at a time.
         self._impl = None
+        self._static = None  # the static camera's coordinates (below), made on first use
         if path == "cpu-fused":
             self._impl = cpu_fused.ResnetKernel(gen, threads=threads, tile=tile or 16384)
-            with torch.no_grad():
-                self._cp = projected_grid(gen.input.xyr.weight.detach(), height, width, scale).numpy()  # [W, P]
-        elif path != "reference":
-            self.coords_t = grid_t(height, width, scale).to(self.device)  # [3, P]
         if path == "triton":
             self._impl = triton_kernel.TritonResnet(gen, self.device)
         elif path == "torch":
@@ -91,6 +86,26 @@ class Renderer:
         self.pixels = P
         if auto and path == "triton":
             self._check_triton(tile)
+
+    @property
+    def coords_t(self) -> torch.Tensor:
+        """The static camera's coordinates [3, P] on the device (torch and Triton paths), or for the fused kernel
+        its coordinate projections [W, P] (numpy): the frame-invariant part of the first layer, made once per size
+        and scale a chunk of rows at a time (bounded temporaries), when the first static frame renders. The
+        reference builds its own coordinates a chunk at a time; a moving camera needs none of these."""
+        if self._static is None:
+            H, W, scale = self.spec.height, self.spec.width, self.spec.scale
+            if self.path == "cpu-fused":
+                with torch.no_grad():
+                    self._static = projected_grid(self.gen.input.xyr.weight.detach(), H, W, scale).numpy()
+            else:
+                self._static = grid_t(H, W, scale).to(self.device)
+        return self._static
+
+    def affine(self, camera) -> np.ndarray:
+        """Per-frame affine maps [B, 6] float64 of a camera track (scene.camera.CameraTrack) at this size and scale."""
+        return camera_affine(self.spec.height, self.spec.width, self.spec.scale, camera.zoom, camera.pan,
+                             camera.rotate)
 
     def _torch_tiles(self, tile: int | None) -> TorchTiles:
         # matrix width in pixels x frames: large on a GPU; on the CPU small enough to stay in cache (prev's
@@ -163,28 +178,45 @@ class Renderer:
             raise UserError("latents contain NaN or inf")
         return z
 
-    @torch.no_grad()
-    def render_float(self, z) -> torch.Tensor:
-        """Float intensities [B, H, W] in [0, 1] on the CPU."""
-        return self._render(self._check_z(z), invert=None)
+    def _check_camera(self, camera, frames: int) -> np.ndarray | None:
+        if camera is None:
+            return None
+        if len(camera) != frames:
+            raise ValueError(f"the camera has {len(camera)} frames for {frames} latents")
+        return self.affine(camera)
 
     @torch.no_grad()
-    def render(self, z, invert: bool = False) -> np.ndarray:
-        """uint8 frames [B, H, W]; invert gives dark strokes on white (the article's "normal" renders)."""
-        return self._render(self._check_z(z), invert=bool(invert)).numpy()
+    def render_float(self, z, camera=None) -> torch.Tensor:
+        """Float intensities [B, H, W] in [0, 1] on the CPU. camera: each frame's camera (a CameraTrack of B
+        frames), or None for the static framing."""
+        z = self._check_z(z)
+        return self._render(z, invert=None, affine=self._check_camera(camera, z.shape[0]))
 
-    def _render(self, z: torch.Tensor, invert: bool | None) -> torch.Tensor:
+    @torch.no_grad()
+    def render(self, z, invert: bool = False, camera=None) -> np.ndarray:
+        """uint8 frames [B, H, W]; invert gives dark strokes on white (the article's "normal" renders); camera as
+        in render_float."""
+        z = self._check_z(z)
+        return self._render(z, invert=bool(invert), affine=self._check_camera(camera, z.shape[0])).numpy()
+
+    def _render(self, z: torch.Tensor, invert: bool | None, affine: np.ndarray | None = None) -> torch.Tensor:
         H, W, B = self.spec.height, self.spec.width, z.shape[0]
         if self.path == "reference":
-            v = reference_frames(self.gen, z.to(self.device), H, W, self.spec.scale)
+            v = reference_frames(self.gen, z.to(self.device), H, W, self.spec.scale, affine=affine)
             out = v if invert is None else to_uint8(v, invert)
         elif self.path == "cpu-fused":
             zb = self.z_bias(z).numpy()
             out = np.empty((B, self.pixels), np.float32 if invert is None else np.uint8)
-            self._impl(self._cp, zb, out, invert=bool(invert))
+            if affine is None:
+                self._impl(self.coords_t, zb, out, invert=bool(invert))
+            else:
+                w_xyr = self.gen.input.xyr.weight.detach().double().cpu().numpy()
+                self._impl.moving(affine, w_xyr, W, zb, out, invert=bool(invert))
             out = torch.from_numpy(out)
-        else:
+        elif affine is None:
             out = self._impl(self.coords_t, self.z_bias(z), invert)
+        else:
+            out = self._impl.moving(affine, W, self.pixels, self.z_bias(z), invert)
         return out.reshape(B, H, W).cpu()
 
     def close(self) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from pipeline.coords import coord_projection
+from pipeline.coords import coord_projection, mapped_pixels
 from pipeline.models.channels_first import resnet_channels_first
 from pipeline.render.quantize import to_uint8
 
@@ -45,6 +45,28 @@ class TorchTiles:
             p1 = min(p0 + step, P)
             cp = coord_projection(self.w_xyr, coords_t[:, p0:p1], chunk=None)[:, None, :]  # [W, 1, T], thread-invariant
             h = (cp + zb).reshape(zb.shape[0], -1)  # [W, B*T]
+            v = self._network(h).view(B, p1 - p0)
+            out[:, p0:p1] = v if invert is None else to_uint8(v, invert)
+        return out
+
+    @torch.no_grad()
+    def moving(self, affine, width: int, P: int, zbias: torch.Tensor, invert: bool | None = None) -> torch.Tensor:
+        """A moving camera: frame b's pixel coordinates are affine[b] (coords.camera_affine) of its column and row,
+        computed per tile in float64 and projected before rounding to float32 (no per-frame grid). Returns
+        float [B, P], or uint8 when invert is not None."""
+        B = zbias.shape[0]
+        out = torch.empty((B, P), device=self.device, dtype=torch.float32 if invert is None else torch.uint8)
+        w = self.w_xyr.double().cpu()
+        w0, w1, w2 = w[:, 0:1], w[:, 1:2], w[:, 2:3]
+        zb = zbias.t()[:, :, None]  # [W, B, 1]
+        step = max(1, self.tile // B)
+        for p0 in range(0, P, step):
+            p1 = min(p0 + step, P)
+            cp = torch.empty((w.shape[0], B, p1 - p0), dtype=torch.float32)
+            for b in range(B):
+                x, y, r = mapped_pixels(affine[b], width, p0, p1)
+                cp[:, b] = w0 * x[None] + w1 * y[None] + w2 * r[None]  # float64, rounded once
+            h = (cp.to(self.device) + zb).reshape(zb.shape[0], -1)  # [W, B*T]
             v = self._network(h).view(B, p1 - p0)
             out[:, p0:p1] = v if invert is None else to_uint8(v, invert)
         return out
