@@ -177,13 +177,14 @@ def _ffmpeg_command(fmt: str, size, fps: str, crf, preset: str, lossless: bool, 
         else:
             # yuv420p + tagged BT.709 limited range: what every player (and Safari)
             # plays. We pass the exact size: no scaler and no macro-block padding,
-            # so 1080x1080 stays 1080x1080. The encoder options alone tag only the
-            # matrix (the frames' unknown primaries and transfer win), so the
-            # h264_metadata filter writes all four into the stream's VUI; it edits
-            # headers only, never pixels (gray stays gray under any matrix).
+            # so 1080x1080 stays 1080x1080. The h264_metadata filter writes all four
+            # tags into the stream's VUI; it edits headers only, never pixels. The
+            # encoder's own -colorspace/-color_range options are left out on purpose:
+            # with them swscale converts gray through a colour matrix and rounds
+            # chroma to 127 (a faint cyan) and grey levels by one; without them gray
+            # -> yuv420p is exact (Y = 16 + 219 g / 255, U = V = 128; test_video).
             cmd += [
                 "-crf", str(crf), "-pix_fmt", "yuv420p",
-                "-color_range", "tv", "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709",
                 "-bsf:v", "h264_metadata=colour_primaries=1:transfer_characteristics=1:matrix_coefficients=1"
                           ":video_full_range_flag=0",
             ]

@@ -450,3 +450,23 @@ def test_mp4_colour_tags_are_in_the_stream(tmp_path):
     res = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(out)], capture_output=True, text=True)
     (video,) = [ln for ln in res.stderr.splitlines() if "Video:" in ln]
     assert "yuv420p(tv, bt709, progressive)" in video, video  # ffmpeg prints one bt709 when all three agree
+
+
+def test_grey_mp4_decodes_to_neutral_chroma(tmp_path):
+    """Grey frames stay grey: every decoded U and V sample is exactly 128 (the encoder's own colour tags made
+    swscale round V to 127, a faint cyan), and the grey levels map to 16 + 219 g / 255 within x264's error."""
+    import subprocess
+
+    from pipeline.video import ffmpeg_exe
+
+    ramp = np.tile(np.linspace(0, 255, W).round().astype(np.uint8), (2, H, 1))  # [2, H, W], every grey level
+    out = tmp_path / "grey.mp4"
+    with open_writer(out, (W, H), preset="ultrafast") as w:
+        w.write(ramp)
+    raw = subprocess.run([ffmpeg_exe(), "-loglevel", "error", "-i", str(out), "-f", "rawvideo", "-pix_fmt", "yuv420p",
+                          "pipe:1"], capture_output=True, check=True).stdout
+    n = W * H
+    planes = np.frombuffer(raw, np.uint8).reshape(2, n * 3 // 2)
+    assert (planes[:, n:] == 128).all(), np.unique(planes[:, n:], return_counts=True)
+    luma = planes[:, :n].reshape(2, H, W).astype(int)
+    assert np.abs(luma - np.round(16 + 219 * ramp.astype(int) / 255)).max() <= 2
