@@ -1,13 +1,17 @@
 """Atomic outputs: write beside the target, rename on success, remove on failure (no half-written files)."""
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import secrets
 import shutil
+import stat
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+
+from pipeline.errors import UserError
 
 
 _TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.[0-9a-f]{8}\.(partial(\.[^.]*)?|segments|concat\.txt|writetest)$")
@@ -15,8 +19,15 @@ _TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.[0-9a-f]{8}\.(partial(\.[^.]*)?|segme
 
 def temp_sibling(path: Path, kind: str | None = None) -> Path:
     """A fresh hidden name beside `path`: `.<name>.<8 hex>.partial<suffix>` (ffmpeg and imageio pick formats by
-    the suffix), or `.<name>.<8 hex>.<kind>` for kind "segments", "concat.txt" or "writetest"."""
-    return Path(path).parent / f".{Path(path).name}.{secrets.token_hex(4)}.{kind or 'partial' + Path(path).suffix}"
+    the suffix), or `.<name>.<8 hex>.<kind>` for kind "segments", "concat.txt" or "writetest".
+
+    The process takes a shared lock on the folder first, the first time clearing what killed runs left of
+    `path` (see clear_stale), so a temp it makes is never taken for a dead run's leftover while it lives."""
+    path = Path(path)
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.{kind or 'partial' + path.suffix}"
+    clear_stale(path)
+    _OURS.setdefault(os.path.abspath(tmp.parent), set()).add(tmp.name)
+    return tmp
 
 
 def temp_owner(name: str) -> str | None:
@@ -48,6 +59,109 @@ def clear_temps(folder: Path, owners=None) -> list[str]:
     return removed
 
 
+# ---------------------------------------------------------------- leftovers of killed runs beside an output
+#
+# Every process that makes a temp name in a folder holds a shared flock on that folder (an open descriptor of
+# the folder itself; the kernel drops the lock however the process ends, SIGKILL included). The first time a
+# process is about to make a temp for `w.mp4` in a folder, it tries to take that lock exclusively: when it
+# gets it, no other live process has a temp there, so any `.w.mp4.<hex>.*` (or `.w.mp4.json.<hex>.*`) is a
+# killed run's leftover, and goes; then it keeps the lock shared. When another process holds the folder,
+# nothing is removed (a later run will). Age or pids are not used: both mistake a slow or containerised
+# live run for a dead one.
+
+_FOLDERS: dict[str, tuple[int, int]] = {}  # folder (absolute) -> (pid, descriptor its shared lock is on)
+_OURS: dict[str, set[str]] = {}            # folder -> temp names this process made there
+_KEEP_FOLDERS = 64  # above this many locked folders, those holding none of our temps any more are let go
+
+
+def _owners(name: str) -> set[str]:
+    return {name, name + ".json"}
+
+
+def _release_idle() -> None:
+    for key, (pid, fd) in list(_FOLDERS.items()):
+        if pid == os.getpid() and not any(os.path.lexists(os.path.join(key, n)) for n in _OURS.get(key, ())):
+            os.close(fd)  # drops the lock
+            del _FOLDERS[key]
+            _OURS.pop(key, None)
+
+
+def _clear(folder: str, owners: set[str]) -> list[str]:
+    prefixes = tuple(f".{o}." for o in owners)
+    mine = _OURS.get(folder, set())
+    try:
+        with os.scandir(folder) as entries:
+            names = sorted(e.name for e in entries if e.name.startswith(prefixes))
+    except OSError:
+        return []
+    removed = []
+    for name in names:
+        if name not in mine and temp_owner(name) in owners:
+            remove(Path(folder) / name)
+            removed.append(name)
+    return removed
+
+
+def _working_in(folder: Path, owners: set[str]) -> list[str]:
+    """Hold this process's shared lock on `folder`; the first time, clear the leftovers of `owners` if no
+    other process holds it. Returns the names removed."""
+    key = os.path.abspath(folder)
+    pid, _ = _FOLDERS.get(key, (None, None))
+    if pid == os.getpid():
+        return []
+    # New here, or a forked child (sharing its parent's descriptor, and so its lock): a descriptor of our own.
+    if len(_FOLDERS) >= _KEEP_FOLDERS:
+        _release_idle()
+    try:
+        fd = os.open(key, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return []  # not there (yet) or unreadable: the caller's own error says so
+    removed = []
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pass  # another live process writes here: its temps may be these
+        else:
+            removed = _clear(key, owners)
+        fcntl.flock(fd, fcntl.LOCK_SH)  # from exclusive: a downgrade, never a gap
+    except OSError:
+        os.close(fd)
+        return removed
+    _FOLDERS[key] = (os.getpid(), fd)
+    return removed
+
+
+def clear_stale(path) -> list[str]:
+    """Remove what killed runs left beside the output `path` (its temps and its sidecar's), unless this process
+    already works in that folder or another live process does; returns the names removed. temp_sibling does
+    this before the first temp name it gives out in a folder."""
+    path = Path(path)
+    return _working_in(path.absolute().parent, _owners(path.name))
+
+
+# ---------------------------------------------------------------- what may be replaced
+
+
+def check_replaceable(path, folder_ok: bool = False) -> None:
+    """Raise UserError unless `path` is absent, a regular file (or a link to one) or, with folder_ok, a folder:
+    a device (/dev/full), a FIFO or a socket at an output's name is never replaced by the rename that publishes
+    it (run as root, that rename would turn /dev/full into an MP4)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return  # nothing there, or a dangling link (the rename replaces the link, never its target)
+    except OSError as e:
+        raise UserError(f"cannot use {path} as an output ({e.strerror or e}); choose another output path") from None
+    if stat.S_ISREG(st.st_mode) or (folder_ok and stat.S_ISDIR(st.st_mode)):
+        return
+    kind = ("a directory" if stat.S_ISDIR(st.st_mode) else "a device" if stat.S_ISCHR(st.st_mode)
+            or stat.S_ISBLK(st.st_mode) else "a FIFO" if stat.S_ISFIFO(st.st_mode)
+            else "a socket" if stat.S_ISSOCK(st.st_mode) else "not a regular file")
+    raise UserError(f"{path} exists and is {kind}; an output only ever replaces a regular file; choose another "
+                    f"output path")
+
+
 def remove(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
@@ -62,9 +176,11 @@ def atomic_path(path) -> Iterator[Path]:
     with atomic_path("a.png") as tmp: imageio.v3.imwrite(tmp, image)
     """
     path = Path(path)
+    check_replaceable(path)
     tmp = temp_sibling(path)
     try:
         yield tmp
+        check_replaceable(path)  # again: it may have changed meanwhile
         os.replace(tmp, path)
     except BaseException:
         remove(tmp)

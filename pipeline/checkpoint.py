@@ -133,6 +133,53 @@ def _config_problem(cfg) -> str:
     return ""
 
 
+# What a generator may cost, checked from its config alone before anything is built: the article's largest
+# (prev: 54,273 parameters, 4 layers of 128) is far inside. Parameters: 16 M floats are 64 MB. Layers: each
+# is a module to build and a step per pixel to render (e24 has 120). Activations: the reference renders
+# 65,536-pixel chunks (render.reference.CHUNK) keeping about three [chunk, width] float32 tensors alive.
+MAX_PARAMETERS = 16_000_000
+MAX_LAYERS = 2048
+MAX_ACTIVATION_BYTES = 512 * 2**20
+ACTIVATION_PIXELS = 1 << 16
+ACTIVATION_TENSORS = 3
+
+
+def _weights_problem(cfg, stored) -> str:
+    """Why the stored weights cannot be this config's generator (or the generator would be too big), or "".
+
+    The expected shapes come from models.parameter_shapes (no module built, nothing allocated), so a config
+    claiming width 4096 beside 6-wide weights is refused in microseconds, not after gigabytes."""
+    from math import prod
+
+    from pipeline.models.generators import parameter_shapes
+
+    layers = cfg.n_blocks * (cfg.relu_layers + 1) if cfg.family == "resnet" else cfg.tanh_layers
+    if layers + 2 > MAX_LAYERS:
+        return f"the generator would have {layers + 2:,} layers, more than the {MAX_LAYERS:,} cppn-video builds"
+    activation = ACTIVATION_TENSORS * 4 * cfg.width * ACTIVATION_PIXELS
+    if activation > MAX_ACTIVATION_BYTES:
+        return (f"generator width {cfg.width} needs {activation / 2**30:.1f} GB of activations per "
+                f"{ACTIVATION_PIXELS:,}-pixel chunk, more than the {MAX_ACTIVATION_BYTES / 2**30:.1f} GB allowed")
+    shapes = parameter_shapes(cfg)
+    count = sum(prod(shape) for shape in shapes.values())
+    if count > MAX_PARAMETERS:
+        return f"the generator would have {count:,} parameters, more than the {MAX_PARAMETERS:,} allowed"
+    if not isinstance(stored, dict):
+        return f"generator weights are {type(stored).__name__}, not a table of tensors"
+    missing = [k for k in shapes if k not in stored]
+    extra = [str(k) for k in stored if k not in shapes]
+    if missing or extra:
+        what = (f"missing {', '.join(missing[:3])}" if missing else "") + ("; " if missing and extra else "") + \
+               (f"unexpected {', '.join(extra[:3])}" if extra else "")
+        return f"generator weights do not match its config ({what})"
+    for name, shape in shapes.items():
+        t = stored[name]
+        if not isinstance(t, torch.Tensor) or tuple(t.shape) != shape:
+            found = list(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+            return f"generator weights do not match its config ({name} is {found}, the config says {list(shape)})"
+    return ""
+
+
 def _bank_problem(bank, z_dim: int) -> str:
     """Why a digit bank is malformed, or "" if it is fine."""
     if not isinstance(bank, dict) or set(bank) != {"latents", "labels"}:
@@ -239,6 +286,9 @@ def load_checkpoint(path_or_name: str | os.PathLike) -> Checkpoint:
     problem = _config_problem(cfg)
     if problem:  # checked before building: a hostile config must not allocate gigabytes
         raise UserError(f"{path}: generator config {problem}; the file is corrupt or not from cppn-video")
+    problem = _weights_problem(cfg, data["generator"])
+    if problem:  # before building: the module is made only for weights that are there and fit the bounds
+        raise UserError(f"{path}: {problem}; the file is corrupt or not from cppn-video")
     generator = build_generator(cfg)
     try:
         generator.load_state_dict(data["generator"], strict=True)

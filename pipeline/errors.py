@@ -25,3 +25,17 @@ def about(key: str):
         if e.key is None:
             e.key = key
         raise
+
+
+_ALLOCATION_WORDS = ("can't allocate memory", "cannot allocate memory", "out of memory", "unable to allocate")
+
+
+def allocation_failure(exc: BaseException) -> str | None:
+    """What ran out, when `exc` is an allocation failure (MemoryError; torch's "DefaultCPUAllocator: can't
+    allocate memory: you tried to allocate N bytes" RuntimeError; CUDA out of memory), else None; the preflight
+    refuses what it can foresee, this names what it could not."""
+    if isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and any(
+            w in str(exc).lower() for w in _ALLOCATION_WORDS)):
+        first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")
+        return first[:200]
+    return None

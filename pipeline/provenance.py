@@ -8,7 +8,7 @@ import os
 import shutil
 from pathlib import Path
 
-from pipeline.atomic import remove, temp_sibling
+from pipeline.atomic import check_replaceable, remove, temp_sibling
 from pipeline.errors import UserError
 
 
@@ -87,6 +87,10 @@ def publish(tmp, path, sidecar: dict | None = None) -> Path:
     tmp, path = Path(tmp), Path(path)
     side_tmp = None
     try:
+        # checked when the job started (video.check_writable); again here, as a rename would replace a device,
+        # FIFO or socket that appeared meanwhile
+        check_replaceable(path, folder_ok=tmp.is_dir())
+        check_replaceable(sidecar_path(path))
         if sidecar is not None:
             text = sidecar_text(sidecar)
             side_tmp = temp_sibling(sidecar_path(path))

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.atomic import remove, temp_sibling
+from pipeline.atomic import check_replaceable, remove, temp_sibling
 from pipeline.errors import UserError
-from pipeline.provenance import publish
+from pipeline.provenance import publish, sidecar_path
 
 FORMATS = ("mp4", "gif", "png")
 _SUFFIX_FORMATS = {".mp4": "mp4", ".gif": "gif"}
@@ -91,6 +91,8 @@ def check_writable(path, fmt: str | None = None) -> None:
             )
     elif path.is_dir():
         raise UserError(f"output {path} is a directory; give a file name such as {path / ('video.' + fmt)}")
+    check_replaceable(path, folder_ok=fmt == "png")  # never a device, FIFO or socket at the target
+    check_replaceable(sidecar_path(path))
     # os.access would lie when running as root or on read-only mounts: try it.
     # The probe file goes in `finally`: a Ctrl-C or SIGTERM landing between its creation and its removal (a
     # signal test caught one) must not leave it beside the output.

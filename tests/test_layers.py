@@ -15,7 +15,7 @@ LAYERS = [
     {"checkpoint", "torchfile", "digit_classifier"},
     {"render", "data", "video", "provenance", "latents", "coords", "scene"},
     {"models", "native", "devices"},
-    {"atomic", "lock", "paths", "lazy", "errors", "stops", "__init__"},
+    {"atomic", "lock", "paths", "lazy", "errors", "stops", "text", "__init__"},
 ]
 UI_ONLY = {"click", "rich"}
 

@@ -403,6 +403,14 @@ def _check_job(chk: _Checker, name: str, table, defaults: dict, settings: dict, 
     else:
         output = (out / output_text).resolve()
         outputs = (output,)
+    from pipeline.provenance import check_not_input
+
+    try:  # the preset is an input too: no output of the batch replaces it or any file a job reads
+        for target in outputs:
+            check_not_input(target, [chk.path, *(r.path for r in inputs)])
+    except UserError as e:
+        chk.problem(f"{where}, key output", str(e))
+        return None
     options = {k: v for k, v in merged.items() if k != "kind"}
     return Job(name=name, kind=kind, settings=s, inputs=tuple(inputs), output=output, outputs=outputs,
                after=tuple(after), options=options)

@@ -47,7 +47,8 @@ from typing import Callable
 
 from pipeline import atomic
 from pipeline import __version__
-from pipeline.batch.manifest import HashCache, JobStatus, Manifest, check_job, input_hashes, output_hashes
+from pipeline.batch.manifest import (MANIFEST_NAME, HashCache, JobStatus, Manifest, check_job, input_hashes,
+                                     output_hashes)
 from pipeline.batch.graph import forced_jobs, select
 from pipeline.batch.records import Job, Preset, rel
 from pipeline.batch.train_jobs import train_conflict
@@ -355,6 +356,18 @@ def write_resolved(preset: Preset) -> Path:
     return path
 
 
+def _check_preset_kept(preset: Preset) -> None:
+    """The files the batch writes for itself (manifest, resolved preset, job logs, lock) never replace the preset
+    (its jobs' outputs are checked when it is loaded)."""
+    from pipeline.lock import LOCK_NAME
+    from pipeline.provenance import check_not_input
+
+    out = preset.out_dir
+    for target in [out / MANIFEST_NAME, out / RESOLVED_NAME,
+                   out / LOCK_NAME, *(out / LOGS_DIR / f"{name}.log" for name in preset.jobs)]:
+        check_not_input(target, [preset.path])
+
+
 def run_batch(preset: Preset, only=None, force: bool = False, devices: list[str] | None = None,
               progress: Event | None = None, stop_flag: threading.Event | None = None,
               work: Work = local_work) -> BatchResult:
@@ -374,6 +387,7 @@ def run_batch(preset: Preset, only=None, force: bool = False, devices: list[str]
     stop = stop_flag if stop_flag is not None else threading.Event()
     names = select(preset, only)
     forced = forced_jobs(names, only, force)
+    _check_preset_kept(preset)
     with folder_lock(preset.out_dir, "--out"):  # a second batch on this folder refuses: one manifest writer
         return _run_locked(preset, names, forced, devices, emit, stop, work)
 

@@ -11,7 +11,8 @@ from typing import Iterator
 import click
 
 from pipeline import stops
-from pipeline.errors import UserError
+from pipeline.errors import UserError, allocation_failure
+from pipeline.text import printable
 
 DESCRIPTION_WIDTH = 24  # with the bar, counts, rate and ETA: within 80 columns up to 100,000 frames
 
@@ -47,7 +48,15 @@ def run_cli(group: click.Group) -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except UserError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {printable(exc, keep_newlines=True)}", err=True)  # it may quote a file's text
+        sys.exit(1)
+    except (MemoryError, RuntimeError) as exc:
+        what = allocation_failure(exc)
+        if what is None:
+            raise
+        detail = f" ({printable(what)})" if what else ""
+        click.echo(f"error: out of memory{detail}; give a smaller --size, --batch or --frames (or --keyframes), "
+                   f"or free memory (nothing was written)", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)

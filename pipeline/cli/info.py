@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 
 from pipeline.cli.common import echo_json
+from pipeline.text import printable
 
 
 def checkpoint_summary(ckpt) -> dict:
@@ -29,17 +30,19 @@ def checkpoint_summary(ckpt) -> dict:
 
 
 def _lines(value, indent: int) -> list[str]:
-    """Nested dicts as indented `key: value` lines; lists of scalars on one line."""
+    """Nested dicts as indented `key: value` lines; lists of scalars on one line. Keys and values come from the
+    file: every control character in them is escaped, so none can start a line of its own."""
     pad = "  " * indent
     out = []
     for key, v in value.items():
+        key = printable(key)
         if isinstance(v, dict) and v:
             out.append(f"{pad}{key}:")
             out.extend(_lines(v, indent + 1))
         elif isinstance(v, (list, tuple)):
-            out.append(f"{pad}{key}: {', '.join(str(x) for x in v) if v else '(none)'}")
+            out.append(f"{pad}{key}: {', '.join(printable(x) for x in v) if v else '(none)'}")
         else:
-            out.append(f"{pad}{key}: {'(none)' if v is None or v == {} else v}")
+            out.append(f"{pad}{key}: {'(none)' if v is None or v == {} else printable(v)}")
     return out
 
 

@@ -150,6 +150,27 @@ def generator_config(family: str, /, **values):
     return GENERATOR_FAMILIES[family][0](**values)
 
 
+def _linear(name: str, n_in: int, n_out: int, bias: bool = True) -> dict:
+    return {f"{name}.weight": (n_out, n_in), **({f"{name}.bias": (n_out,)} if bias else {})}
+
+
+def parameter_shapes(cfg) -> dict[str, tuple[int, ...]]:
+    """The state_dict a generator of `cfg` has, as {name: shape}, worked out without building it (so a hostile
+    checkpoint's config can be checked against its weights and bounded first; a test holds it to the modules)."""
+    w = cfg.width
+    shapes = {**_linear("input.z", cfg.z_dim, w), **_linear("input.xyr", 3, w, bias=False)}
+    if cfg.family == "resnet":
+        for b in range(cfg.n_blocks):
+            for i in range(cfg.relu_layers):
+                shapes.update(_linear(f"blocks.{b}.relu.{i}", w, w))
+            shapes.update(_linear(f"blocks.{b}.tanh", w, w))
+    else:
+        for i in range(cfg.tanh_layers):
+            shapes.update(_linear(f"hidden.{i}", w, w))
+    shapes.update(_linear("out", w, 1))
+    return shapes
+
+
 def build_generator(cfg) -> nn.Module:
     return GENERATOR_FAMILIES[cfg.family][1](cfg)
 

@@ -25,24 +25,67 @@ BYTES_PER_PIXEL = 40
 BASELINE_BYTES = 600 * 2**20
 
 
-def available_memory() -> int | None:
-    """Bytes of memory this process can still use (MemAvailable), or None where that cannot be read."""
+MAX_KEYFRAMES = 100_000  # as many as --seeds may name: every keyframe of a walk is held in memory with its path
+PATH_BYTES_PER_FRAME = 2 * 8 * 64  # a walk's latent path: [frames, z] float64 and one copy, z up to 64 of it
+
+
+def _proc_value(path: str, key: str) -> int | None:
+    """A `Key:   N kB` line of a /proc file, in bytes."""
     try:
-        with open("/proc/meminfo") as fh:
+        with open(path) as fh:
             for line in fh:
-                if line.startswith("MemAvailable:"):
+                if line.startswith(key + ":"):
                     return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         pass
+    return None
+
+
+def _limit_left() -> int | None:
+    """What this process may still map under its own limits: an address-space rlimit (ulimit -v) less what it
+    has mapped, and a cgroup v2 memory.max less its memory.current; None where neither is set."""
+    left = []
     try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        mapped = _proc_value("/proc/self/status", "VmSize")
+        if soft != resource.RLIM_INFINITY and mapped is not None:
+            left.append(max(0, soft - mapped))
+    except (ImportError, OSError, ValueError):
+        pass
+    try:
+        with open("/sys/fs/cgroup/memory.max") as fh:
+            cap = fh.read().strip()
+        with open("/sys/fs/cgroup/memory.current") as fh:
+            used = int(fh.read().strip())
+        if cap != "max":
+            left.append(max(0, int(cap) - used))
+    except (OSError, ValueError):
+        pass
+    return min(left) if left else None
 
 
-def memory_needed(width: int, height: int, panels: int = 1) -> int:
-    """Estimated peak bytes of rendering frames of width x height made of `panels` panels rendered alike."""
-    return BASELINE_BYTES + BYTES_PER_PIXEL * width * height + (panels - 1) * 2**20 * 64
+def available_memory() -> int | None:
+    """Bytes of memory this process can still use: the machine's MemAvailable, or less where an address-space
+    limit or a cgroup caps this process; None where none of these can be read."""
+    have = _proc_value("/proc/meminfo", "MemAvailable")
+    if have is None:
+        try:
+            have = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            have = None
+    cap = _limit_left()
+    if cap is not None:
+        have = cap if have is None else min(have, cap)
+    return have
+
+
+def memory_needed(width: int, height: int, panels: int = 1, frames: int = 1) -> int:
+    """Estimated peak bytes of rendering `frames` frames of width x height made of `panels` panels rendered alike
+    (the frames count through the latent path held in memory)."""
+    return (BASELINE_BYTES + BYTES_PER_PIXEL * width * height + (panels - 1) * 2**20 * 64
+            + PATH_BYTES_PER_FRAME * frames)
 
 
 def _gb(n: int) -> str:
@@ -88,8 +131,15 @@ def check_frames(frames: int, key: str = "frames") -> None:
                         f"{MAX_FRAMES // (30 * 3600)} hours at 30 fps); render it in parts", key=key)
 
 
-def check_memory(width: int, height: int, panels: int = 1, what: str = "--size", key: str = "size") -> None:
-    need, have = memory_needed(width, height, panels), available_memory()
+def check_keyframes(n: int, key: str = "keyframes") -> None:
+    """A walk's keyframe count, from whichever source (--keyframes, --seeds, --digits, a keyframes file)."""
+    if n > MAX_KEYFRAMES:
+        raise UserError(f"{n:,} keyframes is more than the {MAX_KEYFRAMES:,} a walk may visit; give fewer", key=key)
+
+
+def check_memory(width: int, height: int, panels: int = 1, what: str = "--size", key: str = "size",
+                 frames: int = 1) -> None:
+    need, have = memory_needed(width, height, panels, frames), available_memory()
     if have is not None and need > have:
         raise UserError(f"{what} {width}x{height} needs about {_gb(need)} of memory to render, but {_gb(have)} is "
                         f"available; give a smaller size or free memory", key=key)
@@ -101,5 +151,5 @@ def preflight(width, height, frames: int = 1, fmt: str | None = None, panels: in
     width, height = check_frame(width, height, what, key)
     check_frames(frames)
     check_format(width, height, fmt, what, key)
-    check_memory(width, height, panels, what, key)
+    check_memory(width, height, panels, what, key, frames)
     return width, height

@@ -146,6 +146,45 @@ class HostGate:
         return await self.app(scope, receive, send)
 
 
+_SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+def foreign_origin(headers: dict) -> str | None:
+    """The other site a browser says a request comes from, or None when it is this page's own (or no browser's).
+
+    headers: lower-case byte names -> byte values, as in an ASGI scope. A browser names the page's origin in
+    Origin on every cross-site POST (a sandboxed frame's is "null") and on WebSockets; Sec-Fetch-Site says
+    "cross-site" or "same-site" even where an old browser leaves Origin out. Clients that send neither (curl,
+    scripts) are no other site's page."""
+    host = headers.get(b"host", b"").decode("latin-1")
+    origin = headers.get(b"origin")
+    if origin is not None:
+        text = origin.decode("latin-1")
+        return None if urlsplit(text).netloc == host and host else text
+    site = headers.get(b"sec-fetch-site", b"").decode("latin-1").lower()
+    return site if site in ("cross-site", "same-site") else None
+
+
+class OriginGate:
+    """Every state-changing request (any method but GET, HEAD and OPTIONS, whatever its body or Content-Type)
+    and every WebSocket must come from this server's own page: a page on another site cannot start, cancel or
+    convert renders even on a loopback server it can reach (a text/plain POST needs no CORS preflight)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "websocket" or (scope["type"] == "http" and scope.get("method") not in _SAFE_METHODS):
+            other = foreign_origin(dict(scope.get("headers", [])))
+            if other is not None:
+                if scope["type"] == "websocket":
+                    await send({"type": "websocket.close", "code": 1008})
+                    return
+                return await error(f"requests from another site ({other}) may not change this server's state; "
+                                   f"use the page this server serves", 403)(scope, receive, send)
+        return await self.app(scope, receive, send)
+
+
 async def _body(request: Request) -> dict:
     # Only application/json: a page on another site can POST text/plain without asking (no CORS preflight),
     # but not JSON, so this keeps other sites from starting renders on a local server.
@@ -254,9 +293,9 @@ def create_app(ckpts=(), out="serve-out", token: str | None = None, trusted_host
         return FileResponse(path, filename=path.name, content_disposition_type=disposition)
 
     async def socket(websocket: WebSocket):
-        origin = websocket.headers.get("origin")
-        if origin is not None and urlsplit(origin).netloc != websocket.headers.get("host"):
-            # WebSockets are exempt from CORS: a page on another site could otherwise drive this one
+        if foreign_origin(dict(websocket.scope.get("headers", []))) is not None:
+            # WebSockets are exempt from CORS: a page on another site could otherwise drive this one (OriginGate
+            # closes them first; this stays for an app mounted without it)
             await websocket.close(code=1008)
             return
         await websocket.accept()
@@ -352,6 +391,7 @@ def create_app(ckpts=(), out="serve-out", token: str | None = None, trusted_host
     app = Starlette(routes=routes, exception_handlers={UserError: user_error, HTTPException: http_error},
                     lifespan=lifespan)
     app.state.workspace, app.state.jobs = ws, jobs
+    app.add_middleware(OriginGate)
     if trusted_hosts is not None:
         app.add_middleware(HostGate, hosts=tuple(trusted_hosts))
     if token is not None:
