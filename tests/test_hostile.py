@@ -334,3 +334,68 @@ def test_a_live_runs_partial_is_never_removed(tmp_path):
     fresh.mkdir()
     (fresh / ".w.mp4.0badc0de.partial.mp4").write_text("stale")
     assert atomic.clear_stale(fresh / "w.mp4") == [".w.mp4.0badc0de.partial.mp4"]  # ... and removed when alone
+
+
+# ---------------------------------------------------------------- 9. sidecars and requests: types, ranges, depth
+
+
+@pytest.fixture(scope="module")
+def walk_sidecar(tmp_path_factory):
+    import numpy as np
+
+    from pipeline.latents import seed_latents
+
+    d = tmp_path_factory.mktemp("sidecar")
+    np.save(d / "keys.npy", seed_latents([1, 2], 32))
+    res = run_main(["walk", "--keyframes-file", d / "keys.npy", "--frames", "3", "--size", "32", "--pace", "none",
+                    "--preset", "ultrafast", "-o", d / "w.mp4"])
+    assert res.returncode == 0, res.stderr
+    return json.loads((d / "w.mp4.json").read_text())
+
+
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda i: i.update(keyframes="abc"), "keyframes: expected rows of numbers"),
+    (lambda i: i.update(keyframes=[[0.0] * 32, [1.0] * 31]), "keyframes: expected rows of numbers"),
+    (lambda i: i["settings"].update(frames="32"), "settings: frames: expected a whole number, got a string '32'"),
+    (lambda i: i["settings"].update(size=[64]), "settings: size: expected a whole number or a string"),
+    (lambda i: i["settings"].update(loop="yes"), "settings: loop: expected true or false"),
+    (lambda i: i["settings"].update(frames=-5), "--frames must be at least 1"),        # a range: validate's
+    (lambda i: i["settings"].update(size=100_000), "outside 1..16384"),
+    (lambda i: i.update(settings="walk"), "settings: expected a table of settings"),
+    (lambda i: i.update(kind=7), "kind: expected a string"),
+    (lambda i: i.update(checkpoint="e24"), "checkpoint: expected a table"),
+    (lambda i: i.update(checkpoint={"path": 3, "sha256": None}), "is not found"),
+    ("deep", "nested too deep"),
+])
+def test_a_tampered_sidecar_is_one_line_and_writes_nothing(tmp_path, walk_sidecar, change, words):
+    import copy
+
+    path = tmp_path / "t.mp4.json"
+    if change == "deep":
+        path.write_text(DEEP)
+    else:
+        info = copy.deepcopy(walk_sidecar)
+        change(info)
+        path.write_text(json.dumps(info))
+    _one_line_error(run_main(["replay", path, "-o", tmp_path / "r.mp4"]), words)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.mp4.json"]
+
+
+def test_a_request_is_checked_as_a_preset_is_and_depth_is_no_500(client):
+    from pipeline.latents import seed_latents
+
+    keys = seed_latents([1, 2], 32).tolist()
+    r = client.post("/api/render", content=DEEP.encode(), headers={"content-type": "application/json"})
+    assert r.status_code == 400 and "nested too deep" in r.json()["error"]
+    r = client.post("/api/render", json={"keyframes": keys, "size": 32, "frames": "32"})
+    assert r.status_code == 400 and r.json()["error"] == "frames must be a whole number, got a string '32'"
+    r = client.post("/api/render", json={"keyframes": [[[[0.0]]]] * 2, "size": 32, "frames": 4})
+    assert r.status_code == 400 and "keyframes must have shape" in r.json()["error"]
+    with client.websocket_connect("/ws") as ws:
+        assert ws.receive_json()["type"] == "job"
+        ws.send_text(DEEP)
+        assert ws.receive_json() == {"type": "error", "id": None, "error": "messages must be JSON objects"}
+    assert list(client.out.iterdir()) == []

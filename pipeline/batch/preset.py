@@ -50,7 +50,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 
 from pipeline.batch.records import InputRef, Job, Preset, rel
-from pipeline.batch.typecheck import Mismatch, convert, show, suggest, toml_type
+from pipeline.jobs.typecheck import Mismatch, convert, show, suggest, toml_type
 from pipeline.errors import UserError, about
 
 from pipeline.jobs.kinds import RENDER_KINDS  # noqa: E402 (no torch: settings records only)

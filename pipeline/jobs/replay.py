@@ -11,6 +11,7 @@ import numpy as np
 from pipeline.checkpoint import Checkpoint, load_checkpoint
 from pipeline.errors import UserError
 from pipeline.jobs.settings import CompareSettings, Progress, StillSettings, WalkSettings
+from pipeline.jobs.typecheck import checked_fields, show, toml_type
 
 WALK_KINDS = ("walk", "classes", "digits")
 
@@ -23,21 +24,50 @@ def read_sidecar(path) -> dict:
         raise UserError(f"sidecar {path} does not exist; give the .json written beside a video or still") from None
     except (OSError, ValueError) as e:
         raise UserError(f"{path} is not a readable JSON sidecar ({e})") from None
+    except RecursionError:  # arrays or objects nested thousands deep: no sidecar is
+        raise UserError(f"{path} is not a cppn-video sidecar (its JSON is nested too deep); give the .json "
+                        f"written beside a render") from None
     if not isinstance(info, dict) or "kind" not in info or "settings" not in info:
         raise UserError(f"{path} is not a cppn-video sidecar (no kind and settings); give the .json written "
                         f"beside a render")
     return info
 
 
-def _settings(cls, recorded: dict, **overrides):
-    """A settings record from a sidecar's settings (unknown keys from other versions are ignored)."""
-    names = {f.name for f in fields(cls)}
-    values = {k: v for k, v in recorded.items() if k in names}
-    if "pace" in names and "pace" not in recorded:
+def _damaged(path, key: str, want: str, value) -> UserError:
+    got = "nothing" if value is None else f"{toml_type(value)} {show(value)}"
+    return UserError(f"{path}: {key}: expected {want}, got {got}; the sidecar was "
+                     f"edited or damaged: render again instead of replaying", key=key)
+
+
+def _entry(info: dict, key: str, kind, want: str, path):
+    """info[key] checked to be a `kind` (a JSON type; a whole number is never a bool)."""
+    value = info.get(key)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise _damaged(path, key, want, value)
+    return value
+
+
+def _keyframes(info: dict, path) -> np.ndarray:
+    """The recorded keyframes: a list of rows of finite numbers, all of one length."""
+    rows = info.get("keyframes")
+    ok = (isinstance(rows, list) and rows and all(isinstance(r, list) and r and len(r) == len(rows[0]) for r in rows)
+          and all(isinstance(v, (int, float)) and not isinstance(v, bool) for r in rows for v in r))
+    if not ok:
+        raise _damaged(path, "keyframes", "rows of numbers, one per keyframe", rows)
+    keys = np.asarray(rows, dtype=np.float32)
+    if not np.isfinite(keys).all():
+        raise _damaged(path, "keyframes", "finite numbers", "NaN or infinity")
+    return keys
+
+
+def _settings(cls, recorded: dict, where: str = "settings", **overrides):
+    """A settings record from a sidecar's settings, type-checked as a preset's options are (jobs.typecheck;
+    unknown keys from other versions are ignored); the render then validates it as it does the CLI's."""
+    values = checked_fields(cls, recorded, where)
+    if "pace" in {f.name for f in fields(cls)} and "pace" not in recorded:
         values["pace"] = "none"  # recorded before even pacing existed (and became the default): equal steps
-    for key in ("labels",):
-        if isinstance(values.get(key), list):
-            values[key] = tuple(values[key])
+    if "random_keyframes" in {f.name for f in fields(cls)} and "random_keyframes" not in recorded:
+        values["random_keyframes"] = True  # recorded before stored digits became the default keyframes
     values.update({k: v for k, v in overrides.items() if v is not None})
     return cls(**values)
 
@@ -48,7 +78,7 @@ def _checkpoint(entry: dict, given=None) -> Checkpoint:
     candidates = [given] if given is not None else [entry.get("path"), entry.get("name")]
     tried = []
     for c in candidates:
-        if not c:
+        if not c or not isinstance(c, (str, Path)):
             continue
         try:
             ck = load_checkpoint(c)
@@ -83,42 +113,58 @@ def replay(sidecar, out=None, ckpt=None, path: str | None = None, device: str | 
 
     sidecar = Path(sidecar)
     info = read_sidecar(sidecar)
-    kind = info["kind"]
+    kind = _entry(info, "kind", str, "a string", sidecar)
+    if "output" in info:
+        _entry(info, "output", str, "a path (a string)", sidecar)
     out = Path(out) if out is not None else default_output(sidecar, info)
     if out.resolve() == Path(info.get("output", "")).resolve():
         raise UserError(f"{out} is the original render; give another -o")
-    rec = info["settings"]
+    rec = _entry(info, "settings", dict, "a table of settings", sidecar)
+    where = f"{sidecar}: settings"
+    if kind not in (*WALK_KINDS, "walk grid", "compare", "still", "still grid"):
+        raise UserError(f"{sidecar} describes a {kind!r} render, which this version cannot replay")
+    for key in ("checkpoint",) if kind != "compare" else ():
+        _entry(info, key, dict, "a table (sha256, path, name)", sidecar)
     with tempfile.TemporaryDirectory(prefix="cppn-video-replay-") as tmp:
         if kind in WALK_KINDS or kind == "walk grid":
-            s = _settings(WalkSettings, rec, path=path, device=device)
+            s = _settings(WalkSettings, rec, where, path=path, device=device)
             if s.keyframes_file is not None and kind != "walk grid":
                 # The file may have moved or changed: the recorded keyframes are the ones rendered.
                 keys = Path(tmp) / "keyframes.npy"
-                np.save(keys, np.asarray(info["keyframes"], dtype=np.float32))
-                s = _settings(WalkSettings, {**rec, "keyframes_file": str(keys)}, path=path, device=device)
+                np.save(keys, _keyframes(info, sidecar))
+                s = _settings(WalkSettings, {**rec, "keyframes_file": str(keys)}, where, path=path, device=device)
             ck = _checkpoint(info["checkpoint"], ckpt)
             if kind == "walk grid":
-                grid = f"{info['grid']['columns']}x{info['grid']['rows']}"
+                shape = _entry(info, "grid", dict, "a table (columns, rows)", sidecar)
+                grid = f"{_entry(shape, 'columns', int, 'a whole number', sidecar)}x" \
+                       f"{_entry(shape, 'rows', int, 'a whole number', sidecar)}"
                 return render_walk_grid(ck, out, s, grid, progress=progress)
             return run_walk(ck, out, s, progress=progress)  # in segments, as the original, when it had workers
         if kind == "compare":
-            s = _settings(CompareSettings, rec, path=path, device=device)
+            s = _settings(CompareSettings, rec, where, path=path, device=device)
             if s.keyframes_file is not None:
                 raise UserError("replaying a comparison that read --keyframes-file is not supported; rerun "
                                 "compare with the file")
             if ckpt is not None:
                 raise UserError("a comparison has several checkpoints; they are found where the sidecar says")
-            cks = [_checkpoint(entry) for entry in info["checkpoints"]]
+            entries = _entry(info, "checkpoints", list, "a list of checkpoint tables", sidecar)
+            if not entries or not all(isinstance(e, dict) for e in entries):
+                raise _damaged(sidecar, "checkpoints", "a list of checkpoint tables", entries)
+            cks = [_checkpoint(entry) for entry in entries]
             return render_compare(cks, out, s, progress=progress)
         if kind == "still":
-            s = _settings(StillSettings, rec, path=path, device=device)
+            s = _settings(StillSettings, rec, where, path=path, device=device)
             return render_still(_checkpoint(info["checkpoint"], ckpt), out, s)
         if kind == "still grid":
-            s = _settings(StillSettings, rec, path=path, device=device)
-            grid = f"{info['columns']}x{info['rows']}"
+            s = _settings(StillSettings, rec, where, path=path, device=device)
+            grid = f"{_entry(info, 'columns', int, 'a whole number', sidecar)}x" \
+                   f"{_entry(info, 'rows', int, 'a whole number', sidecar)}"
+            seeds = _entry(info, "seeds", list, "a list of whole numbers", sidecar)
+            if not all(isinstance(v, int) and not isinstance(v, bool) for v in seeds):
+                raise _damaged(sidecar, "seeds", "a list of whole numbers", seeds)
             if out.suffix:
                 raise UserError(f"a contact sheet is replayed with all its stills; give a folder as -o, not {out}")
-            infos = render_stills(_checkpoint(info["checkpoint"], ckpt), out, info["seeds"], s, grid=grid,
+            infos = render_stills(_checkpoint(info["checkpoint"], ckpt), out, seeds, s, grid=grid,
                                   progress=progress)
             return infos[-1]
     raise UserError(f"{sidecar} describes a {kind!r} render, which this version cannot replay")

@@ -194,6 +194,8 @@ async def _body(request: Request) -> dict:
         body = await request.json()
     except (ValueError, UnicodeDecodeError):
         raise UserError("the request body is not valid JSON; send a JSON object") from None
+    except RecursionError:  # arrays nested thousands deep (no request is)
+        raise UserError("the request body is nested too deep; send a flat JSON object") from None
     if not isinstance(body, dict):
         raise UserError("the request body must be a JSON object")
     return body
@@ -342,7 +344,7 @@ def create_app(ckpts=(), out="serve-out", token: str | None = None, trusted_host
                 try:
                     try:
                         msg = json.loads(text)
-                    except ValueError:
+                    except (ValueError, RecursionError):
                         raise UserError("messages must be JSON objects") from None
                     if not isinstance(msg, dict):
                         raise UserError("messages must be JSON objects")

@@ -9,6 +9,7 @@ import numpy as np
 
 from pipeline.errors import UserError
 from pipeline.jobs.settings import WalkSettings
+from pipeline.jobs.typecheck import Mismatch, convert, show, toml_type
 from pipeline.latents import DEFAULT_EASE, parse_seeds, walk_path
 from pipeline.render.engine import check_frame_size
 from pipeline.serve.workspace import (MAX_KEYFRAMES, MAX_SEEDS, PREVIEW_MAX, THUMB_MAX, WALK_PREVIEW_FRAMES,
@@ -29,15 +30,12 @@ def field(body: dict, key: str, kind, default=_MISSING, lo=None, hi=None):
         if default is _MISSING:
             raise UserError(f"{key} is missing; give it", key=key)
         return default
-    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
-    ok = (isinstance(value, bool) if kind is bool else
-          isinstance(value, int) and not isinstance(value, bool) if kind is int else
-          isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) if kind is float
-          else isinstance(value, str))
-    if not ok:
-        raise UserError(f"{key} must be {names[kind]}, got {value!r}", key=key)
-    if kind is float:
-        value = float(value)
+    try:  # the check a preset's options and a sidecar's settings get (jobs.typecheck)
+        value = convert(value, kind)
+    except Mismatch as e:
+        raise UserError(f"{key} must be {e.expected}, got {toml_type(value)} {show(value)}", key=key) from None
+    if kind is float and not math.isfinite(value):
+        raise UserError(f"{key} must be a finite number, got {value!r}", key=key)
     if (lo is not None and value < lo) or (hi is not None and value > hi):
         raise UserError(f"{key} must be between {lo} and {hi}, got {value!r}", key=key)
     return value

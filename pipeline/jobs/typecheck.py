@@ -1,11 +1,14 @@
-"""Checking TOML values against the type hints of a settings dataclass: what a preset's option must be, and
-how to say what it is instead ("expected a whole number, got a string '32'")."""
+"""Checking plain values (a preset's TOML, a sidecar's or a request's JSON) against the type hints of a settings
+dataclass: what each option must be, and how to say what it is instead ("expected a whole number, got a string
+'32'"). Ranges and choices are then the settings' own `validate`, the same one the CLI's options go through."""
 from __future__ import annotations
 
 import difflib
 import types
 import typing
-from dataclasses import is_dataclass
+from dataclasses import fields, is_dataclass
+
+from pipeline.errors import UserError
 
 _TOML_TYPES = ((bool, "a boolean"), (int, "a whole number"), (float, "a number"), (str, "a string"),
                (list, "a list"), (dict, "a table"))  # bool first: it is an int too
@@ -78,3 +81,30 @@ def plural(hint) -> str:
 def suggest(key: str, valid) -> str:
     close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def checked_fields(cls, values: dict, where: str) -> dict:
+    """The entries of `values` that are fields of the settings dataclass `cls`, converted to its type hints
+    (others, from another version, are left out); the first mismatch -> UserError "<where>: <key>: expected
+    ..., got ..." about that key."""
+    if not isinstance(values, dict):
+        raise UserError(f"{where}: expected a table of settings, got {toml_type(values)} {show(values)}")
+    hints = typing.get_type_hints(cls)
+    out = {}
+    for f in fields(cls):
+        if f.name not in values:
+            continue
+        value = values[f.name]
+        if value is None:
+            out[f.name] = None if _optional(hints[f.name]) else f.default
+            continue
+        try:
+            out[f.name] = convert(value, hints[f.name])
+        except Mismatch as e:
+            raise UserError(f"{where}: {f.name}: expected {e.expected}, got {toml_type(value)} {show(value)}",
+                            key=f.name) from None
+    return out
+
+
+def _optional(hint) -> bool:
+    return typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in typing.get_args(hint)
