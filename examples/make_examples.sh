@@ -20,3 +20,7 @@ cppn-video still --ckpt e24 --digit 8 --size 1080 --invert -o still-e24-digit8.p
 cppn-video walk --ckpt e24 --digits 3,8,5,2,9,0,6 --interp lerp --size 1280x720 --palette magma --fps 24 \
   --duration 10s --hold 0.5s --loop --crf 23 -o wide-magma-e24.mp4 --quiet
 cppn-video still --ckpt e24 --digit 8 --size 1920x1080 --palette magma -o still-e24-wide-magma.png
+# The camera: zooming into the facet inside the lower loop of an 8 (two of e24's stored 8s), drifting onto it and
+# turning a quarter; every frame is the CPPN evaluated afresh at its zoom, no image is scaled.
+cppn-video walk --ckpt e24 --digits 8,8 --interp lerp --size 360 --fps 24 --duration 6s --invert --crf 23 \
+  --zoom "0s=1 smoothstep, 6s=24" --pan "0s=(0,0), 3s=(-2.12,4.32)" --rotate 0:90 -o zoom-e24.mp4 --quiet
