@@ -262,6 +262,19 @@ def probe(fmt: str, size, fps=30, crf=18, preset: str = "medium", lossless: bool
                 f"exit code {res.returncode}, its last lines:\n"
                 + stderr_tail(res.stderr.decode("utf-8", "replace"))
             )
+        check_output(out, out, fmt, width, height, 2)  # an encoder that exits 0 after writing junk: now, not after
+
+
+def check_output(tmp, path, fmt: str, width: int, height: int, frames: int) -> None:
+    """Read the finished file `tmp` back (container, video track, frame size, frame count: pipeline.container,
+    no decoding) before it is published as `path`; raises VideoError when it is not what was sent."""
+    from pipeline.container import output_problem
+
+    problem = output_problem(tmp, fmt, width, height, frames)
+    if problem:
+        raise VideoError(f"ffmpeg reported success, but the {fmt} it wrote for {Path(path).name} does not read "
+                         f"back: {problem}; nothing was published (reinstall imageio-ffmpeg, or set "
+                         f"IMAGEIO_FFMPEG_EXE to a working ffmpeg)")
 
 
 # ---------------------------------------------------------------- the writer
@@ -495,6 +508,7 @@ class VideoWriter:
             if self.fmt == "png" and self.path.exists() and not _is_frame_dir(self.path):
                 # check_writable refused such a folder; check again, it may have changed since
                 raise UserError(f"{self.path} now holds files other than PNG frames; not replacing it")
+            check_output(self._tmp, self.path, self.fmt, self.width, self.height, self.frames_written)
             publish(self._tmp, self.path, sidecar)
         except BaseException:
             self.abort()

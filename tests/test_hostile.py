@@ -399,3 +399,70 @@ def test_a_request_is_checked_as_a_preset_is_and_depth_is_no_500(client):
         ws.send_text(DEEP)
         assert ws.receive_json() == {"type": "error", "id": None, "error": "messages must be JSON objects"}
     assert list(client.out.iterdir()) == []
+
+
+# ---------------------------------------------------------------- 8. what ffmpeg wrote is read back first
+
+
+def _fake_ffmpeg(tmp_path, body: str) -> str:
+    import sys
+
+    exe = tmp_path / "ffmpeg"
+    exe.write_text(f"#!{sys.executable}\nimport os, sys, subprocess\nargs = sys.argv[1:]\n{body}\n")
+    exe.chmod(0o755)
+    return str(exe)
+
+
+JUNK = "sys.stdin.buffer.read()\nopen(args[-1], 'wb').write(b'junk' * 500)"
+SHORT = ("import imageio_ffmpeg\nos.environ.pop('IMAGEIO_FFMPEG_EXE')\n"
+         "sys.exit(subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), *args[:-1], '-frames:v', '2', args[-1]]).returncode)")
+
+
+def test_an_ffmpeg_that_exits_0_after_writing_junk_publishes_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", _fake_ffmpeg(tmp_path, JUNK))
+    out = tmp_path / "o"
+    out.mkdir()
+    for name in ("w.mp4", "w.gif"):
+        line = _one_line_error(run_main(["walk", "--frames", "3", "--size", "32", "--pace", "none", "-o",
+                                         out / name]), "does not read back", "not a valid")
+        assert "nothing was published" in line
+    assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("fmt", ["mp4", "gif"])
+def test_a_video_with_fewer_frames_than_written_is_not_published(tmp_path, monkeypatch, fmt):
+    import numpy as np
+
+    from pipeline.video import VideoError, open_writer
+
+    monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", _fake_ffmpeg(tmp_path, SHORT))  # valid files, 2 frames of 5
+    target = tmp_path / f"v.{fmt}"
+    with pytest.raises(VideoError, match="it holds 2 frames, 5 were written; nothing was published"):
+        with open_writer(target, (32, 16), fmt=fmt, preset="ultrafast") as w:
+            w.write(np.zeros((5, 16, 32), np.uint8))
+            w.close(sidecar={"kind": "walk"})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ffmpeg"]
+
+
+def test_read_back_refuses_truncated_and_foreign_containers(tmp_path):
+    import numpy as np
+
+    from pipeline.container import output_problem
+    from pipeline.video import open_writer
+
+    for fmt in ("mp4", "gif"):
+        good = tmp_path / f"g.{fmt}"
+        with open_writer(good, (32, 16), fmt=fmt, preset="ultrafast") as w:
+            w.write(np.full((4, 16, 32), 99, np.uint8))
+            w.close()
+        data = good.read_bytes()
+        assert output_problem(good, fmt, 32, 16, 4) == ""
+        assert "frames are 32x16, 16x32" in output_problem(good, fmt, 16, 32, 4)
+        cut = tmp_path / f"cut.{fmt}"
+        for n in (0, 10, len(data) // 2, len(data) - 1):
+            cut.write_bytes(data[:n])
+            assert output_problem(cut, fmt, 32, 16, 4), (fmt, n)
+        other = tmp_path / f"other.{fmt}"
+        other.write_bytes((tmp_path / f"g.{'gif' if fmt == 'mp4' else 'mp4'}").read_bytes() if fmt == "gif"
+                          else data[:0] + b"GIF89a" + data[6:])
+        assert "not a valid" in output_problem(other, fmt, 32, 16, 4)

@@ -13,7 +13,7 @@ LAYERS = [
     {"batch", "bench", "evaluate", "serve", "farm"},
     {"jobs", "train"},
     {"checkpoint", "torchfile", "digit_classifier"},
-    {"render", "data", "video", "provenance", "latents", "coords", "scene"},
+    {"render", "data", "video", "container", "provenance", "latents", "coords", "scene"},
     {"models", "native", "devices"},
     {"atomic", "lock", "paths", "lazy", "errors", "stops", "text", "__init__"},
 ]

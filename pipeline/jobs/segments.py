@@ -24,7 +24,7 @@ from pipeline.jobs.render import Progress, WalkSettings, prepare_walk, render_wa
 from pipeline.render import available_paths, resolve_device
 from pipeline.atomic import temp_sibling
 from pipeline.provenance import publish
-from pipeline.video import VideoError, ffmpeg_exe, output_format, probe, stderr_tail
+from pipeline.video import VideoError, check_output, ffmpeg_exe, output_format, probe, stderr_tail
 
 _POLL_S = 0.1  # how often the parent looks at its workers while waiting for messages
 _JOIN_S = 10.0  # how long a stopped worker gets to kill its ffmpeg and clean up before it is killed
@@ -86,6 +86,7 @@ def publish_segments(w, parts: list[Path], done: dict, bounds: list[tuple[int, i
     (render_walk's, plus workers and segments: done[i] is segment i's render_segment entry)."""
     joined = tmpdir / "joined.mp4"
     join_segments(parts, joined)
+    check_output(joined, w.out, "mp4", *w.settings.canvas(), len(w.latents))  # every segment's frames, once
     seconds = time.perf_counter() - t0
     first = done[0]
     info = walk_sidecar(w.settings, w.ck, w.out, w.fmt, w.keys, len(w.latents), w.bank_rows, first["render_path"],
