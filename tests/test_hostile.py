@@ -466,3 +466,14 @@ def test_read_back_refuses_truncated_and_foreign_containers(tmp_path):
         other.write_bytes((tmp_path / f"g.{'gif' if fmt == 'mp4' else 'mp4'}").read_bytes() if fmt == "gif"
                           else data[:0] + b"GIF89a" + data[6:])
         assert "not a valid" in output_problem(other, fmt, 32, 16, 4)
+
+
+def test_a_presets_keys_and_paths_are_printed_escaped(tmp_path):
+    preset = tmp_path / "p.toml"
+    preset.write_text('[jobs.w]\nkind = "walk"\nckpt = "e24"\nsize = 32\nframes = 2\n"bad\\r\\nerror: forged" = 1\n'
+                      '[jobs.v]\nkind = "still"\nckpt = "e24"\nsize = 32\noutput = "a\\rb.png"\n')
+    res = run_main(["batch", preset])
+    assert res.returncode == 2 and r"key bad\x0d\x0aerror: forged" in res.stderr and "\r" not in res.stderr
+    preset.write_text('[jobs.v]\nkind = "still"\nckpt = "e24"\nsize = 32\noutput = "a\\rb.png"\n')
+    res = run_main(["batch", preset, "--dry-run"])
+    assert res.returncode == 0 and r"a\x0db.png" in res.stdout and "\r" not in res.stdout, res.stdout

@@ -9,6 +9,7 @@ import click
 
 from pipeline.cli.common import echo_json, progress_bar, stop_on_interrupt
 from pipeline.errors import UserError
+from pipeline.text import printable
 
 # Exit codes: 0 every selected job done or up to date; 1 a job failed (or was blocked by one);
 # 2 the preset or an option is invalid (nothing ran); 130 stopped by Ctrl-C.
@@ -87,12 +88,12 @@ def _print_plan(preset, steps) -> None:
                f"{n_run} to run, {len(steps) - n_run} up to date)")
     width = max(len(s.name) for s in steps)
     for i, s in enumerate(steps, 1):
-        click.echo(f"{i:3d}. {s.name:<{width}}  {s.kind:<7}  {s.action:<4}  {s.reason}")
+        click.echo(f"{i:3d}. {s.name:<{width}}  {s.kind:<7}  {s.action:<4}  {printable(s.reason)}")
         if s.deps:
             click.echo(f"       needs:   {', '.join(s.deps)}")
         if s.inputs:
-            click.echo(f"       inputs:  {', '.join(s.inputs)}")
-        click.echo(f"       outputs: {', '.join(s.outputs)}")
+            click.echo(f"       inputs:  {printable(', '.join(s.inputs))}")  # paths from the preset
+        click.echo(f"       outputs: {printable(', '.join(s.outputs))}")
     click.echo("nothing was run (--dry-run)")
 
 
@@ -150,7 +151,7 @@ def batch_command(ctx: click.Context, preset, dry_run, only, force, devices, out
         p = load_preset(preset, out_dir=out_dir, data_dir=data_dir)
     except PresetError as e:
         for line in e.problems:
-            click.echo(f"error: {line}", err=True)
+            click.echo(f"error: {printable(line)}", err=True)  # a problem may quote the preset's keys
         click.echo(f"{preset}: {len(e.problems)} problem{'s' if len(e.problems) != 1 else ''}; nothing was run",
                    err=True)
         ctx.exit(EXIT_INVALID)
@@ -198,7 +199,7 @@ def _run_and_report(ctx: click.Context, reporter, stop: threading.Event, as_json
         reporter.close()
     if as_json:
         echo_json(result.to_dict())
-    click.echo(_summary(result), err=True)
+    click.echo(printable(_summary(result), keep_newlines=True), err=True)
     ctx.exit(result.exit_code)
 
 
@@ -221,7 +222,7 @@ def _farm(ctx: click.Context):
     try:
         farm.require_ray()
     except UserError as e:
-        click.echo(f"error: {e}", err=True)
+        click.echo(f"error: {printable(e, keep_newlines=True)}", err=True)
         ctx.exit(1)
     return farm
 

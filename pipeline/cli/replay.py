@@ -7,6 +7,7 @@ import click
 
 from pipeline.cli.common import echo_json, progress_bar
 from pipeline.render.paths import PATHS
+from pipeline.text import printable
 
 
 @click.command()
@@ -34,7 +35,7 @@ def replay(sidecar, output, ckpt, render_path, device, quiet, as_json):
     if as_json:
         echo_json(result)
     elif not quiet:
-        click.echo(f"wrote {result['output']} (replay of {sidecar}) and its sidecar")
+        click.echo(f"wrote {printable(result['output'])} (replay of {sidecar}) and its sidecar")  # named by it
 
 
 def register(cli: click.Group) -> None:
