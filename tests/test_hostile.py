@@ -477,3 +477,9 @@ def test_a_presets_keys_and_paths_are_printed_escaped(tmp_path):
     preset.write_text('[jobs.v]\nkind = "still"\nckpt = "e24"\nsize = 32\noutput = "a\\rb.png"\n')
     res = run_main(["batch", preset, "--dry-run"])
     assert res.returncode == 0 and r"a\x0db.png" in res.stdout and "\r" not in res.stdout, res.stdout
+
+
+def test_a_fifo_among_a_contact_sheets_stills_or_a_runs_files_is_refused_before_work(tmp_path):
+    os.mkfifo(tmp_path / "seed0002.png")
+    line = _one_line_error(run_main(["still", "--seeds", "1-3", "--size", "32", "--outdir", tmp_path]), "FIFO")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["seed0002.png"], line

@@ -10,7 +10,7 @@ import torch
 
 from pipeline.checkpoint import Checkpoint, load_checkpoint
 from pipeline.errors import UserError
-from pipeline.atomic import temp_sibling
+from pipeline.atomic import check_replaceable, temp_sibling
 from pipeline.scene.preflight import MAX_FRAMES, preflight  # noqa: F401 (MAX_FRAMES: API)
 from pipeline.jobs.sidecar import header
 from pipeline.scene.palette import palette_of
@@ -19,7 +19,7 @@ from pipeline.latents import (class_path, digit_keyframes, load_keyframes, parse
                               parse_seeds, seed_latents, walk_keyframes, walk_path)
 from pipeline.render import Renderer, default_batch
 from pipeline.scene.camera import camera_track
-from pipeline.provenance import check_not_input, publish
+from pipeline.provenance import check_not_input, publish, sidecar_path
 from pipeline.video import check_video_size, check_writable, open_writer, output_format, probe
 
 __all__ = ["DEFAULT_CHECKPOINT", "MAX_FRAMES", "StillSettings", "WalkSettings", "render_walk", "render_still",
@@ -334,6 +334,8 @@ def render_stills(ckpt, outdir, seeds, settings: StillSettings = StillSettings()
     check_writable(outs[0], "gif")
     for out in outs:
         check_not_input(out, [ck.path])
+        check_replaceable(out)  # every still of the sheet, not only the first: before any renders
+        check_replaceable(sidecar_path(out))
     latents = seed_latents(seeds, ck.z_dim)
     background = 255 if s.invert else 0
     sheet = np.full((rows * height, columns * width), background, np.uint8) if grid is not None else None

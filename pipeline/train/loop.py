@@ -24,7 +24,8 @@ from pipeline.train.config import TrainConfig, mismatches
 from pipeline.train.health import CollapseMonitor
 from pipeline.train.latents import BANK_PER_CLASS, compute_class_latents, compute_digit_bank
 from pipeline.train.schedules import SCHEDULE_FUNCTIONS, NonFinite
-from pipeline.train.run_dir import CONFIG_NAME, METRICS_NAME, STATE_NAME, checkpoint_name, holds_run
+from pipeline.train.run_dir import (CONFIG_NAME, METRICS_NAME, STATE_NAME, checkpoint_name, checkpoint_paths,
+                                    holds_run)
 from pipeline.train.state import TrainState, new_state, payload, restore
 
 COORD_SCALE = 8.0  # the article trains with coordinates (and z) scaled by 8
@@ -220,6 +221,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = No
     # One process per run directory: a second train (or batch job) on it refuses instead of interleaving.
     with folder_lock(out, "--out", "the run directory"):
         atomic.clear_temps(out)  # what a killed earlier run could not remove
+        for target in (*checkpoint_paths(out, cfg), state_path, metrics_path, out / CONFIG_NAME):
+            atomic.check_replaceable(target)  # a FIFO or device planted there: refused now, not after an epoch
         atomic.write_text(out / CONFIG_NAME, json.dumps(
             {"config": cfg.to_dict(), "command": command, "version": pipeline.__version__, "resumed": resume},
             indent=2) + "\n")
