@@ -171,6 +171,35 @@ def test_a_length_in_seconds_is_frames_at_the_fps(client):
     assert bad.status_code == 400 and "seconds" in bad.json()["error"], bad.json()
 
 
+def test_camera_in_the_preview_the_walk_and_the_job(client, e24):
+    """The page's zoom/pan/rotate: the preview shows the camera's first frame, the walk preview every frame's, and
+    the job renders it and exports it into its command and preset; a bad schedule is an error naming it."""
+    from pipeline.jobs import WalkSettings
+    from pipeline.jobs.render import walk_camera
+
+    z = seed_latents([3, 4], e24.z_dim)
+    cam = {"zoom": "0=2, 3=8", "pan": "0.5,-1", "rotate": "0:90"}
+    with client.websocket_connect("/ws") as ws:
+        ws.receive_json()
+        ws.send_text(json.dumps({"type": "preview", "id": 1, "ckpt": "e24", "z": z[0].tolist(), "size": 32, **cam}))
+        _, _, frame = _frame(ws.receive_bytes())
+        first = walk_camera(WalkSettings(frames=1, **cam))
+        np.testing.assert_array_equal(frame, Renderer(e24.generator, 32, 32).render(z[:1], camera=first))
+        ws.send_text(json.dumps({"type": "walk", "id": 2, "ckpt": "e24", "keyframes": z.tolist(), "frames": 4,
+                                 "size": 16, "pace": "none", **cam}))
+        _, _, frames = _frame(ws.receive_bytes())
+        s = WalkSettings(frames=4, keyframes=2, pace="none", **cam)
+        path = walk_path(z, 4, ease=s.ease, interp=s.interp)
+        np.testing.assert_array_equal(frames, Renderer(e24.generator, 16, 16).render(path, camera=walk_camera(s)))
+    bad = client.post("/api/render", json={"keyframes": z.tolist(), "size": 16, "frames": 4, "zoom": "0s=1, 2x=3"})
+    assert bad.status_code == 400 and "--zoom" in bad.json()["error"], bad.json()
+    r = client.post("/api/render", json={"keyframes": z.tolist(), "size": 16, "frames": 4, "pace": "none", **cam})
+    assert r.status_code == 202, r.json()
+    job = client.app.state.jobs.wait(60)
+    assert job["state"] == "done" and "--zoom '0=2, 3=8'" in job["command"] and 'rotate = "0:90"' in job["preset"]
+    assert json.loads((client.out / job["files"]["sidecar"]).read_text())["settings"]["pan"] == "0.5,-1"
+
+
 def test_cancel_stops_the_render_and_leaves_nothing(client):
     keys = seed_latents([1, 2], 32)
     client.app.state.jobs.every_s = 0.0

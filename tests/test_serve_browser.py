@@ -104,6 +104,19 @@ def test_explore_pick_keyframes_and_render_in_the_browser(browser, tmp_path):
         assert not np.array_equal(_screen(d), before)
         _after(d, lambda: d.find_element(By.CSS_SELECTOR, '#ckpt option[value="e24"]').click())
 
+        # the camera: dragging the preview pans it (the picture follows the pointer), a typed zoom zooms it
+        from selenium.webdriver.common.action_chains import ActionChains
+
+        before = _screen(d)
+        _after(d, lambda: ActionChains(d).drag_and_drop_by_offset(d.find_element(By.ID, "preview"), 48, 0).perform())
+        pan_text = d.find_element(By.ID, "cam-pan").get_attribute("value")
+        pan = [float(v) for v in pan_text.split(",")]
+        assert pan == pytest.approx([-48 * 16 / 383, 0]), pan  # 48 px of the 384 preview at scale 8, zoom 1
+        assert not np.array_equal(_screen(d), before)
+        zoom = d.find_element(By.ID, "cam-zoom")
+        _after(d, lambda: (zoom.send_keys("2"), d.execute_script(
+            "arguments[0].dispatchEvent(new Event('change'));", zoom)))
+
         d.find_element(By.ID, "loop").click()
         d.find_element(By.ID, "play").click()  # the low-resolution walk preview draws into #walk
         wait.until(lambda d: d.execute_script(
@@ -127,6 +140,8 @@ def test_explore_pick_keyframes_and_render_in_the_browser(browser, tmp_path):
         assert links[:3] == ["walk-e24-001.mp4", "walk-e24-001.mp4.json", "walk-e24-001.keys.npy"]
         assert "cppn-video walk --ckpt e24 --keyframes-file walk-e24-001.keys.npy" in \
             d.find_element(By.ID, "command").get_attribute("value")
+        command = d.find_element(By.ID, "command").get_attribute("value")
+        assert "--zoom 2" in command and f"--pan {pan_text}" in command, command
         assert read_video(out / "walk-e24-001.mp4").shape == (12, 64, 64)
         assert np.load(out / "walk-e24-001.keys.npy").shape == (3, 32)
         assert d.find_element(By.ID, "error").get_attribute("hidden") is not None  # no error shown

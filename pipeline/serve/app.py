@@ -317,8 +317,10 @@ def create_app(ckpts=(), out="serve-out", token: str | None = None, trusted_host
 
         def draw(req):
             if isinstance(req, rq.Preview):
-                return frame_message(req.id, KIND_PREVIEW, ws.render(req.ckpt, req.z, req.size, req.invert))
-            return frame_message(req.id, KIND_WALK, ws.render(req.ckpt, req.latents, req.size, req.invert))
+                return frame_message(req.id, KIND_PREVIEW, ws.render(req.ckpt, req.z, req.size, req.invert,
+                                                                     camera=req.camera))
+            return frame_message(req.id, KIND_WALK, ws.render(req.ckpt, req.latents, req.size, req.invert,
+                                                              camera=req.camera))
 
         async def worker():
             # Only the newest request of each kind renders: a drag sends faster than frames render, and a

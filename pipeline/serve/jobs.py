@@ -185,7 +185,8 @@ def reproduce(ws: Workspace, req: RenderRequest, stem: str) -> tuple[str, str]:
 
 
 # What the page sets, exported when it differs from the walk's defaults (frames always: it is the page's own).
-EXPORTED = ("frames", "size", "fps", "ease", "interp", "loop", "invert", "hold", "pace", "palette", "colors")
+EXPORTED = ("frames", "size", "fps", "ease", "interp", "loop", "invert", "hold", "pace", "palette", "colors", "zoom",
+            "pan", "rotate")
 DEFAULTS = WalkSettings(frames=-1)
 
 

@@ -77,6 +77,17 @@ def canvas(body: dict, key: str, default: int) -> int | str:
     return width if width == height else canvas_text(width, height)
 
 
+def camera(body: dict) -> dict:
+    """The camera's schedules from the page (zoom, pan, rotate: WalkSettings fields, checked by its validate)."""
+    out = {}
+    for key in ("zoom", "pan", "rotate"):
+        value = body.get(key)
+        if isinstance(value, bool) or value is not None and not isinstance(value, (str, int, float)):
+            raise UserError(f"{key} must be a value or schedule such as \"0s=1, 4s=16\", got {value!r}", key=key)
+        out[key] = None if value is None or value == "" else str(value)
+    return out
+
+
 def scene(body: dict) -> dict:
     """The scene's controls a walk takes from the page: hold, pace and colour (WalkSettings fields)."""
     hold = body.get("hold")
@@ -95,14 +106,20 @@ class Preview:
     z: np.ndarray       # [1, Z]
     size: int
     invert: bool
+    camera: object = None  # the camera's first frame (scene.camera.CameraTrack), or None
 
 
 def preview(ws: Workspace, body: dict) -> Preview:
     ckpt = field(body, "ckpt", str, ws.default_id)
     ws.choice(ckpt)
+    from pipeline.jobs.render import walk_camera
+    from pipeline.scene.camera import check_camera
+
+    view = WalkSettings(frames=1, **camera(body))
+    check_camera(view)
     return Preview(id=field(body, "id", int, 0, 0, 2**31), ckpt=ckpt,
                    z=latents(body.get("z"), ws.checkpoint(ckpt).z_dim), size=size(body, "size", 384, PREVIEW_MAX),
-                   invert=field(body, "invert", bool, False))
+                   invert=field(body, "invert", bool, False), camera=walk_camera(view))
 
 
 @dataclass(frozen=True)
@@ -113,6 +130,7 @@ class WalkPreview:
     size: int
     invert: bool
     fps: float
+    camera: object = None  # every frame's camera (scene.camera.CameraTrack), or None
 
 
 def walk_preview(ws: Workspace, body: dict) -> WalkPreview:
@@ -122,16 +140,16 @@ def walk_preview(ws: Workspace, body: dict) -> WalkPreview:
     frames = field(body, "frames", int, 48, 1, WALK_PREVIEW_FRAMES)
     s = WalkSettings(frames=frames, ease=field(body, "ease", str, DEFAULT_EASE),
                      interp=field(body, "interp", str, "slerp"), loop=field(body, "loop", bool, False),
-                     keyframes=len(keys), **scene(body))
+                     keyframes=len(keys), **scene(body), **camera(body))
     s.validate()
-    from pipeline.jobs.render import pace_maps
+    from pipeline.jobs.render import pace_maps, walk_camera
 
     pacing = pace_maps(s, keys, s.interp, [ws.checkpoint(ckpt).generator]) if s.pace == "uniform" else None
     path = walk_path(keys, s.frames, loop=s.loop, ease=s.ease, interp=s.interp, timeline=s.timeline(len(keys)),
                      pacing=pacing)
     return WalkPreview(id=field(body, "id", int, 0, 0, 2**31), ckpt=ckpt, latents=path,
                        size=size(body, "size", 128, WALK_PREVIEW_MAX), invert=field(body, "invert", bool, False),
-                       fps=field(body, "fps", float, 24.0, 1e-3, 240.0))
+                       fps=field(body, "fps", float, 24.0, 1e-3, 240.0), camera=walk_camera(s))
 
 
 @dataclass(frozen=True)
@@ -161,7 +179,7 @@ def render(ws: Workspace, body: dict) -> RenderRequest:
     s = WalkSettings(frames=frames, size=canvas(body, "size", 512), fps=fps,
                      ease=field(body, "ease", str, DEFAULT_EASE), interp=field(body, "interp", str, "slerp"),
                      loop=field(body, "loop", bool, False), invert=field(body, "invert", bool, False),
-                     keyframes=len(keys), **scene(body))
+                     keyframes=len(keys), **scene(body), **camera(body))
     s.validate()
     walk_path(keys, s.frames, loop=s.loop, ease=s.ease, interp=s.interp,  # e.g. 1 frame without loop: refused now
               timeline=s.timeline(len(keys)))

@@ -126,10 +126,12 @@ class Workspace:
         self._renderers.move_to_end(key)
         return found
 
-    def render(self, cid, z: np.ndarray, size: int, invert: bool = False, scale: float = 8.0) -> np.ndarray:
-        """uint8 frames [N, size, size] of latents z [N, Z] (one preview render at a time)."""
+    def render(self, cid, z: np.ndarray, size: int, invert: bool = False, scale: float = 8.0,
+               camera=None) -> np.ndarray:
+        """uint8 frames [N, size, size] of latents z [N, Z] (one preview render at a time), under each frame's
+        camera (a CameraTrack of N frames) when given."""
         with self.render_lock:
-            return self.renderer(cid, size, scale).render(z, invert=invert)
+            return self.renderer(cid, size, scale).render(z, invert=invert, camera=camera)
 
     def seed_latents(self, cid, seeds: list[int]) -> np.ndarray:
         return seed_latents(seeds, self.checkpoint(cid).z_dim)

@@ -72,7 +72,55 @@ function pump() {
   S.dirty = false;
   S.inflight = S.nextId++;
   S.ws.send(JSON.stringify({type: "preview", id: S.inflight, ckpt: S.ckpt, z: currentZ(),
-                            size: +$("preview-size").value, invert: $("invert").checked}));
+                            size: +$("preview-size").value, invert: $("invert").checked, ...cameraFields()}));
+}
+
+// ------------------------------------------------------------------ camera (the preview shows its first frame)
+
+function cameraFields() {
+  const out = {};
+  for (const key of ["zoom", "pan", "rotate"]) {
+    const v = $(`cam-${key}`).value.trim();
+    if (v) out[key] = v;
+  }
+  return out;
+}
+
+function constantOf(id, fallback) {
+  // the field's plain constant (n numbers), the fallback when empty, null when it holds a ramp or keyframes
+  const t = $(id).value.trim();
+  if (!t) return fallback;
+  if (/[=:]/.test(t)) return null;
+  const parts = t.replace(/^\((.*)\)$/, "$1").split(",").map(Number);
+  return parts.length === fallback.length && parts.every(Number.isFinite) ? parts : null;
+}
+
+function cameraControls(canvas) {
+  // drag: pan (the picture follows the pointer); wheel: zoom; both edit constant fields only
+  let last = null;
+  canvas.onpointerdown = (e) => { last = [e.clientX, e.clientY]; canvas.setPointerCapture(e.pointerId); };
+  canvas.onpointerup = canvas.onpointercancel = () => { last = null; };
+  canvas.onpointermove = (e) => {
+    if (!last) return;
+    const pan = constantOf("cam-pan", [0, 0]), zoom = constantOf("cam-zoom", [1]), rot = constantOf("cam-rotate", [0]);
+    if (!pan || !zoom || !rot) return;
+    const perCss = canvas.width / canvas.getBoundingClientRect().width;
+    const pitch = 16 / Math.max(1, canvas.width - 1) / zoom[0];  // plane units per pixel (the preview's scale 8)
+    const dx = (e.clientX - last[0]) * perCss * pitch, dy = (e.clientY - last[1]) * perCss * pitch;
+    const a = rot[0] * Math.PI / 180, c = Math.cos(a), s = Math.sin(a);
+    pan[0] -= c * dx - s * dy;
+    pan[1] -= s * dx + c * dy;
+    $("cam-pan").value = `${+pan[0].toFixed(6)},${+pan[1].toFixed(6)}`;
+    last = [e.clientX, e.clientY];
+    requestPreview();
+  };
+  canvas.onwheel = (e) => {
+    const zoom = constantOf("cam-zoom", [1]);
+    if (!zoom) return;
+    e.preventDefault();
+    $("cam-zoom").value = String(+(zoom[0] * Math.exp(-e.deltaY / 500)).toPrecision(6));
+    requestPreview();
+  };
 }
 
 function onFrame(buf) {
@@ -190,7 +238,7 @@ function renderKeys() {
 function walkSettings() {
   const hold = +$("hold").value;
   return {ease: $("ease").value, interp: $("interp").value, loop: $("loop").checked, pace: $("pace").value,
-          ...(hold > 0 ? {hold: `${hold}s`} : {})};
+          ...(hold > 0 ? {hold: `${hold}s`} : {}), ...cameraFields()};
 }
 
 function startWalkPreview() {
@@ -291,6 +339,8 @@ async function main() {
   $("palette").onchange = requestPreview;
   $("invert").onchange = () => { requestPreview(); loadSeeds().catch((e) => showError(e.message)); };
   $("preview-size").onchange = requestPreview;
+  ["cam-zoom", "cam-pan", "cam-rotate"].forEach((id) => { $(id).onchange = requestPreview; });
+  cameraControls($("preview"));
   $("add-key").onclick = addKey;
   $("play").onclick = startWalkPreview;
   $("stop").onclick = stopWalk;
