@@ -7,6 +7,7 @@ import re
 import secrets
 import shutil
 import stat
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -26,7 +27,9 @@ def temp_sibling(path: Path, kind: str | None = None) -> Path:
     path = Path(path)
     tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.{kind or 'partial' + path.suffix}"
     clear_stale(path)
-    _OURS.setdefault(os.path.abspath(tmp.parent), set()).add(tmp.name)
+    folder = os.path.abspath(tmp.parent)
+    _OURS.setdefault(folder, set()).add(tmp.name)
+    _LAST_USE[folder] = time.monotonic()
     return tmp
 
 
@@ -71,7 +74,12 @@ def clear_temps(folder: Path, owners=None) -> list[str]:
 
 _FOLDERS: dict[str, tuple[int, int]] = {}  # folder (absolute) -> (pid, descriptor its shared lock is on)
 _OURS: dict[str, set[str]] = {}            # folder -> temp names this process made there
-_KEEP_FOLDERS = 64  # above this many locked folders, those holding none of our temps any more are let go
+_LAST_USE: dict[str, float] = {}           # folder -> when this process last made a temp name there
+# Above this many locked folders, those that hold none of our temps and had no new temp name for a while are
+# let go (a long-lived process writing into many folders stays within its descriptors); "a while" covers a
+# name given out but not yet created.
+_KEEP_FOLDERS = 64
+_IDLE_S = 60.0
 
 
 def _owners(name: str) -> set[str]:
@@ -80,7 +88,8 @@ def _owners(name: str) -> set[str]:
 
 def _release_idle() -> None:
     for key, (pid, fd) in list(_FOLDERS.items()):
-        if pid == os.getpid() and not any(os.path.lexists(os.path.join(key, n)) for n in _OURS.get(key, ())):
+        if (pid == os.getpid() and time.monotonic() - _LAST_USE.get(key, 0.0) > _IDLE_S
+                and not any(os.path.lexists(os.path.join(key, n)) for n in _OURS.get(key, ()))):
             os.close(fd)  # drops the lock
             del _FOLDERS[key]
             _OURS.pop(key, None)
