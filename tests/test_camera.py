@@ -173,3 +173,52 @@ def test_cli_camera_errors_before_rendering(ckpt, tmp_path):
                      "-o", tmp_path / "s.png", "--json"])
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["settings"]["rotate"] == "90"
+
+
+def test_an_auto_kernel_whose_moving_camera_is_wrong_falls_back(gen_z):
+    """probe_camera checks the moving-camera variant as probe() checks the static one; auto-selected Triton runs it
+    on the first moving frame and falls back to the torch path (here a torch path stands in for it)."""
+    gen, z = gen_z
+    r = Renderer(gen, 9, 9, path="torch")
+    assert r.probe_camera() is None
+    right = r._impl.moving
+    r._impl.moving = lambda aff, *a: right(aff * 1.01, *a)
+    assert "moving-camera values differ" in r.probe_camera()
+    r.path, r._camera_check = "triton", (None,)
+    with pytest.warns(RuntimeWarning, match="moving camera failed its check"):
+        got = r.render(z[:1], camera=MOVING[1])
+    assert r.path == "torch" and np.array_equal(got, Renderer(gen, 9, 9, path="torch").render(z[:1], camera=MOVING[1]))
+
+
+def test_a_preset_takes_the_camera_and_names_a_bad_schedule(tmp_path):
+    from pipeline.batch import load_preset
+    from pipeline.batch.preset import PresetError
+
+    preset = tmp_path / "p.toml"
+    preset.write_text('[jobs.z]\nkind = "walk"\nckpt = "e24"\nframes = 4\nsize = 32\nzoom = 4\npan = "1,2"\n')
+    assert {(j.settings.zoom, j.settings.pan) for j in load_preset(preset).jobs.values()} == {(4.0, "1,2")}
+    preset.write_text('[jobs.z]\nkind = "walk"\nckpt = "e24"\nframes = 4\nsize = 32\nzoom = "0s=1, 2x=3"\n')
+    with pytest.raises(PresetError, match="job z, key zoom: --zoom keyframe time"):
+        load_preset(preset)
+
+
+def test_segments_and_replay_render_the_same_camera(ckpt, tmp_path):
+    """A segment (the --workers and farm unit) takes the camera of its own frames of the whole video, and a sidecar
+    replays the camera: both decode to the walk's frames."""
+    from pipeline.checkpoint import load_checkpoint
+    from pipeline.jobs.replay import replay
+    from pipeline.jobs.segments import render_segment
+    from video_helpers import read_video
+
+    s = WalkSettings(frames=6, size=16, keyframes=2, lossless=True, pace="none", zoom="1:32", rotate="0:45")
+    render_walk(ckpt, tmp_path / "w.mp4", s)
+    whole = read_video(tmp_path / "w.mp4")
+    replay(tmp_path / "w.mp4.json", tmp_path / "again.mp4")
+    assert np.array_equal(read_video(tmp_path / "again.mp4"), whole)
+    ck = load_checkpoint(ckpt)
+    from pipeline.jobs.render import checkpoint_path
+
+    _, latents, _ = checkpoint_path(s.resolved(), ck)
+    render_segment(ck, latents[3:6], s.resolved(), "cpu", 1, tmp_path / "seg.mp4", start=3)
+    assert np.array_equal(read_video(tmp_path / "seg.mp4"), whole[3:6])
+    assert not np.array_equal(whole[3], whole[4])

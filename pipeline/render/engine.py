@@ -84,6 +84,9 @@ class Renderer:
         elif path == "torch":
             self._impl = self._torch_tiles(tile)
         self.pixels = P
+        # Auto-selected Triton's moving-camera kernel is checked on the first moving frame (a static render never
+        # compiles it): probe_camera, as probe checks the static one here.
+        self._camera_check = (tile,) if auto and path == "triton" else None
         if auto and path == "triton":
             self._check_triton(tile)
 
@@ -155,6 +158,42 @@ class Renderer:
         return None
 
     @torch.no_grad()
+    def probe_camera(self, side: int = 8) -> str | None:
+        """probe() for the moving-camera variant: two side x side frames under a zoomed, panned and turned camera
+        against the float64 reference at the mapped coordinates; None when right, else what went wrong."""
+        if self.path in ("reference", "cpu-fused"):
+            return None
+        from pipeline.coords import mapped_pixels
+
+        try:
+            aff = camera_affine(side, side, self.spec.scale, np.array([3.0, 0.5]), np.array([[0.5, -1.0], [0, 0]]),
+                                np.array([30.0, 90.0]))
+            z = torch.randn(2, self.gen.cfg.z_dim, generator=torch.Generator().manual_seed(0))
+            got = self._impl.moving(aff, side, side * side, self.z_bias(z), None)
+            got_inv = self._impl.moving(aff, side, side * side, self.z_bias(z), True)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            coords = [torch.stack(mapped_pixels(aff[i], side, 0, side * side), -1) for i in range(2)]  # float64
+            ref = torch.cat([_reference_at(self.gen, z[i:i + 1], coords[i]) for i in range(2)])
+        except Exception as exc:  # any compile, launch or device failure
+            return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+        err = float((got.double().cpu() - ref).abs().max())
+        if not err < 1e-4:
+            return f"moving-camera values differ from the reference by {err:.3g}"
+        if int((got_inv.cpu().int() - to_uint8(ref.float(), True).int()).abs().max()) > 1:
+            return "moving-camera uint8 frames differ from the reference by more than one level"
+        return None
+
+    def _check_camera_path(self) -> None:
+        tile, self._camera_check = self._camera_check[0], None
+        problem = self.probe_camera()
+        if problem:
+            warnings.warn(f"the {self.path} kernel's moving camera failed its check here ({problem}); using the "
+                          f"torch path instead", RuntimeWarning, stacklevel=4)
+            self.path = "torch"
+            self._impl = self._torch_tiles(tile)
+
+    @torch.no_grad()
     def z_bias(self, z: torch.Tensor) -> torch.Tensor:
         """Per-frame part of the first layer: Wz (z_scale * z) + b, [B, W] float32.
 
@@ -201,6 +240,8 @@ class Renderer:
 
     def _render(self, z: torch.Tensor, invert: bool | None, affine: np.ndarray | None = None) -> torch.Tensor:
         H, W, B = self.spec.height, self.spec.width, z.shape[0]
+        if affine is not None and self._camera_check is not None:
+            self._check_camera_path()
         if self.path == "reference":
             v = reference_frames(self.gen, z.to(self.device), H, W, self.spec.scale, affine=affine)
             out = v if invert is None else to_uint8(v, invert)
