@@ -57,9 +57,13 @@ def bench_render(sizes, frames, reference_frames, mp4_frames, families, device, 
         if r["what"] == "mp4":
             click.echo(f"end to end ({r['path']}, {r['size']}x{r['size']}, {r['frames']} frames): render only "
                        f"{r['render_fps']:.2f} fps, to MP4 {r['mp4_fps']:.2f} fps ({100 * r['mp4_vs_render']:.0f}%)")
-            scenes = [f"{k[:-len('_time_vs_static')]} {v:.3f}x" for k, v in r.items() if k.endswith("_time_vs_static")]
+            scenes = [f"{k[:-len('_time_vs_static')]} {v:.3f}x" for k, v in r.items()
+                      if k.endswith("_time_vs_static") and k != "moving_render_time_vs_static"]
             if scenes:
                 click.echo("  time against the static scene (equal steps, grey), same run: " + ", ".join(scenes))
+            if "moving_render_time_vs_static" in r:
+                click.echo(f"  moving camera (zoom 1:64, rotate 0:90, pan), render only, against static batch by "
+                           f"batch: {r['moving_render_time_vs_static']:.3f}x")
 
 
 @bench.command("train")

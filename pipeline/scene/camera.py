@@ -137,7 +137,8 @@ def parse_schedule(key: str, spec, fps) -> Schedule:
         keys = []
         for item in items:
             if "=" not in item:
-                raise _fail(key, spec, f"{item.strip()!r} is not time=value")
+                hint = " (write each keyframe's point in parentheses: 0s=(0,0))" if key == "pan" else ""
+                raise _fail(key, spec, f"{item.strip()!r} is not time=value{hint}")
             when, rest = item.split("=", 1)
             when = when.strip()
             value, easing = _split_easing(rest)
