@@ -1,6 +1,7 @@
 """Atomic outputs: write beside the target, rename on success, remove on failure (no half-written files)."""
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import re
@@ -169,6 +170,37 @@ def check_replaceable(path, folder_ok: bool = False) -> None:
             else "a socket" if stat.S_ISSOCK(st.st_mode) else "not a regular file")
     raise UserError(f"{path} exists and is {kind}; an output only ever replaces a regular file; choose another "
                     f"output path")
+
+
+def open_own(path, flags: int) -> int:
+    """Open, creating it, a file the package writes in place (a lock, a log, metrics) -> its descriptor; never what
+    a link or special file planted at the name points to.
+
+    O_NOFOLLOW refuses a symbolic link at the name (the kernel's ELOOP), O_NONBLOCK keeps a FIFO planted there
+    from blocking the open, and the file must be a regular file with no other name (a hard link to another
+    file of the user's would be written into). Any of these -> UserError; nothing was written.
+    """
+    try:
+        fd = os.open(path, flags | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise UserError(f"{path} is a symbolic link, not a file cppn-video made; remove it (nothing it points "
+                            f"to was touched)") from None
+        if e.errno == errno.ENXIO:  # a FIFO with no reader, a socket
+            raise UserError(f"{path} is not a regular file; remove it") from None
+        raise
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+        os.close(fd)
+        why = "is not a regular file" if not stat.S_ISREG(st.st_mode) else "has another name (a hard link)"
+        raise UserError(f"{path} {why}, so it is not a file cppn-video made; remove it (it was not written to)")
+    os.set_blocking(fd, True)
+    return fd
+
+
+def open_append(path, encoding: str = "utf-8"):
+    """A text file opened to append to (see open_own)."""
+    return os.fdopen(open_own(path, os.O_WRONLY | os.O_APPEND), "a", encoding=encoding)
 
 
 def remove(path: Path) -> None:

@@ -1,43 +1,25 @@
 """Exclusive locks on output folders, so two runs never write one run directory or batch folder at once."""
 from __future__ import annotations
 
-import errno
 import fcntl
 import os
-import stat
 import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from pipeline.atomic import open_own
 from pipeline.errors import UserError
 
 LOCK_NAME = ".cppn-video.lock"
 
 
 def _open_lock_file(path: Path, folder: Path, what: str, option: str) -> int:
-    """Open (creating) the lock file itself, never what a planted link or special file points at.
-
-    O_NOFOLLOW refuses a symbolic link at the name (the kernel's ELOOP), O_NONBLOCK keeps a FIFO planted there
-    from blocking the open, and the file opened must be a regular file with no other name (a hard link to
-    another file of the user's would otherwise be truncated and overwritten with the holder's line).
-    """
+    """The lock file itself, never what a planted link or special file points at (atomic.open_own)."""
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
+        return open_own(path, os.O_RDWR)
     except OSError as e:
-        if e.errno == errno.ELOOP:
-            raise UserError(f"{path} is a symbolic link, not a lock file cppn-video made; remove it (nothing it "
-                            f"points to was touched)") from None
-        if e.errno == errno.ENXIO:  # a FIFO with no reader, a socket
-            raise UserError(f"{path} is not a regular file; remove it") from None
         raise UserError(f"cannot write to {what} {folder} ({e.strerror or e}); choose a writable {option}") from None
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
-        os.close(fd)
-        why = "is not a regular file" if not stat.S_ISREG(st.st_mode) else "has another name (a hard link)"
-        raise UserError(f"{path} {why}, so it is not a lock file cppn-video made; remove it (it was not "
-                        f"written to)")
-    return fd
 
 
 @contextmanager

@@ -30,25 +30,55 @@ def _one_line_error(res, *words):
 # ---------------------------------------------------------------- 1. lock files are never followed
 
 
-@pytest.mark.parametrize("plant", ["symlink", "hardlink", "fifo", "dangling"])
-def test_a_planted_lock_file_is_refused_and_what_it_names_untouched(tmp_path, plant):
-    """batch and train lock their folders through folder_lock: a link, a second name or a FIFO planted at
-    .cppn-video.lock is refused in one line, and the file it points at keeps its bytes."""
-    from pipeline.lock import LOCK_NAME, folder_lock
+def _lock(folder: Path):
+    from pipeline.lock import folder_lock
 
+    with folder_lock(folder, "--out"):
+        pass
+
+
+def _job_log(folder: Path):
+    from pipeline.batch.runner import JobLog
+
+    JobLog(folder / "logs" / "w.log")("started")
+
+
+def _metrics(folder: Path):
+    from pipeline import atomic
+
+    with atomic.open_append(folder / "metrics.jsonl") as fh:  # train's per-batch lines
+        fh.write("{}\n")
+
+
+WRITTEN_IN_PLACE = {".cppn-video.lock": _lock, "logs/w.log": _job_log, "metrics.jsonl": _metrics}
+
+
+@pytest.mark.parametrize("name", WRITTEN_IN_PLACE)
+@pytest.mark.parametrize("plant", ["symlink", "hardlink", "fifo", "dangling"])
+def test_a_planted_link_at_a_file_written_in_place_is_refused_and_what_it_names_untouched(tmp_path, plant, name):
+    """The files the package writes in place rather than by rename (batch's and train's folder lock, a job's
+    log, train's metrics) are opened through atomic.open_own: a link, a second name or a FIFO planted there is
+    refused in one line, and the file it points at keeps its bytes."""
     notes = tmp_path / "notes.txt"
     notes.write_text("my notes\n")
     out = tmp_path / "out"
-    out.mkdir()
-    lock = out / LOCK_NAME
-    {"symlink": lambda: lock.symlink_to(notes), "hardlink": lambda: os.link(notes, lock),
-     "fifo": lambda: os.mkfifo(lock), "dangling": lambda: lock.symlink_to(tmp_path / "new.txt")}[plant]()
+    target = out / name
+    target.parent.mkdir(parents=True)
+    {"symlink": lambda: target.symlink_to(notes), "hardlink": lambda: os.link(notes, target),
+     "fifo": lambda: os.mkfifo(target), "dangling": lambda: target.symlink_to(tmp_path / "new.txt")}[plant]()
     with pytest.raises(UserError, match="remove it"):
-        with folder_lock(out, "--out"):
-            pass
+        WRITTEN_IN_PLACE[name](out)
     assert notes.read_text() == "my notes\n"
     assert not (tmp_path / "new.txt").exists()
-    assert os.path.lexists(lock)  # not ours to remove either
+    assert os.path.lexists(target)  # not ours to remove either
+
+
+def test_files_written_in_place_still_work(tmp_path):
+    for name, write in WRITTEN_IN_PLACE.items():
+        write(tmp_path)
+        write(tmp_path)  # reopened: appended to, or locked again
+    assert (tmp_path / "metrics.jsonl").read_text() == "{}\n{}\n"
+    assert (tmp_path / "logs" / "w.log").read_text().count("started") == 2
 
 
 # ---------------------------------------------------------------- 2. only regular files are replaced

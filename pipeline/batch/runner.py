@@ -155,7 +155,7 @@ class JobLog:
     def __init__(self, path: Path):
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._f = open(path, "a", encoding="utf-8")
+        self._f = atomic.open_append(path)  # never through a link planted at logs/<job>.log
 
     def __call__(self, message: str) -> None:
         stamp = datetime.now().strftime("%Y-%m-%d %H:%M:%S")

@@ -254,7 +254,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = No
 
             monitor = CollapseMonitor(n_batches)
 
-            with open(metrics_path, "a") as metrics_file:
+            with atomic.open_append(metrics_path) as metrics_file:  # never through a planted link
                 while st.epoch < cfg.epochs:
                     if st.order is None:
                         st.order = torch.stack(epoch_batches(n, bs, st.data_rng)[:n_batches])  # [n_batches, bs]
