@@ -515,3 +515,18 @@ def test_a_fifo_among_a_contact_sheets_stills_or_a_runs_files_is_refused_before_
     os.mkfifo(tmp_path / "seed0002.png")
     line = _one_line_error(run_main(["still", "--seeds", "1-3", "--size", "32", "--outdir", tmp_path]), "FIFO")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["seed0002.png"], line
+
+
+def test_input_nested_too_deep_is_one_line_wherever_it_is_read(tmp_path, monkeypatch):
+    from pipeline.batch import PresetError, load_preset
+    from pipeline.cli import info
+
+    (tmp_path / "deep.toml").write_text("a = " + "[" * 100_000 + "]" * 100_000 + "\n")
+    with pytest.raises(PresetError, match="nested too deep"):
+        load_preset(tmp_path / "deep.toml")
+
+    def deep(*args):  # any code walking a structure deeper than the interpreter's stack (info's report, ...)
+        return deep(*args)
+
+    monkeypatch.setattr(info, "checkpoint_summary", deep)
+    _one_line_error(run_main(["info", "e24"]), "nested too deep", "nothing was written")

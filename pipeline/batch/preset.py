@@ -168,6 +168,9 @@ def _read_toml(path: Path) -> dict:
         raise PresetError(path, [f"{path.name}: not UTF-8 text; a preset is a TOML file"]) from None
     except tomllib.TOMLDecodeError as e:
         raise PresetError(path, [f"{path.name}: not valid TOML: {e}; fix the syntax there"]) from None
+    except RecursionError:  # arrays or tables nested thousands deep: no preset is
+        raise PresetError(path, [f"{path.name}: its TOML is nested too deep; a preset holds flat tables of "
+                                 f"options"]) from None
 
 
 class _Checker:

@@ -50,6 +50,10 @@ def run_cli(group: click.Group) -> None:
     except UserError as exc:
         click.echo(f"error: {printable(exc, keep_newlines=True)}", err=True)  # it may quote a file's text
         sys.exit(1)
+    except RecursionError:  # a file or request nested thousands deep, reaching code that walks it
+        click.echo("error: the input is nested too deep to read (thousands of levels of lists or tables); no "
+                   "file cppn-video writes is: give one it wrote (nothing was written)", err=True)
+        sys.exit(1)
     except (MemoryError, RuntimeError) as exc:
         what = allocation_failure(exc)
         if what is None:
