@@ -530,3 +530,11 @@ def test_input_nested_too_deep_is_one_line_wherever_it_is_read(tmp_path, monkeyp
 
     monkeypatch.setattr(info, "checkpoint_summary", deep)
     _one_line_error(run_main(["info", "e24"]), "nested too deep", "nothing was written")
+
+
+def test_replay_never_replaces_the_sidecar_it_reads(tmp_path, walk_sidecar):
+    path = tmp_path / "t.mp4.json"
+    path.write_text(json.dumps(walk_sidecar))
+    for out in (path, tmp_path / "t.mp4"):  # the sidecar itself, or an output whose sidecar it is
+        _one_line_error(run_main(["replay", path, "-o", out]), "would destroy the input")
+    assert json.loads(path.read_text()) == walk_sidecar and sorted(p.name for p in tmp_path.iterdir()) == ["t.mp4.json"]

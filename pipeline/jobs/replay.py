@@ -12,6 +12,7 @@ from pipeline.checkpoint import Checkpoint, load_checkpoint
 from pipeline.errors import UserError
 from pipeline.jobs.settings import CompareSettings, Progress, StillSettings, WalkSettings
 from pipeline.jobs.typecheck import checked_fields, show, toml_type
+from pipeline.provenance import check_not_input
 
 WALK_KINDS = ("walk", "classes", "digits")
 
@@ -119,6 +120,7 @@ def replay(sidecar, out=None, ckpt=None, path: str | None = None, device: str | 
     out = Path(out) if out is not None else default_output(sidecar, info)
     if out.resolve() == Path(info.get("output", "")).resolve():
         raise UserError(f"{out} is the original render; give another -o")
+    check_not_input(out, [sidecar])  # the sidecar read is an input too (-o walk.mp4.json would replace it)
     rec = _entry(info, "settings", dict, "a table of settings", sidecar)
     where = f"{sidecar}: settings"
     if kind not in (*WALK_KINDS, "walk grid", "compare", "still", "still grid"):
