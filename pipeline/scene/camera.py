@@ -179,13 +179,6 @@ class CameraTrack:
         index = slice(index, index + 1) if isinstance(index, (int, np.integer)) else index
         return CameraTrack(self.zoom[index], self.pan[index], self.rotate[index])
 
-    def record(self) -> dict:
-        """The sidecar's summary: first and last frame's camera (the settings hold the schedules)."""
-        def at(i):
-            return {"zoom": float(self.zoom[i]), "pan": [float(v) for v in self.pan[i]],
-                    "rotate": float(self.rotate[i])}
-        return {"first": at(0), "last": at(-1)}
-
 
 def camera_track(settings, frames: int) -> CameraTrack | None:
     """The camera of every frame from settings with zoom, pan and rotate schedules (None where unset), or None when
