@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 from pipeline.errors import UserError
+from pipeline.latents import MAX_SEEDS
 
 MAX_SIDE = 16384          # a frame side beyond this is almost certainly a typo
 MAX_FRAMES = 1_000_000    # a walk's latent path is held in memory ([frames, z] float64): this caps it near 0.3 GB
@@ -25,7 +26,8 @@ BYTES_PER_PIXEL = 40
 BASELINE_BYTES = 600 * 2**20
 
 
-MAX_KEYFRAMES = 100_000  # as many as --seeds may name: every keyframe of a walk is held in memory with its path
+# As many keyframes as --seeds may name, from any source: each is held in memory with the walk's path.
+MAX_KEYFRAMES = MAX_SEEDS
 PATH_BYTES_PER_FRAME = 2 * 8 * 64  # a walk's latent path: [frames, z] float64 and one copy, z up to 64 of it
 
 
