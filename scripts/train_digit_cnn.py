@@ -1,7 +1,9 @@
 #!/usr/bin/env python
 """Train the digit classifier that `cppn-video eval` uses (pipeline/evaluate/digit_cnn.pt).
 
-    python scripts/train_digit_cnn.py                 # the bundled asset: seed 0, 3 epochs
+    python scripts/train_digit_cnn.py                 # the judge (pipeline/evaluate/digit_cnn.pt): seed 0, 3 epochs
+    python scripts/train_digit_cnn.py --seed 1 --epochs 2 --channels 16,32 --hidden 64 \
+        --out pipeline/project/feature_cnn.pt         # the distance `cppn-video project` fits (kept apart)
 
 Trains on the 60,000 MNIST training digits with a random 26x26 crop per image per batch (the generators'
 training crops), Adam with a cosine learning-rate decay; reports the accuracy on the 10,000 test digits
@@ -40,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--channels", default="32,64", help="output channels of the two conv layers")
+    ap.add_argument("--hidden", type=int, default=128, help="width of the hidden layer")
     ap.add_argument("--out", default=str(ASSET_PATH))
     args = ap.parse_args(argv)
 
@@ -50,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     if len(train) != 60_000 or len(test) != 10_000:
         sys.exit(f"expected 60,000 training and 10,000 test digits, found {len(train):,} and {len(test):,}")
 
-    model = DigitCNN(DigitCNNConfig())
+    channels = tuple(int(c) for c in args.channels.split(","))
+    model = DigitCNN(DigitCNNConfig(channels=channels, hidden=args.hidden))
     print(f"DigitCNN {model.cfg}: {model.parameter_count():,} parameters "
           f"({model.parameter_count() * 4 / 1e6:.2f} MB float32)", flush=True)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)

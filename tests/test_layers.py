@@ -11,7 +11,7 @@ PKG = Path(__file__).resolve().parents[1] / "pipeline"
 LAYERS = [
     {"cli", "__main__"},
     {"batch", "bench", "evaluate", "serve", "farm"},
-    {"jobs", "train"},
+    {"jobs", "train", "project"},
     {"checkpoint", "torchfile", "digit_classifier"},
     {"render", "data", "video", "container", "provenance", "latents", "coords", "scene"},
     {"models", "native", "devices"},

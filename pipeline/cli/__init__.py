@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from pipeline import __version__
-from pipeline.cli import batch, bench, compare, eval, info, render, replay, serve, train
+from pipeline.cli import batch, bench, compare, eval, info, project, render, replay, serve, train
 from pipeline.cli.common import run_cli
 
 
@@ -14,7 +14,7 @@ def cli() -> None:
     """Train CPPN generators on MNIST and render them as high-resolution videos."""
 
 
-for _command in (train, info, render, bench, compare, batch, eval, replay, serve):
+for _command in (train, info, render, bench, compare, batch, eval, project, replay, serve):
     _command.register(cli)
 
 

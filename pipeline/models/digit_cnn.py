@@ -83,15 +83,18 @@ class DigitCNN(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """images float [B, S, S] or [B, 1, S, S] in [0, 1] -> logits [B, n_classes]."""
+        x = F.dropout(self.features(images), self.cfg.dropout, self.training)
+        return self.fc2(x)                          # [B, n_classes]
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """The hidden layer's activations [B, hidden]: what the logits are read from."""
         x = images.unsqueeze(1) if images.dim() == 3 else images
         S = self.cfg.image_size
         if x.dim() != 4 or x.shape[1:] != (1, S, S):
             raise ValueError(f"images must be [B, {S}, {S}] or [B, 1, {S}, {S}], got {tuple(images.shape)}")
         x = F.max_pool2d(F.relu(self.conv1(x)), 2)  # [B, c1, 11, 11]
         x = F.max_pool2d(F.relu(self.conv2(x)), 2)  # [B, c2, 3, 3]
-        x = F.relu(self.fc1(x.flatten(1)))          # [B, hidden]
-        x = F.dropout(x, self.cfg.dropout, self.training)
-        return self.fc2(x)                          # [B, n_classes]
+        return F.relu(self.fc1(x.flatten(1)))       # [B, hidden]
 
     def parameter_count(self) -> int:
         return sum(p.numel() for p in self.parameters())
