@@ -482,22 +482,21 @@ def test_read_back_refuses_truncated_and_foreign_containers(tmp_path):
     from pipeline.container import output_problem
     from pipeline.video import open_writer
 
+    good = {}
     for fmt in ("mp4", "gif"):
-        good = tmp_path / f"g.{fmt}"
-        with open_writer(good, (32, 16), fmt=fmt, preset="ultrafast") as w:
+        good[fmt] = tmp_path / f"g.{fmt}"
+        with open_writer(good[fmt], (32, 16), fmt=fmt, preset="ultrafast") as w:
             w.write(np.full((4, 16, 32), 99, np.uint8))
             w.close()
-        data = good.read_bytes()
-        assert output_problem(good, fmt, 32, 16, 4) == ""
-        assert "frames are 32x16, 16x32" in output_problem(good, fmt, 16, 32, 4)
+    for fmt, other in (("mp4", "gif"), ("gif", "mp4")):
+        data = good[fmt].read_bytes()
+        assert output_problem(good[fmt], fmt, 32, 16, 4) == ""
+        assert "frames are 32x16, 16x32" in output_problem(good[fmt], fmt, 16, 32, 4)
         cut = tmp_path / f"cut.{fmt}"
-        for n in (0, 10, len(data) // 2, len(data) - 1):
+        for n in (0, 10, len(data) // 2, len(data) - 1):  # truncated anywhere
             cut.write_bytes(data[:n])
             assert output_problem(cut, fmt, 32, 16, 4), (fmt, n)
-        other = tmp_path / f"other.{fmt}"
-        other.write_bytes((tmp_path / f"g.{'gif' if fmt == 'mp4' else 'mp4'}").read_bytes() if fmt == "gif"
-                          else data[:0] + b"GIF89a" + data[6:])
-        assert "not a valid" in output_problem(other, fmt, 32, 16, 4)
+        assert "not a valid" in output_problem(good[other], fmt, 32, 16, 4)  # the other container
 
 
 def test_a_presets_keys_and_paths_are_printed_escaped(tmp_path):
