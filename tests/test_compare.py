@@ -42,7 +42,8 @@ def _panels(video, n, columns, panel=P, caption=C):
 
 def test_compare_geometry_exact_panels_and_captions(ckpts, tmp_path):
     out = tmp_path / "cmp.mp4"
-    s = CompareSettings(frames=5, panel_size=P, keyframes=2, seed=3, lossless=True, batch=2, pace="none")
+    s = CompareSettings(frames=5, panel_size=P, keyframes=2, seed=3, lossless=True, batch=2, pace="none",
+                        random_keyframes=True)  # one shared random path (default: each its own stored digits)
     calls = []
     info = render_compare(ckpts, out, s, progress=calls.append)
     video = read_video(out)

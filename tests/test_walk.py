@@ -241,22 +241,3 @@ def test_progress_advances_per_frame_and_fits_80_columns(ckpt, tmp_path):
     text = buf.getvalue().replace("\x1b[2K", "").replace("\r", "\n")
     last = [ln for ln in text.splitlines() if "frames/s" in ln][-1]
     assert "3/600" in last and "ETA" in last and "…" not in last and len(last.rstrip()) <= 80
-
-
-def test_a_long_render_prints_its_estimate_after_the_first_frame(monkeypatch):
-    import io
-
-    from rich.console import Console
-
-    from pipeline.cli import common
-
-    clock = iter([0.0, 0.0, 2.0, 4.0])  # start, progress(0), first frame after 2 s, second
-    monkeypatch.setattr("time.perf_counter", lambda: next(clock))
-    buf = io.StringIO()
-    with common.progress_bar("rendering a.mp4", 300, unit="frames",
-                             console=Console(file=buf, width=80, color_system=None)) as advance:
-        advance(0)
-        advance(1)
-        advance(1)
-    text = buf.getvalue()
-    assert text.count("estimate:") == 1 and "estimate: 10 min 0 s for 300 frames (2.00 s per frame)" in text

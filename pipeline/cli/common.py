@@ -100,29 +100,81 @@ def echo_json(obj) -> None:
     click.echo(json.dumps(obj, indent=2, sort_keys=False, default=str))
 
 
-ESTIMATE_ABOVE_S = 60.0  # a render projected to take longer says so once its first frame is done
+ESTIMATE_ABOVE_S = 60.0  # a render projected to take longer says so once its warm-up is behind it
+PLAIN_EVERY_S = 10.0     # not on a terminal (nohup, ssh, batch logs): a plain progress line at least this often
 _SINGULAR = {"frames": "frame", "batches": "batch", "stills": "still"}
+
+
+class _Pace:
+    """Rate and ETA of work done in steps, measured after its first step: the first batch carries the warm-up
+    (kernel compilation, first allocations, ffmpeg starting), which made estimates 3-8x too long. Until a
+    second step is done the rate is the first step's and no estimate is made."""
+
+    def __init__(self, total: int | None, clock):
+        self.total, self.clock = total, clock
+        self.start = clock()
+        self.done = 0
+        self.first: tuple[float, int] | None = None  # (time, units) when the first step finished
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        if n and self.first is None:
+            self.first = (self.clock(), self.done)
+
+    def warm(self) -> bool:
+        return self.first is not None and self.done > self.first[1]
+
+    def per_s(self) -> float | None:
+        """Units per second after warm-up (the first step's own rate until then); None before any."""
+        now = self.clock()
+        if self.warm():
+            t, d = self.first
+            return (self.done - d) / max(now - t, 1e-9)
+        if self.first is not None:
+            return self.done / max(self.first[0] - self.start, 1e-9)
+        return None
+
+    def eta(self) -> float | None:
+        rate = self.per_s()
+        if rate is None or not self.total:
+            return None
+        return max(self.total - self.done, 0) / max(rate, 1e-12)
+
+    def rate_text(self, unit: str) -> str:
+        rate = self.per_s()
+        if rate is None:
+            return ""
+        return f"{rate:.2f} {unit}/s" if rate < 100 else f"{rate:.0f} {unit}/s"
+
+    def eta_text(self) -> str:
+        eta = self.eta()
+        return "-:--:--" if eta is None else _clock(eta)
 
 
 @contextmanager
 def progress_bar(description: str, total: int | None, unit: str = "it", quiet: bool = False,
-                 console=None) -> Iterator:
+                 console=None, clock=None) -> Iterator:
     """A rich progress bar with rate and ETA; yields `advance(n=1, info="")`. Silent when quiet.
 
     The bar appears at the first call (library code calls `progress(0)` once its checks have passed), so
     a bad input prints its one-line error without a half-drawn bar above it. It fits 80 columns: the
-    description is cut to DESCRIPTION_WIDTH characters (keeping its end, usually a file name). When the
-    first unit is done and the whole is projected to take over ESTIMATE_ABOVE_S, a line says how long.
+    description is cut to DESCRIPTION_WIDTH characters (keeping its end, usually a file name). Rate and ETA
+    are measured after the first step (_Pace), the ETA from that same rate. When the second step is done and
+    the whole is projected to take over ESTIMATE_ABOVE_S, a line says how long. When the console is not a
+    terminal, where rich draws nothing until the end, a plain line with the count, rate and ETA is printed at
+    least every PLAIN_EVERY_S seconds. clock: the time source (tests pass a fake one).
     """
     if quiet:
         yield lambda n=1, **kw: None
         return
+    import threading
     import time
 
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn,
-                               TimeRemainingColumn)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn
 
     from rich.text import Text
+
+    clock = clock or time.perf_counter
 
     class _WithStatus(Progress):
         """The bar on one line and the latest `info` on its own line below, so neither is cut at 80 columns."""
@@ -135,37 +187,69 @@ def progress_bar(description: str, total: int | None, unit: str = "it", quiet: b
                 text.no_wrap = True
                 yield text
 
+    full_description = description
     if len(description) > DESCRIPTION_WIDTH:
         description = "…" + description[-(DESCRIPTION_WIDTH - 1):]
     columns = [
         TextColumn("[bold]{task.description}"), BarColumn(bar_width=8), MofNCompleteColumn(), TaskProgressColumn(),
-        TextColumn("{task.fields[rate]}"), TextColumn("ETA"), TimeRemainingColumn(),
+        TextColumn("{task.fields[rate]}"), TextColumn("ETA {task.fields[eta]}"),
     ]
     progress = _WithStatus(*columns, console=console or _stderr_console(), transient=False)
-    state = {"task": None, "done": 0, "start": 0.0}
+    plain = not progress.console.is_terminal
+    state = {"task": None, "pace": None, "estimated": False, "printed": 0.0}
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def plain_line() -> None:
+        pace = state["pace"]
+        count = f"{pace.done}/{pace.total}" if pace.total else f"{pace.done}"
+        share = f" ({100 * pace.done / pace.total:.0f}%)" if pace.total else ""
+        rate = pace.rate_text(unit) or "measuring"
+        eta = pace.eta()
+        progress.console.print(f"{full_description}: {count} {unit}{share}, {rate}"
+                               f"{'' if eta is None else ', ETA ' + _duration(eta)}", highlight=False)
+        state["printed"] = clock()
+
+    def ticker() -> None:  # a batch can take longer than PLAIN_EVERY_S: the line must not wait for it
+        while not stop.wait(0.5):
+            with lock:
+                if clock() - state["printed"] >= PLAIN_EVERY_S - 1:  # polled twice a second: never over 10 s
+                    plain_line()
 
     def advance(n: int = 1, info: str = "", **_):
-        if state["task"] is None:
-            progress.start()
-            state["task"] = progress.add_task(description, total=total, rate="", info="")
-            state["start"] = time.perf_counter()
-        state["done"] += n
-        elapsed = max(time.perf_counter() - state["start"], 1e-9)
-        if n and not state.get("estimated") and total:
-            state["estimated"] = True
-            projected = elapsed / state["done"] * total
-            if projected > ESTIMATE_ABOVE_S:
-                progress.console.print(f"estimate: {_duration(projected)} for {total} {unit} "
-                                       f"({elapsed / state['done']:.2f} s per {_SINGULAR.get(unit, unit)})")
-        per_s = state["done"] / elapsed
-        rate = "" if not state["done"] else f"{per_s:.2f} {unit}/s" if per_s < 100 else f"{per_s:.0f} {unit}/s"
-        progress.update(state["task"], advance=n, rate=rate, info=info)
+        with lock:
+            if state["task"] is None:
+                progress.start()
+                state["pace"] = _Pace(total, clock)
+                state["task"] = progress.add_task(description, total=total, rate="", eta="-:--:--", info="")
+                state["printed"] = clock()
+                if plain:
+                    threading.Thread(target=ticker, daemon=True).start()
+            pace = state["pace"]
+            pace.advance(n)
+            if n and pace.warm() and not state["estimated"] and total:
+                state["estimated"] = True
+                projected = (clock() - pace.start) + pace.eta()
+                if projected > ESTIMATE_ABOVE_S:
+                    progress.console.print(f"estimate: {_duration(projected)} for {total} {unit} "
+                                           f"({1 / pace.per_s():.2f} s per {_SINGULAR.get(unit, unit)} after "
+                                           f"warm-up)", highlight=False)
+            progress.update(state["task"], advance=n, rate=pace.rate_text(unit), eta=pace.eta_text(), info=info)
+            if plain and clock() - state["printed"] >= PLAIN_EVERY_S - 1:
+                plain_line()
 
     try:
         yield advance
     finally:
+        stop.set()
         if state["task"] is not None:
             progress.stop()
+
+
+def _clock(seconds: float) -> str:
+    """3725 -> '1:02:05', as rich's TimeRemainingColumn shows it."""
+    s = int(round(seconds))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
 def _duration(seconds: float) -> str:

@@ -92,9 +92,16 @@ def _stack(f, decorators):
 def path_options(classes_help: str):
     """Options choosing the latent path (shared by walk and compare)."""
     return lambda f: _stack(f, [
-        click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random keyframes."),
+        click.option("--seed", type=int, default=0, show_default=True,
+                     help="Seed of the default keyframes: which stored digits, in which order (or which random "
+                          "latents with --random-keyframes)."),
         click.option("--keyframes", type=click.IntRange(min=1), default=8, show_default=True,
-                     help="Number of random keyframes the walk visits."),
+                     help="Number of keyframes the walk visits when no --digits/--classes/--seeds/--keyframes-file "
+                          "is given: the checkpoint's stored encodings of real digits, varied classes in a seeded "
+                          "order."),
+        click.option("--random-keyframes", is_flag=True,
+                     help="Make those keyframes random latents N(0, I) instead (a digit far less often: "
+                          "`cppn-video eval`)."),
         click.option("--seeds", default=None, metavar="LIST",
                      help="Keyframes by seed, one per seed, e.g. 3,17,42 or 0-31,40 (stylegan3's convention); "
                           "`still --seed 17` shows exactly keyframe 17."),
@@ -195,8 +202,9 @@ def camera_options(f):
 def walk(ckpt, output, frames, size, fps, seed, keyframes, seeds, frames_per_transition, keyframes_file, loop, ease,
          interp, cubic, repeat_keyframes, classes, digits, crf, preset, fmt, batch, grid, workers, scale, invert,
          device, render_path, quiet, as_json, **scene):
-    """Render a latent walk as a video: through random latents (spherical by default), through encodings
-    of real digits (--digits, the article's videos: --interp lerp), or digit-class transitions (--classes).
+    """Render a latent walk as a video: by default through the checkpoint's stored encodings of real digits
+    of varied classes (--seed picks them; --random-keyframes: random latents), through the digits you name
+    (--digits, the article's videos: --interp lerp), or digit-class transitions (--classes).
 
     The article's videos: --digits 8,6,4,2,0,1,3,5,7 --interp lerp --ease linear --frames 240
     --repeat-keyframes (30 frames per transition at constant speed, both ends rendered, as its sampler did);

@@ -14,7 +14,8 @@ from pipeline.scene.preflight import preflight
 from pipeline.jobs.sidecar import header
 from pipeline.scene.palette import palette_of
 from pipeline.jobs.layout import Geometry, caption_height, compare_geometry, parse_layout  # noqa: F401 (API)
-from pipeline.jobs.render import checkpoint_record, checkpoint_path, path_info, path_kind, walk_camera
+from pipeline.jobs.render import (checkpoint_record, checkpoint_path, digit_bank, path_info, path_kind,
+                                  stored_keyframes, walk_camera)
 from pipeline.jobs.settings import CompareSettings, Progress, WalkSettings
 from pipeline.latents import parse_seeds
 from pipeline.render import Renderer, default_batch
@@ -98,7 +99,26 @@ def _latents_note(walk: WalkSettings) -> str:
     if walk.digits is not None:
         return ("per checkpoint: the same digit sequence and timing, but each panel uses its own checkpoint's "
                 "stored encodings of real digits (they differ per model)")
+    if path_kind(walk) == "digits":
+        return ("per checkpoint: the same seeded choice from each checkpoint's stored encodings of real digits "
+                "(--random-keyframes: one shared random path)")
     return "shared: every panel renders the same latents"
+
+
+def _shared_default_rows(walk: WalkSettings, cks: list):
+    """The default stored-digit keyframes chosen once, on every panel's renders, when every checkpoint stores the
+    same bank of real digits (as the bundled ones do): each panel then shows its own encodings of the same
+    digits. None otherwise (each panel chooses its own)."""
+    banks = [digit_bank(ck) for ck in cks]
+    if not stored_keyframes(walk) or any(b is None for b in banks):
+        return None
+    labels = np.asarray(banks[0][1])
+    if any(not np.array_equal(np.asarray(b[1]), labels) for b in banks[1:]):
+        return None
+    from pipeline.jobs.keyframes import default_keyframe_rows
+
+    return default_keyframe_rows(walk.seed, walk.keyframes, labels, [ck.generator for ck in cks],
+                                 [b[0] for b in banks], walk.interp)
 
 
 def render_compare(ckpts: list, out, settings: CompareSettings = CompareSettings(),
@@ -141,7 +161,8 @@ def render_compare(ckpts: list, out, settings: CompareSettings = CompareSettings
     if path_kind(walk) == "walk":  # the same keyframes in every panel: one path, paced on all of them together
         paths = [checkpoint_path(walk, cks[0], [ck.generator for ck in cks])] * len(cks)
     else:  # each panel's own class means or digit encodings (and its own pacing between them)
-        paths = [checkpoint_path(walk, ck) for ck in cks]  # (keys [K, Z], latents [N, Z], bank rows or None) each
+        chosen = _shared_default_rows(walk, cks)
+        paths = [checkpoint_path(walk, ck, rows=chosen) for ck in cks]  # (keys [K, Z], latents [N, Z], bank rows) each
     probe(fmt, (geo.width, geo.height), fps=s.fps, crf=s.crf, preset=s.preset, lossless=s.lossless, palette=colours)
     camera = walk_camera(walk)
 
@@ -175,7 +196,7 @@ def render_compare(ckpts: list, out, settings: CompareSettings = CompareSettings
             for i, (ck, label, (keys, _, bank_rows)) in enumerate(zip(cks, labels, paths)):
                 x, y = geo.origin(i)
                 panels.append({**checkpoint_record(ck), "label": label, "x": x, "y": y, "keyframes": keys,
-                               **path_info(walk, bank_rows)})
+                               **path_info(walk, bank_rows, ck.digit_labels)})
             info = header("compare", out, geo.width, geo.height, s, fmt=fmt, frames=frames,
                           timeline=walk.timeline(len(paths[0][0])))
             info["settings"]["labels"] = labels

@@ -37,11 +37,12 @@ def digit_bank(ck: Checkpoint) -> tuple[torch.Tensor, torch.Tensor] | None:
     return ck.digit_latents, ck.digit_labels
 
 
-def _path(s: WalkSettings, z_dim: int, class_latents, bank, source: str, generators=()):
+def _path(s: WalkSettings, z_dim: int, class_latents, bank, source: str, generators=(), rows_given=None):
     """(keyframes [K, Z], per-frame latents [frames, Z], bank rows of the keyframes [K] or None).
 
     generators: what `pace = "uniform"` measures the picture's change on (a comparison's every panel); without
-    any the walk is not re-paced."""
+    any the walk is not re-paced. They also choose the default stored-digit keyframes (jobs.keyframes), unless
+    rows_given names them (a comparison chooses once for every panel)."""
     s = s.resolved()
     rows = None
     if s.classes is not None:
@@ -60,7 +61,14 @@ def _path(s: WalkSettings, z_dim: int, class_latents, bank, source: str, generat
             keys = seed_latents(parse_seeds(s.seeds), z_dim)
         elif s.keyframes_file:
             keys = load_keyframes(s.keyframes_file, z_dim)
-        else:
+        elif stored_keyframes(s) and bank is not None and np.asarray(bank[0]).shape[-1] == z_dim:
+            if rows_given is None:
+                from pipeline.jobs.keyframes import default_keyframe_rows
+
+                rows_given = default_keyframe_rows(s.seed, s.keyframes, bank[1], generators, [bank[0]], s.interp)
+            rows = np.asarray(rows_given, dtype=np.int64)
+            keys = np.asarray(bank[0], dtype=np.float32)[rows]
+        else:  # --random-keyframes, or a checkpoint that stores no encodings
             keys = walk_keyframes(s.seed, s.keyframes, z_dim)
         interp = s.interp
     timing = dict(loop=s.loop, ease=s.ease, repeat_keyframes=s.repeat_keyframes, timeline=s.timeline(len(keys)),
@@ -107,7 +115,7 @@ def path_latents(settings: WalkSettings, z_dim: int, class_latents: torch.Tensor
     return keys, latents
 
 
-def checkpoint_path(settings: WalkSettings, ck: Checkpoint, generators=None
+def checkpoint_path(settings: WalkSettings, ck: Checkpoint, generators=None, rows=None
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """The path of `settings` through this checkpoint's own latents (class means, digit encodings).
 
@@ -116,21 +124,30 @@ def checkpoint_path(settings: WalkSettings, ck: Checkpoint, generators=None
     checkpoint's own).
     """
     return _path(settings, ck.z_dim, ck.class_latents, digit_bank(ck), f"checkpoint {ck.name}",
-                 (ck.generator,) if generators is None else generators)
+                 (ck.generator,) if generators is None else generators, rows)
+
+
+def stored_keyframes(settings) -> bool:
+    """Whether a walk's keyframes are the default stored real digits (no path chosen, not --random-keyframes)."""
+    return (not getattr(settings, "random_keyframes", True) and settings.digits is None and settings.classes is None
+            and settings.seeds is None and settings.keyframes_file is None)
 
 
 def path_kind(settings) -> str:
-    """What a walk's keyframes are: "classes" (class means), "digits" (real digits) or "walk"."""
+    """What a walk's keyframes are: "classes" (class means), "digits" (real digits, given or the default) or
+    "walk" (latents that do not depend on the checkpoint: random, seeds, a file)."""
     if settings.classes is not None:
         return "classes"
-    return "digits" if settings.digits is not None else "walk"
+    return "digits" if settings.digits is not None or stored_keyframes(settings) else "walk"
 
 
-def path_info(settings, rows: np.ndarray | None) -> dict:
-    """Sidecar entries describing a digit walk's keyframes (empty for other paths)."""
-    if settings.digits is None or rows is None:
+def path_info(settings, rows: np.ndarray | None, labels=None) -> dict:
+    """Sidecar entries describing a digit walk's keyframes (empty for other paths); labels: the bank's [N]."""
+    if rows is None:
         return {}
-    return {"keyframe_digits": parse_digits(settings.digits), "digit_bank_rows": [int(r) for r in rows]}
+    digits = (parse_digits(settings.digits) if settings.digits is not None
+              else [int(np.asarray(labels).reshape(-1)[r]) for r in rows])
+    return {"keyframe_digits": digits, "digit_bank_rows": [int(r) for r in rows]}
 
 
 def checkpoint_record(ck: Checkpoint) -> dict:
@@ -145,7 +162,7 @@ def walk_sidecar(s: WalkSettings, ck: Checkpoint, out: Path, fmt: str, keys: np.
     return {
         **header(path_kind(s), out, width, height, s, fmt=fmt, frames=frames, timeline=s.timeline(len(keys))),
         "checkpoint": checkpoint_record(ck),
-        "keyframes": keys, **path_info(s, bank_rows), "render_path": render_path, "device": device,
+        "keyframes": keys, **path_info(s, bank_rows, ck.digit_labels), "render_path": render_path, "device": device,
         "seconds": round(seconds, 3), "frames_per_second": round(frames / seconds, 3), **extra,
     }
 

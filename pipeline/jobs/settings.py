@@ -43,8 +43,11 @@ class VideoSettings(CameraSettings):
                                    # path steps (what renders made before pacing existed)
     palette: str | None = None     # colour map for the grey levels: viridis, magma, inferno, ... (scene.palette)
     colors: str | None = None      # a gradient of your own instead: "#0b1d3a,#f5e6c8"
-    seed: int = 0                  # seed of the random keyframes
-    keyframes: int = 8             # random keyframes visited by the walk
+    seed: int = 0                  # seed of the default keyframes (which stored digits, or which random latents)
+    keyframes: int = 8             # keyframes visited by the walk when no other path is given
+    random_keyframes: bool = False  # those keyframes are random latents N(0, I); default: the checkpoint's stored
+                                   # encodings of real digits in a seeded order (latents.bank_keyframe_rows),
+                                   # which show a digit far more often (random latents where it stores none)
     seeds: str | None = None       # "3,17,42" or "0-31,40": one keyframe per seed (still --seed N shows keyframe N)
     frames_per_transition: int | None = None  # set: frames = this x transitions (+1 unless loop/repeat)
     loop: bool = False             # return to the first keyframe (seamless loop, no duplicated frame)
