@@ -61,17 +61,23 @@ def test_blank_and_noise_images_give_a_result_and_a_warning_never_a_crash(tmp_pa
     Image.new("L", (64, 64), 255).save(tmp_path / "blank.png")
     rng = np.random.default_rng(0)
     Image.fromarray((rng.random((64, 64)) * 255).astype(np.uint8)).save(tmp_path / "noise.png")
+    yy, xx = np.mgrid[0:120, 0:160]
+    photo = np.stack([xx / 160 * 255, yy / 120 * 255, 128 + 100 * np.sin(xx / 9.0) * np.cos(yy / 7.0)], -1)
+    Image.fromarray(photo.clip(0, 255).astype(np.uint8)).save(tmp_path / "photo.jpg")  # colour, no digit
     typeset(tmp_path / "seven.png", 7)
-    res = run_main(["project", tmp_path / "blank.png", tmp_path / "noise.png", tmp_path / "seven.png",
-                    "--ckpt", "e24", "-o", tmp_path / "k.npy", "--json"])
+    names = ["blank.png", "noise.png", "photo.jpg", "seven.png"]
+    res = run_main(["project", *(tmp_path / n for n in names), "--ckpt", "e24", "-o", tmp_path / "k.npy", "--json"])
     assert res.returncode == 0, res.stderr
     info = json.loads(res.stdout)
-    blank, noise, seven = info["images"]
+    blank, noise, photo, seven = info["images"]
     assert blank["blank"] and "blank" in blank["warning"]
     assert not seven["warning"] and seven["read"] == 7 and seven["confidence"] > 0.9
-    assert noise["warning"] == "" or "not read as a digit" in noise["warning"]
+    for row in (noise, photo):  # a result for each, and a warning exactly when the render is not read
+        assert not row["blank"] and 0 <= row["read"] <= 9 and row["pixel_rmse"] >= 0
+        assert bool(row["warning"]) == (row["confidence"] < 0.5), row
+        assert not row["warning"] or "not read as a digit" in row["warning"]
     keys = load_keyframes(tmp_path / "k.npy", z_dim=32)  # what walk --keyframes-file reads
-    assert keys.shape == (3, 32) and np.allclose(keys, np.array(info["latents"], dtype=np.float32))
+    assert keys.shape == (4, 32) and np.allclose(keys, np.array(info["latents"], dtype=np.float32))
     side = json.loads((tmp_path / "k.npy.json").read_text())
     assert [i["sha256"] for i in side["images"]] == [i["sha256"] for i in info["images"]]
     assert side["checkpoint"]["name"] == "e24"
