@@ -122,10 +122,13 @@ class Renderer:
     def _check_triton(self, tile: int | None) -> None:
         """Auto-selected Triton must compile, run and be right here; otherwise fall back to the torch path (with
         a warning) rather than fail or spoil a render, as stylegan's bias_act falls back to its reference."""
-        problem = self.probe()
+        self._fall_back_if(self.probe(), "kernel", tile, stacklevel=4)
+
+    def _fall_back_if(self, problem: str | None, what: str, tile: int | None, stacklevel: int) -> None:
+        """After a failed check (problem is not None): warn, and render with the torch path from now on."""
         if problem:
-            warnings.warn(f"the {self.path} kernel failed its check here ({problem}); using the torch path "
-                          f"instead", RuntimeWarning, stacklevel=3)
+            warnings.warn(f"the {self.path} {what} failed its check here ({problem}); using the torch path "
+                          f"instead", RuntimeWarning, stacklevel=stacklevel)
             self.path = "torch"
             self._impl = self._torch_tiles(tile)
 
@@ -186,12 +189,7 @@ class Renderer:
 
     def _check_camera_path(self) -> None:
         tile, self._camera_check = self._camera_check[0], None
-        problem = self.probe_camera()
-        if problem:
-            warnings.warn(f"the {self.path} kernel's moving camera failed its check here ({problem}); using the "
-                          f"torch path instead", RuntimeWarning, stacklevel=4)
-            self.path = "torch"
-            self._impl = self._torch_tiles(tile)
+        self._fall_back_if(self.probe_camera(), "kernel's moving camera", tile, stacklevel=5)
 
     @torch.no_grad()
     def z_bias(self, z: torch.Tensor) -> torch.Tensor:
