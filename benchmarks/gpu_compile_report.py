@@ -36,7 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 GPUS = {80: ("A100 SXM", 108, 1.41e9), 90: ("H100 SXM", 132, 1.98e9)}
 SIGNATURE = {"coords_ptr": "*fp32", "zb_ptr": "*fp32", "w_xyr_ptr": "*fp32", "w_ptr": "*fp32", "out_ptr": None,
              "P": "i32", "n_blocks": "constexpr", "WIDTH": "constexpr", "WP": "constexpr", "RELU_LAYERS": "constexpr",
-             "BLOCK": "constexpr", "OUT_U8": "constexpr", "INVERT": "constexpr"}
+             "BLOCK": "constexpr", "OUT_U8": "constexpr", "INVERT": "constexpr",
+             # a static frame's launch: no camera (its arguments default to None and are specialised away)
+             "cam_ptr": "constexpr", "w64_ptr": "constexpr", "WPX": "constexpr", "CAMERA": "constexpr"}
 VARIANTS = {"float": (False, False), "uint8": (True, False), "uint8 inverted": (True, True)}
 _OP = re.compile(r"^\s+/\*([0-9a-f]+)\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_]*)(\.[\w.]*)?", re.M)
 _LABEL = re.compile(r"^\.(L_x_\d+):", re.M)
@@ -64,7 +66,7 @@ def compile_variant(width: int, variant: str, arch: int, layout: str = "channels
     signature = {**SIGNATURE, "out_ptr": "*u8" if out_u8 else "*fp32"}
     constexprs = {"n_blocks": n_blocks, "WIDTH": width, "RELU_LAYERS": ResnetConfig().relu_layers,
                   "BLOCK": BLOCKS[layout], "OUT_U8": out_u8,
-                  "INVERT": invert}
+                  "INVERT": invert, "cam_ptr": None, "w64_ptr": None, "WPX": 1, "CAMERA": False}
     if layout == "channels":
         fn = triton_kernel._resnet_channels_kernel
         del signature["WP"]
