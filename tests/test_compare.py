@@ -173,3 +173,12 @@ def test_bench_compare_projects_the_default_video(ckpts):
     r = run_compare_bench(ckpts, frames=3, panel_size=32)
     assert r["frames"] == 3 and r["projected_frames"] == 300 and r["seconds_per_frame"] > 0
     assert r["projected_seconds"] == pytest.approx(300 * r["seconds_per_frame"], abs=0.3)  # both rounded
+
+
+def test_the_default_comparison_fits_1920_wide():
+    from pipeline.jobs.layout import auto_panel, compare_geometry
+
+    assert [auto_panel(c) for c in (1, 2, 3, 4)] == [1080, 960, 640, 480]
+    geo = compare_geometry(None, None, 3, 10, "mp4")
+    assert (geo.width, geo.height) == (1920, 688)
+    assert compare_geometry(1080, None, 3, 10, "mp4").width == 3240  # --panel-size 1080: the article's look

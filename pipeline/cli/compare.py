@@ -16,8 +16,10 @@ from pipeline.jobs.settings import CompareSettings
 @click.option("-o", "--output", default="compare.mp4", show_default=True, type=click.Path(dir_okay=True),
               help="Output .mp4, .gif, or a directory for PNG frames.")
 @click.option("--frames", type=click.IntRange(min=1), default=None, help=FRAMES_HELP + "  [default: 300]")
-@click.option("--panel-size", default="1080", show_default=True, callback=canvas_arg,
-              help="Each checkpoint's panel in pixels: 1080 (square) or WxH such as 1080x1350 (even for MP4).")
+@click.option("--panel-size", default=None, callback=canvas_arg,
+              help="Each checkpoint's panel in pixels: 1080 (square, the article's look) or WxH such as 1080x1350 "
+                   "(even for MP4).  [default: as large as fits 1920 wide, at most 1080: 960 for two panels in a "
+                   "row, 640 for three, 480 for four]")
 @click.option("--labels", default=None,
               help="Comma-separated captions, one per checkpoint.  [default: '<family> e<epoch>' from each "
                    "checkpoint's metadata, or its file name]")
@@ -37,7 +39,8 @@ def compare(checkpoints, output, frames, panel_size, labels, layout, fps, seed, 
 
     CKPT is a checkpoint file or a bundled name (prev, e6, e24, w4). Each panel is PANEL_SIZE square with a
     caption strip below it (about 7.5% of the panel, even, at least 12 px: 80 px at 1080); the video is
-    C x PANEL_SIZE wide and R x (PANEL_SIZE + strip) high, e.g. 3240x1160 for three 1080 panels in a row.
+    C x PANEL_SIZE wide and R x (PANEL_SIZE + strip) high: 1920x688 for three panels in a row by default,
+    3240x1160 with --panel-size 1080.
     """
     settings = CompareSettings(
         frames=frames_choice(frames, frames_per_transition), panel_size=panel_size, labels=tuple(labels.split(",")) if labels is not None else None,
@@ -50,8 +53,22 @@ def compare(checkpoints, output, frames, panel_size, labels, layout, fps, seed, 
     from pipeline.jobs import render_compare
 
     total = settings.walk().resolved().frames
+    names = [Path(c).stem for c in checkpoints]
+    said = []
+
+    def panel_times(per_frame: list[float]) -> None:
+        """Once, after warm-up: each panel's share of the time and what the whole will take (the slow one named)."""
+        if said or quiet or as_json:
+            return
+        said.append(True)
+        spent = sum(per_frame) or 1e-9
+        slow = max(range(len(per_frame)), key=per_frame.__getitem__)
+        parts = ", ".join(f"{n} {t:.2f} s ({100 * t / spent:.0f}%)" for n, t in zip(names, per_frame))
+        click.echo(f"per panel, a frame after warm-up: {parts}; {names[slow]} is the slow one "
+                   f"(about {per_frame[slow] * total / 60:.1f} min of the {total} frames)", err=True)
+
     with progress_bar(f"rendering {Path(output).name}", total, unit="frames", quiet=quiet or as_json) as advance:
-        info = render_compare(list(checkpoints), output, settings, progress=advance)
+        info = render_compare(list(checkpoints), output, settings, progress=advance, panel_times=panel_times)
     if as_json:
         echo_json(info)
     elif not quiet:

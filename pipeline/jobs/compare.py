@@ -122,7 +122,7 @@ def _shared_default_rows(walk: WalkSettings, cks: list):
 
 
 def render_compare(ckpts: list, out, settings: CompareSettings = CompareSettings(),
-                   progress: Progress | None = None) -> dict:
+                   progress: Progress | None = None, panel_times=None) -> dict:
     """Render checkpoints side by side on one latent path into one video; returns the sidecar's contents.
 
     Geometry: panels of panel_size x panel_size, each with a caption strip of caption_height(panel_size)
@@ -178,6 +178,7 @@ def render_compare(ckpts: list, out, settings: CompareSettings = CompareSettings
                                       _CANVAS_BUDGET // (geo.width * geo.height)))
         # Captions and background are drawn once; each batch only overwrites the panels.
         canvas = np.broadcast_to(_template(geo, labels, s.invert), (batch, geo.height, geo.width)).copy()
+        spent, timed = [0.0] * len(cks), 0  # each panel's render seconds after the first batch, frames timed
         with open_writer(out, (geo.width, geo.height), fps=s.fps, fmt=fmt, crf=s.crf, preset=s.preset,
                          lossless=s.lossless, palette=colours) as writer:
             for start in range(0, frames, batch):
@@ -185,8 +186,15 @@ def render_compare(ckpts: list, out, settings: CompareSettings = CompareSettings
                 cam = None if camera is None else camera[start : start + b]  # every panel shares the camera
                 for i, (renderer, (_, latents, _)) in enumerate(zip(renderers, paths)):
                     x, y = geo.origin(i)
+                    t_panel = time.perf_counter()
                     canvas[:b, y : y + geo.ph, x : x + geo.panel] = renderer.render(
                         latents[start : start + b], invert=s.invert, camera=cam)  # [b, P, P] uint8
+                    if start:  # the first batch carries each renderer's warm-up
+                        spent[i] += time.perf_counter() - t_panel
+                if start:
+                    timed += b
+                    if panel_times is not None:
+                        panel_times([t / timed for t in spent])  # seconds per frame of each panel
                 writer.write(canvas[:b])  # copied by the writer, so the canvas is free to reuse
                 if progress is not None:
                     progress(b)
@@ -195,7 +203,8 @@ def render_compare(ckpts: list, out, settings: CompareSettings = CompareSettings
             panels = []
             for i, (ck, label, (keys, _, bank_rows)) in enumerate(zip(cks, labels, paths)):
                 x, y = geo.origin(i)
-                panels.append({**checkpoint_record(ck), "label": label, "x": x, "y": y, "keyframes": keys,
+                panels.append({**checkpoint_record(ck), "label": label, "x": x, "y": y,
+                               "seconds_per_frame": round(spent[i] / timed, 4) if timed else None, "keyframes": keys,
                                **path_info(walk, bank_rows, ck.digit_labels)})
             info = header("compare", out, geo.width, geo.height, s, fmt=fmt, frames=frames,
                           timeline=walk.timeline(len(paths[0][0])))

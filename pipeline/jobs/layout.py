@@ -60,11 +60,23 @@ def parse_layout(layout: str | None, n: int) -> tuple[int, int]:
 
 
 
+FIT_WIDTH = 1920  # a comparison's default frame fits this wide: what phones, players and upload sites take
+LARGEST_PANEL = 1080
+
+
+def auto_panel(columns: int) -> int:
+    """The default panel side: the largest even size up to LARGEST_PANEL with `columns` panels within FIT_WIDTH
+    (1080 for one panel, 960 for two, 640 for three, 480 for four in a row)."""
+    return max(2, min(LARGEST_PANEL, FIT_WIDTH // max(columns, 1)) // 2 * 2)
+
+
 def compare_geometry(panel_size, layout: str | None, n: int, frames: int, fmt: str | None) -> Geometry:
-    """The frame of a comparison of n panels (panel_size 1080 or "1080x1350"), through the shared preflight
-    (size, format, memory)."""
+    """The frame of a comparison of n panels (panel_size 1080 or "1080x1350"; None: auto_panel for the layout's
+    columns), through the shared preflight (size, format, memory)."""
     from pipeline.scene.canvas import canvas_text, parse_canvas
 
+    if panel_size is None:
+        panel_size = auto_panel(parse_layout(layout, n)[0])
     pw, ph = parse_canvas(panel_size, "--panel-size", "panel_size")
     if fmt == "mp4" and (pw % 2 or ph % 2):
         raise UserError(f"--panel-size must be even for H.264 yuv420p, got {canvas_text(pw, ph)}; use "

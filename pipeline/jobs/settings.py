@@ -220,7 +220,8 @@ class CompareSettings(VideoSettings):
     """Everything that determines a comparison video's frames and encoding (written to its sidecar): the
     shared walk, and how the panels are laid out and captioned."""
     frames: int | None = None      # frames in the video (default 300, shorter than a walk's: every panel renders)
-    panel_size: int | str = 1080   # each checkpoint's panel in pixels: 1080 or "1080x1350" (even for MP4)
+    panel_size: int | str | None = None  # each checkpoint's panel in pixels: 1080 or "1080x1350" (even for MP4);
+                                   # None: as large as fits 1920 wide, at most 1080 (layout.auto_panel: 640 for 3)
     DEFAULT_FRAMES = 300
     labels: tuple[str, ...] | None = None  # one caption per checkpoint (or "a,b,c"); None: name and what it is
     layout: str | None = None      # "CxR": C columns by R rows of panels; None: all panels in one row
@@ -230,4 +231,5 @@ class CompareSettings(VideoSettings):
         shared = {f.name: getattr(self, f.name) for f in fields(VideoSettings)}
         if self.length() is None and self.times is None and self.frames_per_transition is None:
             shared["frames"] = self.DEFAULT_FRAMES
-        return WalkSettings(**shared, size=self.panel_size)
+        # an automatic panel is square: its walk's framing and pacing are the same at any side >= 48
+        return WalkSettings(**shared, size=self.panel_size if self.panel_size is not None else 1080)
