@@ -85,8 +85,8 @@ def _check_stopped(res, survivors, folder, expected):
     assert sorted(p.name for p in folder.iterdir()) == sorted(expected)
 
 
-@pytest.mark.parametrize("workers,how", [(1, "sigint"), (1, "sigterm"), (1, "sighup"), (2, "sigterm"),
-                                         (2, "sighup")])
+# A segment walk stopped by SIGTERM to the main process alone is test_batch's case (its walk has 2 workers).
+@pytest.mark.parametrize("workers,how", [(1, "sigint"), (1, "sigterm"), (1, "sighup"), (2, "sighup")])
 def test_walk(assets, tmp_path, how, workers):
     out = tmp_path / "w.mp4"
     args = ["walk", "--ckpt", str(assets / "A.pt"), "--frames", "100000", "--size", "64", "--batch", "1",

@@ -39,13 +39,19 @@ def scratch_root() -> Path:
 
 
 def _alive(pid: int) -> bool:
+    """A running process. A zombie is not: a SIGKILLed worker stays one until Ray's raylet reaps it, which on
+    a loaded machine can be after the next task looks (test_farm caught its folder kept for that reason)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc (not Linux): signal 0 is all we know
+    return stat[stat.rindex(")") + 2] not in "ZX"
 
 
 _TRASH = ".removing-"  # a dead worker's folder while it is removed (left only if its removal was cut short)
