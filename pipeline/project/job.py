@@ -52,8 +52,6 @@ def project_files(ckpt, images: list[str], out=None, judge: Callable | None = No
     read = [read_digit_image(p) for p in images]
     targets = np.stack([r.image for r in read])
     steps = STEPS
-    if progress:
-        progress(0, total=steps)
     pr = project_images(ck, targets, steps=steps, progress=(lambda s: progress(s, total=steps)) if progress else None)
     probs = np.asarray(judge(pr.renders)) if judge is not None else None
     rows = []
