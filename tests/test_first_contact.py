@@ -57,4 +57,5 @@ def test_judge_reads_mnist_test_digits():
 def test_first_contact_reads_the_quick_start_as_the_cli_builds_it():
     ckpt, s = first_contact.walk_settings(first_contact.QUICK_START, 3)
     assert ckpt == "e24"  # the CLI's default checkpoint
-    assert s == replace(WalkSettings(), frames=120, seed=3, fps="30")  # the rest as the library defaults
+    # the rest as the library defaults, but the scale: the CLI frames the keyframes (jobs.framing)
+    assert s == replace(WalkSettings(), frames=120, seed=3, fps="30", scale=None)

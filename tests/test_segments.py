@@ -91,7 +91,9 @@ def test_digit_walk_segmented_equals_single_render(tmp_path):
 def test_cli_workers_crf18_psnr_against_exact_frames(soft_ckpt, tmp_path):
     """`walk --workers 2` at the default CRF: above 45 dB against the exact frames, as good as one process."""
     # equal steps (--pace none): the 45 dB bar was set on this motion; pacing makes some steps larger
-    args = ["--ckpt", str(soft_ckpt), "--frames", "12", "--size", "64", "--keyframes", "2", "--pace", "none", "--quiet"]
+    # --scale 8: the library's default (the CLI's frames the keyframes: jobs.framing)
+    args = ["--ckpt", str(soft_ckpt), "--frames", "12", "--size", "64", "--keyframes", "2", "--pace", "none",
+            "--scale", "8", "--quiet"]
     proc = run_main(["walk", *args, "-o", tmp_path / "seg.mp4", "--workers", "2"])  # the CLI, in this process
     assert proc.returncode == 0, proc.stderr
     render_walk(soft_ckpt, tmp_path / "one.mp4", WalkSettings(frames=12, size=64, keyframes=2, pace="none"))

@@ -149,8 +149,11 @@ def encoding_options(f):
 def render_options(f):
     """Options shared by walk, still and compare: scale, invert, device, path."""
     return _stack(f, [
-        click.option("--scale", type=click.FloatRange(min=0, min_open=True), default=8.0, show_default=True,
-                     help="Coordinate range [-scale, scale]; larger zooms out (training used 8)."),
+        click.option("--scale", type=click.FloatRange(min=0, min_open=True), default=None,
+                     help="Coordinate range [-scale, scale]; larger zooms out (training used 8).  [default: walk and "
+                          "still: the smallest scale from 8 up that keeps every keyframe's digit off the frame's "
+                          "outer 2% (measured on a small render; recorded in the sidecar); compare, --grid and a "
+                          "camera: 8]"),
         click.option("--invert", is_flag=True, help="Dark strokes on white (the article's 'normal' renders)."),
         click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N]."),
         click.option("--path", "render_path", type=click.Choice(PATHS), default="auto", show_default=True,
@@ -243,6 +246,19 @@ def walk(ckpt, output, frames, size, fps, seed, keyframes, seeds, frames_per_tra
     elif not quiet:
         click.echo(f"wrote {info['output']} ({info['frames']} frames, {info['width']}x{info['height']}, "
                    f"{info['frames_per_second']:.2f} frames/s on {info['render_path']}) and {info['output']}.json")
+        if scale is None and grid is None:
+            echo_framing(info, "every keyframe's digit")
+
+
+def echo_framing(info: dict, what: str) -> None:
+    """The one line that says which scale the automatic framing chose (jobs.framing)."""
+    chosen = info["settings"]["scale"]
+    if info["settings"].get("zoom") is not None or info["settings"].get("pan") is not None \
+            or info["settings"].get("rotate") is not None:
+        return
+    why = (f"{what} fits the training framing" if chosen == 8
+           else f"{what} kept off the frame's outer 2%; --scale 8 frames it as trained")
+    click.echo(f"scale {chosen:g} (automatic: {why})")
 
 
 @click.command()
@@ -292,6 +308,8 @@ def still(ckpt, output, size, seed, seeds, outdir, grid, digit, sample, class_me
     elif not quiet:
         click.echo(f"wrote {info['output']} ({info['width']}x{info['height']}, {info['seconds']:.2f} s on "
                    f"{info['render_path']})")
+        if scale is None:
+            echo_framing(info, "the digit")
 
 
 def _stills(ckpt_name, seeds, outdir, grid, settings, quiet, as_json) -> None:

@@ -13,6 +13,7 @@ from pipeline.errors import UserError
 from pipeline.scene.preflight import preflight
 from pipeline.jobs.sidecar import header
 from pipeline.scene.palette import palette_of
+from pipeline.jobs.framing import TRAINING_SCALE
 from pipeline.jobs.layout import Geometry, caption_height, compare_geometry, parse_layout  # noqa: F401 (API)
 from pipeline.jobs.render import (checkpoint_record, checkpoint_path, digit_bank, path_info, path_kind,
                                   stored_keyframes, walk_camera)
@@ -137,7 +138,7 @@ def render_compare(ckpts: list, out, settings: CompareSettings = CompareSettings
     labels, layout, ffmpeg probe, render path) run before the first frame; the video appears at `out`
     only when complete, with `<out>.json` beside it.
     """
-    s = settings
+    s = settings if settings.scale is not None else replace(settings, scale=TRAINING_SCALE)  # panels: trained framing
     walk = s.walk()
     walk.validate()
     walk = walk.resolved()
@@ -246,7 +247,7 @@ def render_walk_grid(ckpt, out, settings: WalkSettings, grid: str, progress: Pro
     filled row by row, each size x size with no caption. Every cell has the same timing (frames, easing,
     loop), so frame i of cell j is frame i of `walk --seeds <cell j's seeds>`. Returns the sidecar.
     """
-    s = settings
+    s = settings if settings.scale is not None else replace(settings, scale=TRAINING_SCALE)  # cells: trained framing
     columns, rows, cell_settings = grid_cells(s, grid)
     frames = cell_settings[0].frames
     out = Path(out)

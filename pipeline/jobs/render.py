@@ -211,8 +211,22 @@ def prepare_walk(ckpt, out, settings: WalkSettings) -> PreparedWalk:
     check_writable(out, fmt)
     ck = _checkpoint(ckpt)
     check_not_input(out, [ck.path, s.keyframes_file])
-    keys, latents, bank_rows = checkpoint_path(s, ck)
+    s, rows = framed_walk(s, ck)
+    keys, latents, bank_rows = checkpoint_path(s, ck, rows=rows)
     return PreparedWalk(s, out, fmt, ck, keys, latents, bank_rows)
+
+
+def framed_walk(s: WalkSettings, ck: Checkpoint) -> tuple[WalkSettings, np.ndarray | None]:
+    """The settings with their scale decided (scale None: jobs.framing's automatic margin around the keyframes;
+    with a camera, the training scale) and the default keyframes' bank rows when that needed them (else None)."""
+    from pipeline.jobs import framing
+
+    if s.scale is not None:
+        return s, None
+    if framing.has_camera(s):
+        return replace(s, scale=framing.TRAINING_SCALE), None
+    keys, _, rows = checkpoint_path(replace(s, pace="none", scale=framing.TRAINING_SCALE), ck)
+    return replace(s, scale=framing.auto_scale([ck.generator], keys, s.canvas())), rows
 
 
 def render_walk(ckpt, out, settings: WalkSettings = WalkSettings(), progress: Progress | None = None) -> dict:
@@ -299,6 +313,11 @@ def render_still(ckpt, out, settings: StillSettings = StillSettings()) -> dict:
     ck = _checkpoint(ckpt)
     check_not_input(out, [ck.path])
     z, source = still_latent(s, ck)
+    if s.scale is None:  # the automatic margin around the still's digit (jobs.framing)
+        from pipeline.jobs import framing
+
+        s = replace(s, scale=framing.TRAINING_SCALE if framing.has_camera(s) else
+                    framing.auto_scale([ck.generator], z, s.canvas()))
     colours = palette_of(s)
     width, height = s.canvas()
     t0 = time.perf_counter()
@@ -354,6 +373,11 @@ def render_stills(ckpt, outdir, seeds, settings: StillSettings = StillSettings()
         check_replaceable(out)  # every still of the sheet, not only the first: before any renders
         check_replaceable(sidecar_path(out))
     latents = seed_latents(seeds, ck.z_dim)
+    if s.scale is None:  # one automatic margin for every seed's still (jobs.framing), so a sheet's cells agree
+        from pipeline.jobs import framing
+
+        s = replace(s, scale=framing.TRAINING_SCALE if framing.has_camera(s) else
+                    framing.auto_scale([ck.generator], latents, s.canvas()))
     background = 255 if s.invert else 0
     sheet = np.full((rows * height, columns * width), background, np.uint8) if grid is not None else None
     infos = []

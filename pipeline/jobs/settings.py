@@ -57,7 +57,9 @@ class VideoSettings(CameraSettings):
                                    # cubic (smooth spline through keyframes); class transitions always lerp
     repeat_keyframes: bool = False  # each transition renders both its ends, as the article's sampler did (a
                                    # keyframe shows twice in a row; frames = per-transition x transitions)
-    scale: float = 8.0             # coordinate range [-scale, scale]; larger zooms out (training used 8)
+    scale: float | None = 8.0      # coordinate range [-scale, scale]; larger zooms out (training used 8); None:
+                                   # the smallest (>= 8) that keeps every keyframe's ink off the frame's outer 2%
+                                   # (jobs.framing; the CLI's default), recorded as the number chosen
     invert: bool = False           # dark strokes on white, as the article's "normal" renders
     classes: str | None = None     # class order such as "0-9": transitions between class means (in a
                                    # comparison, each panel with its own checkpoint's)
@@ -193,7 +195,7 @@ class StillSettings(CameraSettings):
                                    # single real digit when the checkpoint has them, else the class mean
     sample: int = 0                # with digit: which stored encoding of it (wraps around the ones stored)
     class_means: bool = False      # with digit: render the class mean even when encodings are stored
-    scale: float = 8.0             # coordinate range [-scale, scale]
+    scale: float | None = 8.0      # coordinate range [-scale, scale]; None: the automatic margin (as a walk's)
     invert: bool = False           # dark strokes on white
     device: str = "auto"           # auto, cpu or cuda[:N]
     path: str = "auto"             # render path
