@@ -13,16 +13,17 @@ from typing import Callable
 from pipeline.jobs.settings import CompareSettings, Progress, StillSettings, WalkSettings
 
 
-def run_walk(ckpt, out, settings: WalkSettings, progress: Progress | None = None, devices=None) -> dict:
+def run_walk(ckpt, out, settings: WalkSettings, progress: Progress | None = None, devices=None, rows=None) -> dict:
     """A walk video as its settings ask: `workers` > 1 renders frame segments in parallel processes (on
-    `devices`, one per worker in turn) and joins them without re-encoding; otherwise one render_walk."""
+    `devices`, one per worker in turn) and joins them without re-encoding; otherwise one render_walk. rows: the
+    default keyframes' rows in the checkpoint's digit bank, when already chosen (a replay's recorded ones)."""
     if settings.workers > 1:
         from pipeline.jobs.segments import render_walk_segmented
 
-        return render_walk_segmented(ckpt, out, settings, devices=devices, progress=progress)
+        return render_walk_segmented(ckpt, out, settings, devices=devices, progress=progress, rows=rows)
     from pipeline.jobs.render import render_walk
 
-    return render_walk(ckpt, out, settings, progress=progress)
+    return render_walk(ckpt, out, settings, progress=progress, rows=rows)
 
 
 def run_still(ckpt, out, settings: StillSettings, progress: Progress | None = None, devices=None) -> dict:

@@ -199,7 +199,7 @@ class PreparedWalk:
     bank_rows: np.ndarray | None  # the keyframes' rows in the checkpoint's digit bank (digit walks)
 
 
-def prepare_walk(ckpt, out, settings: WalkSettings) -> PreparedWalk:
+def prepare_walk(ckpt, out, settings: WalkSettings, rows=None) -> PreparedWalk:
     """The checks every walk render makes before its first frame (settings, output format, size and folder,
     the checkpoint, outputs that would replace inputs) and its latent path."""
     s = settings
@@ -211,25 +211,27 @@ def prepare_walk(ckpt, out, settings: WalkSettings) -> PreparedWalk:
     check_writable(out, fmt)
     ck = _checkpoint(ckpt)
     check_not_input(out, [ck.path, s.keyframes_file])
-    s, rows = framed_walk(s, ck)
+    s, rows = framed_walk(s, ck, rows)
     keys, latents, bank_rows = checkpoint_path(s, ck, rows=rows)
     return PreparedWalk(s, out, fmt, ck, keys, latents, bank_rows)
 
 
-def framed_walk(s: WalkSettings, ck: Checkpoint) -> tuple[WalkSettings, np.ndarray | None]:
+def framed_walk(s: WalkSettings, ck: Checkpoint, rows=None) -> tuple[WalkSettings, np.ndarray | None]:
     """The settings with their scale decided (scale None: jobs.framing's automatic margin around the keyframes;
-    with a camera, the training scale) and the default keyframes' bank rows when that needed them (else None)."""
+    with a camera, the training scale) and the default keyframes' bank rows: `rows` when given (a replay's
+    recorded ones), else those it chose when it needed them (else None)."""
     from pipeline.jobs import framing
 
     if s.scale is not None:
-        return s, None
+        return s, rows
     if framing.has_camera(s):
-        return replace(s, scale=framing.TRAINING_SCALE), None
-    keys, _, rows = checkpoint_path(replace(s, pace="none", scale=framing.TRAINING_SCALE), ck)
+        return replace(s, scale=framing.TRAINING_SCALE), rows
+    keys, _, rows = checkpoint_path(replace(s, pace="none", scale=framing.TRAINING_SCALE), ck, rows=rows)
     return replace(s, scale=framing.auto_scale([ck.generator], keys, s.canvas())), rows
 
 
-def render_walk(ckpt, out, settings: WalkSettings = WalkSettings(), progress: Progress | None = None) -> dict:
+def render_walk(ckpt, out, settings: WalkSettings = WalkSettings(), progress: Progress | None = None,
+                rows=None) -> dict:
     """Render a latent walk (class transition, real-digit walk) video from a checkpoint in this process; returns
     the sidecar. `settings.workers` is honoured by jobs.kinds.run_walk (the CLI, batch and replay run walks
     through it), which renders segments in parallel when it is above 1.
@@ -237,7 +239,7 @@ def render_walk(ckpt, out, settings: WalkSettings = WalkSettings(), progress: Pr
     Every input is checked and ffmpeg is probed before the first frame renders; the video appears at
     `out` only when complete, with `<out>.json` beside it holding everything needed to reproduce it.
     """
-    w = prepare_walk(ckpt, out, settings)
+    w = prepare_walk(ckpt, out, settings, rows)  # rows: the default keyframes' bank rows, when given (replay)
     s, out, fmt, ck, keys, latents, bank_rows = w.settings, w.out, w.fmt, w.ck, w.keys, w.latents, w.bank_rows
     width, height = s.canvas()
     colours = palette_of(s)

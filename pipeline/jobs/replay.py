@@ -93,6 +93,18 @@ def _checkpoint(entry: dict, given=None) -> Checkpoint:
                     f"found ({'; '.join(tried) or 'nothing recorded'}); give it with --ckpt")
 
 
+def _recorded_rows(info: dict, s: WalkSettings, ck: Checkpoint, sidecar) -> list[int]:
+    """The default keyframes' rows in the checkpoint's digit bank as the sidecar records them: a replay renders
+    those, not what choosing them again would give now (jobs.keyframes may change)."""
+    rows = info.get("digit_bank_rows")
+    n = 0 if ck.digit_labels is None else int(ck.digit_labels.shape[0])
+    if (not isinstance(rows, list) or len(rows) != s.keyframes
+            or not all(isinstance(r, int) and not isinstance(r, bool) and 0 <= r < n for r in rows)):
+        raise _damaged(sidecar, "digit_bank_rows", f"a list of {s.keyframes} rows of the checkpoint's digit bank "
+                       f"(0..{n - 1})", rows)
+    return rows
+
+
 def default_output(sidecar: Path, info: dict) -> Path:
     """Beside the original: walk.mp4.json -> walk-replay.mp4."""
     original = Path(info.get("output") or sidecar.with_suffix(""))
@@ -141,7 +153,12 @@ def replay(sidecar, out=None, ckpt=None, path: str | None = None, device: str | 
                 grid = f"{_entry(shape, 'columns', int, 'a whole number', sidecar)}x" \
                        f"{_entry(shape, 'rows', int, 'a whole number', sidecar)}"
                 return render_walk_grid(ck, out, s, grid, progress=progress)
-            return run_walk(ck, out, s, progress=progress)  # in segments, as the original, when it had workers
+            from pipeline.jobs.render import stored_keyframes
+
+            rows = None  # the default keyframes of a checkpoint with a digit bank: the rows recorded
+            if kind == "digits" and stored_keyframes(s) and ck.digit_labels is not None:
+                rows = _recorded_rows(info, s, ck, sidecar)
+            return run_walk(ck, out, s, progress=progress, rows=rows)  # in segments when the original was
         if kind == "compare":
             s = _settings(CompareSettings, rec, where, path=path, device=device)
             if s.keyframes_file is not None:

@@ -197,7 +197,7 @@ def _stop(procs) -> None:
 
 
 def render_walk_segmented(ckpt, out, settings: WalkSettings = WalkSettings(), workers: int | None = None,
-                          devices: list[str] | None = None, progress: Progress | None = None) -> dict:
+                          devices: list[str] | None = None, progress: Progress | None = None, rows=None) -> dict:
     """Render a walk (or class transition) MP4 as `workers` frame segments in parallel processes.
 
     The latent path is computed once and sliced, so every frame is the one `render_walk` makes; each
@@ -215,11 +215,11 @@ def render_walk_segmented(ckpt, out, settings: WalkSettings = WalkSettings(), wo
         raise UserError(f"--workers must be at least 1, got {workers}")
     if int(workers) == 1:
         return render_walk(ckpt, out, replace(settings, device=devices[0]) if devices else settings,
-                           progress=progress)
+                           progress=progress, rows=rows)
     if output_format(Path(out), settings.fmt) != "mp4":
         raise UserError(f"segmented rendering joins MP4 files only, but {Path(out).name} is not; "
                         f"name the output .mp4 or render with one worker")
-    w = prepare_walk(ckpt, out, settings)  # the whole path, once: [frames, Z]
+    w = prepare_walk(ckpt, out, settings, rows)  # the whole path, once: [frames, Z]
     s, out, fmt, ck, latents = w.settings, w.out, w.fmt, w.ck, w.latents
     devices = list(devices) if devices else [s.device]
     for dev in devices:  # an unusable device or path fails here, not in a child a few seconds later
