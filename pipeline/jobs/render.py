@@ -48,7 +48,7 @@ def _path(s: WalkSettings, z_dim: int, class_latents, bank, source: str, generat
     if s.classes is not None:
         order = parse_classes(s.classes)
         keys = np.asarray(class_latents, dtype=np.float32)[order]
-        interp = "lerp"  # class means: straight lines (latents.class_path)
+        interp = s.rendered_interp()  # class means: straight lines (latents.class_path)
     elif s.digits is not None:
         order = parse_digits(s.digits)
         keys, rows = digit_keyframes(order, *(bank if bank is not None else (None, None)), source=source)

@@ -78,6 +78,10 @@ class VideoSettings(CameraSettings):
 
     DEFAULT_FRAMES = 600
 
+    def rendered_interp(self) -> str:
+        """The path between keyframes as rendered: class transitions always lerp (latents.class_path)."""
+        return "lerp" if self.classes is not None else self.interp
+
     def length(self) -> int | None:
         """The video's frame count as the settings give it (frames, or duration at fps), None when neither."""
         if self.frames is not None and self.duration is not None:

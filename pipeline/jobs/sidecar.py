@@ -36,6 +36,8 @@ def header(kind: str, out, width: int, height: int, settings, fmt: str | None = 
     if frames is not None:
         info["fps"] = settings.fps
     recorded = replace(settings, batch=None) if hasattr(settings, "batch") else settings
+    if hasattr(settings, "rendered_interp"):  # what was rendered (class transitions lerp whatever --interp says)
+        recorded = replace(recorded, interp=settings.rendered_interp())
     info["settings"] = asdict(recorded)
     info["scene"] = scene_record(settings, width, height, frames, timeline)
     return info
