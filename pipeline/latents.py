@@ -214,8 +214,12 @@ def walk_path(
     repeat_keyframes: bool = False,
     timeline=None,
     pacing=None,
+    speed=None,
 ) -> np.ndarray:
     """Latents of every frame of a walk through keyframes [K, Z]: float32 [n_frames, Z].
+
+    speed: each frame's relative speed [n_frames] (a soundtrack's loudness), applied before the easing by
+    scene.pacing.speed_warp; keyframes stay on their frames.
 
     timeline (pipeline.scene.timeline.Timeline): keyframe times and holds in frames instead of equal time per
     segment (its `frames` must be n_frames). pacing: per-segment maps from pipeline.scene.pacing, applied
@@ -278,6 +282,10 @@ def walk_path(
         seg, u = timeline.positions()
     else:
         seg, u = _segments_inclusive(n_frames, n_segments) if repeat_keyframes else _segments(n_frames, n_segments, loop)
+    if speed is not None:
+        from pipeline.scene.pacing import speed_warp
+
+        u = speed_warp(seg, np.atleast_1d(np.asarray(u, dtype=np.float64)), speed)
     u = np.atleast_1d(np.asarray(_ease(ease, u), dtype=np.float64))
     if pacing is not None:
         from pipeline.scene.pacing import repace
@@ -343,6 +351,7 @@ def class_path(
     repeat_keyframes: bool = False,
     timeline=None,
     pacing=None,
+    speed=None,
 ) -> np.ndarray:
     """Latents of a video morphing through class latents [C, Z] in `order`: float32 [n_frames, Z].
 
@@ -362,7 +371,7 @@ def class_path(
     # line between two means is the article's own morph. Slerp's arc would bend
     # around the origin, a point with no meaning for these means.
     return walk_path(lat[order], n_frames, loop=loop, ease=ease, interp="lerp", repeat_keyframes=repeat_keyframes,
-                     timeline=timeline, pacing=pacing)
+                     timeline=timeline, pacing=pacing, speed=speed)
 
 
 def _parse_order(spec: str, n_classes: int, noun: str, examples: str) -> list[int]:

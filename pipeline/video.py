@@ -291,8 +291,11 @@ class VideoWriter:
     """
 
     def __init__(self, path, size, fps=30, fmt=None, crf=18, preset="medium", lossless=False, queue_batches=2,
-                 stall_timeout: float = STALL_TIMEOUT_S, palette=None):
+                 stall_timeout: float = STALL_TIMEOUT_S, palette=None, before_publish=None):
         self.path = Path(path)
+        # before_publish(temp file, frames): runs on the finished temp output before it is read back and published
+        # (jobs.render.soundtrack_hook adds a soundtrack there)
+        self.before_publish = before_publish
         self.palette = palette  # scene.palette.Palette: grey frames in, RGB frames out
         self.fmt = output_format(self.path, fmt)
         self.width, self.height = check_video_size(size, self.fmt)
@@ -508,6 +511,8 @@ class VideoWriter:
             if self.fmt == "png" and self.path.exists() and not _is_frame_dir(self.path):
                 # check_writable refused such a folder; check again, it may have changed since
                 raise UserError(f"{self.path} now holds files other than PNG frames; not replacing it")
+            if self.before_publish is not None:
+                self.before_publish(self._tmp, self.frames_written)
             check_output(self._tmp, self.path, self.fmt, self.width, self.height, self.frames_written)
             publish(self._tmp, self.path, sidecar)
         except BaseException:
@@ -568,6 +573,7 @@ def open_writer(
     queue_batches: int = 2,
     stall_timeout: float = STALL_TIMEOUT_S,
     palette=None,
+    before_publish=None,
 ) -> VideoWriter:
     """Start writing a video of `size` = (width, height) gray frames at `path`.
 
@@ -579,7 +585,8 @@ def open_writer(
     and the write fails with VideoError.
     """
     return VideoWriter(path, size, fps=fps, fmt=fmt, crf=crf, preset=preset, lossless=lossless,
-                       queue_batches=queue_batches, stall_timeout=stall_timeout, palette=palette)
+                       queue_batches=queue_batches, stall_timeout=stall_timeout, palette=palette,
+                       before_publish=before_publish)
 
 
 __all__ = [

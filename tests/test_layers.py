@@ -13,7 +13,7 @@ LAYERS = [
     {"batch", "bench", "evaluate", "serve", "farm"},
     {"jobs", "train", "project"},
     {"checkpoint", "torchfile", "digit_classifier"},
-    {"render", "data", "video", "container", "provenance", "latents", "coords", "scene"},
+    {"render", "data", "video", "container", "provenance", "latents", "coords", "scene", "audio"},
     {"models", "native", "devices"},
     {"atomic", "lock", "paths", "lazy", "errors", "stops", "text", "__init__"},
 ]

@@ -75,6 +75,9 @@ def compare(checkpoints, output, frames, panel_size, labels, layout, fps, seed, 
         click.echo(f"wrote {info['output']} ({info['frames']} frames, {info['width']}x{info['height']}, "
                    f"{len(checkpoints)} panels, {info['frames_per_second']:.2f} frames/s on {info['render_path']}) "
                    f"and {info['output']}.json")
+        from pipeline.cli.music import echo_audio
+
+        echo_audio(info)
 
 
 def register(cli: click.Group) -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from pipeline.cli.common import echo_json, progress_bar
+from pipeline.cli.music import audio_options, echo_audio
 from pipeline.jobs.settings import DEFAULT_CHECKPOINT, StillSettings, WalkSettings
 from pipeline.latents import DEFAULT_EASE, EASINGS, INTERPOLATIONS
 from pipeline.render.paths import PATHS
@@ -80,6 +81,7 @@ def scene_options(f):
                           "(measured on a 48 px proxy render; keyframes stay on their times; --ease then shapes "
                           "it); none: equal steps along the path."),
         colour_options,
+        audio_options,
     ])
 
 
@@ -246,6 +248,7 @@ def walk(ckpt, output, frames, size, fps, seed, keyframes, seeds, frames_per_tra
     elif not quiet:
         click.echo(f"wrote {info['output']} ({info['frames']} frames, {info['width']}x{info['height']}, "
                    f"{info['frames_per_second']:.2f} frames/s on {info['render_path']}) and {info['output']}.json")
+        echo_audio(info)
         if scale is None and grid is None:
             echo_framing(info, "every keyframe's digit")
 

@@ -15,8 +15,8 @@ from pipeline.jobs.sidecar import header
 from pipeline.scene.palette import palette_of
 from pipeline.jobs.framing import TRAINING_SCALE
 from pipeline.jobs.layout import Geometry, caption_height, compare_geometry, parse_layout  # noqa: F401 (API)
-from pipeline.jobs.render import (checkpoint_record, checkpoint_path, digit_bank, path_info, path_kind,
-                                  stored_keyframes, walk_camera)
+from pipeline.jobs.render import (check_soundtrack, checkpoint_record, checkpoint_path, digit_bank, path_info,
+                                  path_kind, soundtrack_hook, stored_keyframes, walk_camera)
 from pipeline.jobs.settings import CompareSettings, Progress, WalkSettings
 from pipeline.latents import parse_seeds
 from pipeline.render import Renderer, default_batch
@@ -152,6 +152,7 @@ def render_compare(ckpts: list, out, settings: CompareSettings = CompareSettings
     check_writable(out, fmt)
     cks = [c if isinstance(c, Checkpoint) else load_checkpoint(c) for c in ckpts]
     check_not_input(out, [ck.path for ck in cks] + [s.keyframes_file])
+    check_soundtrack(out, fmt, s)
     z_dims = {ck.z_dim for ck in cks}
     if len(z_dims) > 1:
         sizes = ", ".join(f"{ck.name}: {ck.z_dim}" for ck in cks)
@@ -181,7 +182,7 @@ def render_compare(ckpts: list, out, settings: CompareSettings = CompareSettings
         canvas = np.broadcast_to(_template(geo, labels, s.invert), (batch, geo.height, geo.width)).copy()
         spent, timed = [0.0] * len(cks), 0  # each panel's render seconds after the first batch, frames timed
         with open_writer(out, (geo.width, geo.height), fps=s.fps, fmt=fmt, crf=s.crf, preset=s.preset,
-                         lossless=s.lossless, palette=colours) as writer:
+                         lossless=s.lossless, palette=colours, before_publish=soundtrack_hook(s)) as writer:
             for start in range(0, frames, batch):
                 b = min(batch, frames - start)
                 cam = None if camera is None else camera[start : start + b]  # every panel shares the camera
@@ -259,6 +260,7 @@ def render_walk_grid(ckpt, out, settings: WalkSettings, grid: str, progress: Pro
     check_writable(out, fmt)
     ck = ckpt if isinstance(ckpt, Checkpoint) else load_checkpoint(ckpt)
     check_not_input(out, [ck.path])
+    check_soundtrack(out, fmt, s)
     paths = [checkpoint_path(cs, ck) for cs in cell_settings]  # (keys, latents [frames, Z], None) per cell
     colours = palette_of(s)
     probe(fmt, (geo.width, geo.height), fps=s.fps, crf=s.crf, preset=s.preset, lossless=s.lossless, palette=colours)
@@ -270,7 +272,7 @@ def render_walk_grid(ckpt, out, settings: WalkSettings, grid: str, progress: Pro
                                       _CANVAS_BUDGET // (geo.width * geo.height)))
         canvas = np.zeros((batch, geo.height, geo.width), np.uint8)
         with open_writer(out, (geo.width, geo.height), fps=s.fps, fmt=fmt, crf=s.crf, preset=s.preset,
-                         lossless=s.lossless, palette=colours) as writer:
+                         lossless=s.lossless, palette=colours, before_publish=soundtrack_hook(s)) as writer:
             camera = walk_camera(cell_settings[0])  # every cell has the same timing, so the same camera
             for start in range(0, frames, batch):
                 b = min(batch, frames - start)

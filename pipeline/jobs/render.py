@@ -71,8 +71,11 @@ def _path(s: WalkSettings, z_dim: int, class_latents, bank, source: str, generat
         else:  # --random-keyframes, or a checkpoint that stores no encodings
             keys = walk_keyframes(s.seed, s.keyframes, z_dim)
         interp = s.interp
+    from pipeline.audio.music import speed_weights
+
     timing = dict(loop=s.loop, ease=s.ease, repeat_keyframes=s.repeat_keyframes, timeline=s.timeline(len(keys)),
-                  pacing=pace_maps(s, keys, interp, generators) if s.pace == "uniform" else None)
+                  pacing=pace_maps(s, keys, interp, generators) if s.pace == "uniform" else None,
+                  speed=speed_weights(s, s.frames))
     if s.classes is not None:
         return keys, class_path(class_latents, order, s.frames, **timing), None
     return keys, walk_path(keys, s.frames, interp=interp, **timing), rows
@@ -211,6 +214,7 @@ def prepare_walk(ckpt, out, settings: WalkSettings, rows=None) -> PreparedWalk:
     check_writable(out, fmt)
     ck = _checkpoint(ckpt)
     check_not_input(out, [ck.path, s.keyframes_file])
+    check_soundtrack(out, fmt, s)
     s, rows = framed_walk(s, ck, rows)
     keys, latents, bank_rows = checkpoint_path(s, ck, rows=rows)
     return PreparedWalk(s, out, fmt, ck, keys, latents, bank_rows)
@@ -228,6 +232,24 @@ def framed_walk(s: WalkSettings, ck: Checkpoint, rows=None) -> tuple[WalkSetting
         return replace(s, scale=framing.TRAINING_SCALE), rows
     keys, _, rows = checkpoint_path(replace(s, pace="none", scale=framing.TRAINING_SCALE), ck, rows=rows)
     return replace(s, scale=framing.auto_scale([ck.generator], keys, s.canvas())), rows
+
+
+def soundtrack_hook(settings):
+    """What a video writer runs on its finished temp MP4 to add --audio's sound (None without it)."""
+    if getattr(settings, "audio", None) is None:
+        return None
+    from pipeline.audio.mux import mux_audio
+
+    return lambda tmp, frames: mux_audio(tmp, settings, frames)
+
+
+def check_soundtrack(out, fmt: str, settings) -> None:
+    """--audio goes into MP4 only, and the output never replaces the track (pipeline.audio)."""
+    from pipeline.audio.music import check_music_format
+    from pipeline.audio.mux import check_not_audio
+
+    check_music_format(settings, fmt)
+    check_not_audio(out, settings)
 
 
 def render_walk(ckpt, out, settings: WalkSettings = WalkSettings(), progress: Progress | None = None,
@@ -250,7 +272,7 @@ def render_walk(ckpt, out, settings: WalkSettings = WalkSettings(), progress: Pr
     with Renderer(ck.generator, height, width, scale=s.scale, path=s.path, device=s.device) as renderer:
         batch = s.batch or default_batch(height, width, renderer.device)
         with open_writer(out, (width, height), fps=s.fps, fmt=fmt, crf=s.crf, preset=s.preset,
-                         lossless=s.lossless, palette=colours) as writer:
+                         lossless=s.lossless, palette=colours, before_publish=soundtrack_hook(s)) as writer:
             stream_frames(renderer, latents, writer, batch, s.invert, progress, camera=walk_camera(s))
             writer.finish()
             seconds = time.perf_counter() - t0

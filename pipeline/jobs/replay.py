@@ -93,6 +93,26 @@ def _checkpoint(entry: dict, given=None) -> Checkpoint:
                     f"found ({'; '.join(tried) or 'nothing recorded'}); give it with --ckpt")
 
 
+def check_soundtrack_unchanged(info: dict, rec: dict, sidecar) -> None:
+    """A render with a soundtrack replays only with the same sound file (its SHA-256 as recorded)."""
+    audio = rec.get("audio")
+    if audio is None:
+        return
+    if not isinstance(audio, str):
+        raise _damaged(sidecar, "audio", "a path (a string)", audio)
+    recorded = info.get("audio") if isinstance(info.get("audio"), dict) else {}
+    from pipeline.audio.decode import sha256_of
+
+    try:
+        sha = sha256_of(audio)
+    except OSError as e:
+        raise UserError(f"the soundtrack this render used, {audio}, cannot be read ({e.strerror}); put it back "
+                        f"there to replay", key="audio") from None
+    if sha != recorded.get("sha256"):
+        raise UserError(f"the soundtrack {audio} is another file now (sha256 {sha[:12]}..., the render used "
+                        f"{str(recorded.get('sha256'))[:12]}...); put the original back to replay", key="audio")
+
+
 def _recorded_rows(info: dict, s: WalkSettings, ck: Checkpoint, sidecar) -> list[int]:
     """The default keyframes' rows in the checkpoint's digit bank as the sidecar records them: a replay renders
     those, not what choosing them again would give now (jobs.keyframes may change)."""
@@ -137,6 +157,7 @@ def replay(sidecar, out=None, ckpt=None, path: str | None = None, device: str | 
     where = f"{sidecar}: settings"
     if kind not in (*WALK_KINDS, "walk grid", "compare", "still", "still grid"):
         raise UserError(f"{sidecar} describes a {kind!r} render, which this version cannot replay")
+    check_soundtrack_unchanged(info, rec, sidecar)
     for key in ("checkpoint",) if kind != "compare" else ():
         _entry(info, key, dict, "a table (sha256, path, name)", sidecar)
     with tempfile.TemporaryDirectory(prefix="cppn-video-replay-") as tmp:

@@ -86,6 +86,9 @@ def publish_segments(w, parts: list[Path], done: dict, bounds: list[tuple[int, i
     (render_walk's, plus workers and segments: done[i] is segment i's render_segment entry)."""
     joined = tmpdir / "joined.mp4"
     join_segments(parts, joined)
+    from pipeline.audio.mux import mux_audio
+
+    mux_audio(joined, w.settings, len(w.latents))  # the soundtrack once, after the lossless join
     check_output(joined, w.out, "mp4", *w.settings.canvas(), len(w.latents))  # every segment's frames, once
     seconds = time.perf_counter() - t0
     first = done[0]

@@ -74,6 +74,12 @@ class VideoSettings(CameraSettings):
     device: str = "auto"           # auto, cpu or cuda[:N] (every panel of a comparison renders there)
     path: str = "auto"             # render path: auto, cpu-fused, triton, torch, reference
     batch: int | None = None       # frames per render batch (None: by frame size); never changes the bytes
+    audio: str | None = None       # soundtrack (WAV, MP3, FLAC, OGG, M4A, ...): muxed into the MP4 as AAC; without
+                                   # frames/duration the video is as long as the track (pipeline.audio)
+    audio_offset: str | None = None  # where in the track the video starts: "12s", "1:30", frames
+    sync: str | None = None        # "beats": keyframes on the track's beats; "onsets": on its strongest onsets
+    beats_per_keyframe: int = 1    # with sync: a keyframe every N beats (or onsets)
+    react: str | None = None       # "zoom=0.2,speed=0.5": onsets pulse the zoom, loudness speeds the walk
 
 
     DEFAULT_FRAMES = 600
@@ -89,10 +95,25 @@ class VideoSettings(CameraSettings):
                             f"give one", key="duration")
         if self.duration is not None:
             return to_frames(self.duration, self.fps, "--duration", "duration")
+        if self.frames is None and self.audio is not None and self.frames_per_transition is None:
+            from pipeline.audio.music import track_frames
+
+            return track_frames(self)  # as long as the soundtrack
         return self.frames
+
+    def synced_times(self, n_keys: int) -> list[int] | None:
+        """Keyframe frames on the soundtrack's beats or onsets (--sync), None when not synced."""
+        if self.sync is None or self.audio is None:
+            return None
+        from pipeline.audio.music import keyframe_times
+
+        return keyframe_times(self, n_keys, self.length() or self.DEFAULT_FRAMES)
 
     def timeline(self, n_keys: int) -> Timeline | None:
         """Keyframe times and holds in frames, or None for the classic equal time per transition."""
+        synced = self.synced_times(n_keys)
+        if synced is not None:
+            return build_timeline(n_keys, self.length(), self.fps, loop=self.loop, times=synced, hold=self.hold)
         if self.times is None and self.hold is None:
             return None
         if self.repeat_keyframes or self.frames_per_transition is not None:
@@ -138,6 +159,9 @@ class WalkSettings(VideoSettings):
             raise UserError("--frames-per-transition and --duration both set the video's length; give one",
                             key="duration")
         if m is None:
+            synced = self.synced_keyframes()
+            if synced is not None:
+                return synced.resolved()
             timeline = self.timeline(self.n_keyframes())
             frames = timeline.frames if timeline is not None else self.length()
             return replace(self, frames=self.DEFAULT_FRAMES if frames is None else frames, duration=None)
@@ -149,8 +173,22 @@ class WalkSettings(VideoSettings):
         frames = m * transitions + (0 if self.loop or self.repeat_keyframes else 1)
         return replace(self, frames=frames)
 
+    def synced_keyframes(self) -> "WalkSettings | None":
+        """With --sync and the default keyframes (no path chosen): these settings with as many keyframes as the
+        track offers places for; None otherwise."""
+        if self.sync is None or self.audio is None or any(
+                v is not None for v in (self.seeds, self.digits, self.classes, self.keyframes_file)):
+            return None
+        from pipeline.audio.music import sync_count
+
+        count = sync_count(self, self.length() or self.DEFAULT_FRAMES)
+        return None if count is None or count == self.keyframes else replace(self, keyframes=count)
+
     def validate(self) -> None:
         """Raise UserError (its `key` naming the setting) for settings that cannot make a video."""
+        from pipeline.audio.music import check_music
+
+        check_music(self)  # first: the soundtrack sets the length and keyframe times checked below
         chosen = [name for name, value in (("digits", self.digits), ("classes", self.classes),
                                            ("keyframes_file", self.keyframes_file), ("seeds", self.seeds))
                   if value is not None]

@@ -40,4 +40,8 @@ def header(kind: str, out, width: int, height: int, settings, fmt: str | None = 
         recorded = replace(recorded, interp=settings.rendered_interp())
     info["settings"] = asdict(recorded)
     info["scene"] = scene_record(settings, width, height, frames, timeline)
+    if getattr(settings, "audio", None) is not None and frames is not None:
+        from pipeline.audio.music import audio_record
+
+        info["audio"] = audio_record(settings, frames, timeline)
     return info

@@ -185,10 +185,15 @@ def camera_track(settings, frames: int) -> CameraTrack | None:
     the camera never moves from the plain framing (such renders take the static paths, byte for byte as
     without a camera)."""
     specs = {k: getattr(settings, k, None) for k in KEYS}
-    if all(v is None for v in specs.values()):
+    from pipeline.audio.music import zoom_pulse
+
+    pulse = zoom_pulse(settings, frames)  # --react zoom: the soundtrack's onsets multiply the zoom
+    if all(v is None for v in specs.values()) and pulse is None:
         return None
     fps = getattr(settings, "fps", 30)
     tracks = {k: parse_schedule(k, v, fps).at(frames) if v is not None else None for k, v in specs.items()}
+    if pulse is not None:
+        tracks["zoom"] = (tracks["zoom"] if tracks["zoom"] is not None else np.ones((frames, 1))) * pulse[:, None]
     track = CameraTrack(tracks["zoom"][:, 0] if tracks["zoom"] is not None else np.ones(frames),
                         tracks["pan"] if tracks["pan"] is not None else np.zeros((frames, 2)),
                         tracks["rotate"][:, 0] if tracks["rotate"] is not None else np.zeros(frames))

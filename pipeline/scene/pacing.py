@@ -50,6 +50,23 @@ def repace(j: np.ndarray, u: np.ndarray, maps: list[tuple[np.ndarray, np.ndarray
     return out
 
 
+def speed_warp(j: np.ndarray, u: np.ndarray, speed: np.ndarray) -> np.ndarray:
+    """Progress u [N] of frames in segments j [N] re-timed so each step moves in proportion to speed [N] (the
+    soundtrack's loudness: pipeline.audio.music.speed_weights) while every keyframe stays on its frame: within a
+    transition the moving frames (0 < u < 1) advance by their own speed, normalised so the transition still ends
+    at 1. Applied before easing and pacing (walk_path), so a loud passage moves further per frame."""
+    out = np.asarray(u, dtype=np.float64).copy()
+    speed = np.asarray(speed, dtype=np.float64)
+    for s in np.unique(j):
+        rows = np.nonzero((j == s) & (out > 0.0) & (out < 1.0))[0]
+        if rows.size == 0:
+            continue
+        arrival = min(rows[-1] + 1, len(speed) - 1)
+        steps = np.concatenate([speed[rows], [speed[arrival]]])
+        out[rows] = np.cumsum(steps)[:-1] / steps.sum()
+    return out
+
+
 def step_evenness(frames: np.ndarray, transitions: list[tuple[int, int]]) -> list[float]:
     """Peak over mean of the frame-to-frame change within each transition (1.0: perfectly even), from frames
     [N, ...] and each transition's (first, last) frame: the frame that departs a keyframe and the one that
