@@ -83,12 +83,12 @@ def select(preset, only=None) -> list[str]:
     order = topological_order({n: list(j.deps) for n, j in jobs.items()})
     if not only:
         return order
-    import difflib
+    from pipeline.text import close_matches
 
     wanted: set[str] = set()
     for name in only:
         if name not in jobs:
-            close = difflib.get_close_matches(name, list(jobs), n=1, cutoff=0.6)
+            close = close_matches(name, jobs, n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
             raise UserError(f"--only {name}: no such job in {preset.name}; {hint}jobs: {', '.join(jobs)}")
         stack = [name]

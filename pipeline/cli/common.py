@@ -12,7 +12,7 @@ import click
 
 from pipeline import stops
 from pipeline.errors import UserError, allocation_failure
-from pipeline.text import printable
+from pipeline.text import close_matches, printable
 
 DESCRIPTION_WIDTH = 24  # with the bar, counts, rate and ETA: within 80 columns up to 100,000 frames
 
@@ -45,6 +45,9 @@ def run_cli(group: click.Group) -> None:
         click.echo("interrupted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
+        if isinstance(exc, (click.NoSuchOption, click.exceptions.NoSuchCommand)) and exc.possibilities:
+            name = exc.option_name if isinstance(exc, click.NoSuchOption) else exc.command_name
+            exc.possibilities = close_matches(name, exc.possibilities)  # click's own are any 0.6 alike
         exc.show()
         sys.exit(exc.exit_code)
     except UserError as exc:

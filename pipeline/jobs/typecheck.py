@@ -3,12 +3,12 @@ dataclass: what each option must be, and how to say what it is instead ("expecte
 '32'"). Ranges and choices are then the settings' own `validate`, the same one the CLI's options go through."""
 from __future__ import annotations
 
-import difflib
 import types
 import typing
 from dataclasses import fields, is_dataclass
 
 from pipeline.errors import UserError
+from pipeline.text import close_matches
 
 _TOML_TYPES = ((bool, "a boolean"), (int, "a whole number"), (float, "a number"), (str, "a string"),
                (list, "a list"), (dict, "a table"))  # bool first: it is an int too
@@ -79,7 +79,7 @@ def plural(hint) -> str:
 
 
 def suggest(key: str, valid) -> str:
-    close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.6)
+    close = close_matches(key, valid, n=1)
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
