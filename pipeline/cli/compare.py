@@ -5,13 +5,14 @@ from pathlib import Path
 
 import click
 
+from pipeline.cli import examples
 from pipeline.cli.common import echo_json, progress_bar
 from pipeline.cli.render import (FRAMES_HELP, canvas_arg, encoding_options, frames_choice, interp_choice, path_options,
                                  render_options, scene_options)
 from pipeline.jobs.settings import CompareSettings
 
 
-@click.command()
+@click.command(epilog=examples.epilog(examples.COMPARE))
 @click.argument("checkpoints", nargs=-1, required=True, metavar="CKPT...")
 @click.option("-o", "--output", default="compare.mp4", show_default=True, type=click.Path(dir_okay=True),
               help="Output .mp4, .gif, or a directory for PNG frames.")

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import click
 
+from pipeline.cli import examples
 from pipeline.cli.common import echo_json, progress_bar
 from pipeline.cli.music import audio_options, echo_audio
 from pipeline.jobs.settings import DEFAULT_CHECKPOINT, StillSettings, WalkSettings
@@ -184,7 +185,7 @@ def camera_options(f):
     ])
 
 
-@click.command()
+@click.command(epilog=examples.epilog(examples.WALK))
 @click.option("--ckpt", default=None, help=CKPT_HELP)
 @click.option("-o", "--output", default=None, type=click.Path(dir_okay=True),
               help="Output .mp4, .gif, or a directory for PNG frames.  [default: <ckpt>-walk.mp4]")
