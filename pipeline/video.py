@@ -138,9 +138,25 @@ def ffmpeg_exe() -> str:
         raise VideoError(f"ffmpeg not found ({e}); reinstall imageio-ffmpeg or set IMAGEIO_FFMPEG_EXE") from None
 
 
+def encoder_thread_args(fmt: str, threads: int | None) -> list[str]:
+    """ffmpeg output options that hold one encoder to `threads` cores (None: x264's own default, 1.5x every
+    core, which oversubscribes a box running several encoders or a renderer beside it). For MP4 both the
+    encoder's frame threads and its lookahead threads are capped; GIF's encoder is single-threaded already."""
+    if threads is None:
+        return []
+    n = int(threads)
+    if isinstance(threads, bool) or n < 1:
+        raise ValueError(f"encoder threads must be at least 1, got {threads!r}")
+    args = ["-threads", str(n), "-filter_threads", "1"]
+    if fmt == "mp4":
+        args += ["-x264-params", f"threads={n}:lookahead-threads={max(1, n // 4)}"]
+    return args
+
+
 def _ffmpeg_command(fmt: str, size, fps: str, crf, preset: str, lossless: bool, out: Path,
-                    palette_image: Path | None = None) -> list[str]:
-    """palette_image: frames come as RGB (a palette applied), and a GIF takes its colours from this image."""
+                    palette_image: Path | None = None, threads: int | None = None) -> list[str]:
+    """palette_image: frames come as RGB (a palette applied), and a GIF takes its colours from this image.
+    threads: the encoder's thread budget (encoder_thread_args)."""
     width, height = size
     colour = palette_image is not None
     cmd = [
@@ -152,7 +168,7 @@ def _ffmpeg_command(fmt: str, size, fps: str, crf, preset: str, lossless: bool, 
     ]
     if colour and fmt == "gif":
         cmd += ["-i", str(palette_image)]
-    cmd += ["-an"]
+    cmd += ["-an"] + encoder_thread_args(fmt, threads)
     if fmt == "mp4" and colour:
         if lossless:
             # libx264rgb at qp 0 keeps the RGB bytes exactly (tests, segment joins)
@@ -291,7 +307,7 @@ class VideoWriter:
     """
 
     def __init__(self, path, size, fps=30, fmt=None, crf=18, preset="medium", lossless=False, queue_batches=2,
-                 stall_timeout: float = STALL_TIMEOUT_S, palette=None, before_publish=None):
+                 stall_timeout: float = STALL_TIMEOUT_S, palette=None, before_publish=None, threads=None):
         self.path = Path(path)
         # before_publish(temp file, frames): runs on the finished temp output before it is read back and published
         # (jobs.render.soundtrack_hook adds a soundtrack there)
@@ -331,7 +347,8 @@ class VideoWriter:
 
                 iio.imwrite(palette_image, palette.lut.reshape(16, 16, 3), extension=".png")
             cmd = _ffmpeg_command(self.fmt, (self.width, self.height), fps_s, crf, preset, lossless, self._tmp,
-                                  palette_image)
+                                  palette_image, threads)
+            self.command = cmd  # what ran (tests read the thread budget from it)
             # stderr goes to an anonymous file: a pipe nobody reads could fill and
             # deadlock ffmpeg, and the file keeps everything for the error message.
             self._stderr = tempfile.TemporaryFile()
@@ -380,13 +397,14 @@ class VideoWriter:
         if self.palette is not None:
             batch = self.palette.apply(batch)  # [N, H, W, 3]
         if self._proc is not None:
-            for frame in batch:  # one frame at a time, so _last_progress shows ffmpeg is still reading
-                self._last_progress = time.monotonic()
-                self._busy = True
-                self._proc.stdin.write(memoryview(frame.reshape(-1)))
-                self._busy = False
-                self._last_progress = time.monotonic()
-                self._encoded += 1
+            # The whole batch in one write of its contiguous bytes (no per-frame loop); _busy and
+            # _last_progress show a stall as before (a batch is seconds of x264 work at most, the timeout minutes).
+            self._last_progress = time.monotonic()
+            self._busy = True
+            self._proc.stdin.write(memoryview(np.ascontiguousarray(batch)).cast("B"))
+            self._busy = False
+            self._last_progress = time.monotonic()
+            self._encoded += len(batch)
             return
         import imageio.v3 as iio
 
@@ -442,9 +460,10 @@ class VideoWriter:
             raise err
 
     # -- public API
-    def write(self, frames) -> None:
+    def write(self, frames, copy: bool = True) -> None:
         """Queue frames [H, W] or [N, H, W] uint8 for encoding and return (blocking only while the queue
-        is full). The frames are copied, so the caller may reuse its buffer."""
+        is full). The frames are copied, so the caller may reuse its buffer; copy=False hands a C-contiguous
+        uint8 array over instead (the caller never touches it again: a renderer's fresh batch), saving the copy."""
         if self._closed:
             raise ValueError(f"writer for {self.path} is already closed")
         arr = np.asarray(frames)
@@ -457,7 +476,8 @@ class VideoWriter:
         if arr.shape[0] == 0:
             return
         self._raise_pending()
-        arr = np.array(arr, dtype=np.uint8, order="C", copy=True)
+        if copy or not arr.flags.c_contiguous:
+            arr = np.array(arr, dtype=np.uint8, order="C", copy=True)
         while True:
             try:
                 # Short timeouts: if the thread failed while we wait, say so now.
@@ -574,6 +594,7 @@ def open_writer(
     stall_timeout: float = STALL_TIMEOUT_S,
     palette=None,
     before_publish=None,
+    threads: int | None = None,
 ) -> VideoWriter:
     """Start writing a video of `size` = (width, height) gray frames at `path`.
 
@@ -582,11 +603,11 @@ def open_writer(
     None picks it from the suffix (a directory or no suffix -> png). Use as a context
     manager; call `probe` first to fail fast on a bad format or settings. An ffmpeg that accepts
     no frame for `stall_timeout` seconds (or does not exit that long after the last) is stopped
-    and the write fails with VideoError.
+    and the write fails with VideoError. threads: the encoder's thread budget (None: x264's default).
     """
     return VideoWriter(path, size, fps=fps, fmt=fmt, crf=crf, preset=preset, lossless=lossless,
                        queue_batches=queue_batches, stall_timeout=stall_timeout, palette=palette,
-                       before_publish=before_publish)
+                       before_publish=before_publish, threads=threads)
 
 
 __all__ = [
