@@ -24,3 +24,11 @@ cppn-video still --ckpt e24 --digit 8 --size 1920x1080 --palette magma -o still-
 # turning a quarter; every frame is the CPPN evaluated afresh at its zoom, no image is scaled.
 cppn-video walk --ckpt e24 --digits 8,8 --interp lerp --size 360 --fps 24 --duration 6s --invert --crf 23 \
   --zoom "0s=1 smoothstep, 6s=24" --pan "0s=(0,0), 3s=(-2.12,4.32)" --rotate 0:90 -o zoom-e24.mp4 --quiet
+# Music: a synthesised 8 s track at 120 BPM (a kick on every beat over a chord, quieter for the first 4 s); the
+# keyframes land on every second beat (the tempo is found, not given), each kick pulses the zoom and the louder
+# half walks faster between keyframes.
+FFMPEG=$(python -c "import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())")
+"$FFMPEG" -v error -y -f lavfi -i "aevalsrc='(0.5+0.5*gte(t,4))*(0.7*sin(2*PI*55*t)*exp(-30*mod(t,0.5))+0.06*sin(2*PI*220*t)+0.06*sin(2*PI*277.2*t)+0.06*sin(2*PI*329.6*t))':s=44100:d=8" \
+  beat-120.wav
+cppn-video walk --ckpt e24 --size 360 --invert --audio beat-120.wav --sync beats --beats-per-keyframe 2 \
+  --react zoom=0.15,speed=0.5 --crf 23 -o music-e24.mp4 --quiet

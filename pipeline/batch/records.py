@@ -69,6 +69,8 @@ class Job:
                 values["labels"] = list(values["labels"])
             if values.get("keyframes_file") is not None:
                 values["keyframes_file"] = self.options.get("keyframes_file")
+            if values.get("audio") is not None:
+                values["audio"] = self.options.get("audio")
             values["output"] = rel(self.output, out_dir)
         return json.loads(json.dumps(values))  # as it reads back from manifest.json (tuples -> lists)
 

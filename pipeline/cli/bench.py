@@ -164,5 +164,30 @@ def bench_serve(sizes, frames, ckpt, as_json):
                    f"{r['mean_ms']:>7.1f} {r['render_only_median_ms']:>9.1f}")
 
 
+@bench.command("audio")
+@click.option("--track-seconds", type=click.FloatRange(1, 3600), default=180.0, show_default=True,
+              help="Length of the synthesised track whose beats are found.")
+@click.option("--size", type=click.IntRange(16, 8192), default=540, show_default=True,
+              help="Frame size of the walk the mux is compared with.")
+@click.option("--video-seconds", type=click.FloatRange(0.1, 600), default=10.0, show_default=True,
+              help="Length of that walk.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def bench_audio(track_seconds, size, video_seconds, as_json):
+    """Beat analysis time of a synthesised track, and what muxing its sound adds to a walk render."""
+    from pipeline.bench.audio_bench import run_audio_bench
+
+    r = run_audio_bench(track_seconds=track_seconds, size=size, video_seconds=video_seconds,
+                        progress=_status(as_json))
+    if as_json:
+        echo_json(r)
+        return
+    _echo_machine(r["machine"])
+    click.echo(f"analysis of a {r['track_seconds']:.0f} s track: decode {r['decode_s']:.2f} s + beats "
+               f"{r['analysis_s']:.2f} s (tempo {r['tempo_bpm']} BPM found, {r['true_bpm']} synthesised, "
+               f"{r['beats']} beats)")
+    click.echo(f"mux: {r['mux_s']:.2f} s on a {r['video_seconds']:g} s {r['render_size']}x{r['render_size']} walk "
+               f"that rendered in {r['render_s']:.2f} s: +{100 * r['mux_vs_render']:.1f}%")
+
+
 def register(cli: click.Group) -> None:
     cli.add_command(bench)
