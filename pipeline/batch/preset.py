@@ -464,6 +464,13 @@ def _path_inputs(chk: _Checker, where: str, kind: str, values: dict) -> list[Inp
             chk.problem(f"{where}, key keyframes_file", f"file {p} not found; fix the path (relative to the preset)")
         values["keyframes_file"] = str(p)
         inputs.append(InputRef(key="keyframes_file", text=text, path=p))
+    if isinstance(values.get("audio"), str):  # a soundtrack: relative to the preset, hashed as an input
+        text = values["audio"]
+        p = chk.local(text)
+        if not p.is_file():
+            chk.problem(f"{where}, key audio", f"file {p} not found; fix the path (relative to the preset)")
+        values["audio"] = str(p)
+        inputs.append(InputRef(key="audio", text=text, path=p))
     if kind == "train" and isinstance(values.get("data_dir"), str):
         text = values["data_dir"]
         p = chk.local(text)
