@@ -1,0 +1,94 @@
+"""Encoders sized to the box (issue 26): thread budgets in the ffmpeg command, the cores divided between
+renderers and encoders, and one renderer feeding several encoders joined into the same bytes."""
+import numpy as np
+import pytest
+import torch
+
+from pipeline.errors import UserError
+from pipeline.jobs.encoders import (SplitWriter, auto_encoders, open_encoders, parse_encoders, split_cores,
+                                    stream_split)
+from pipeline.render import Renderer, reference_frames, to_uint8
+from pipeline.video import VideoWriter, encoder_thread_args, open_writer
+from tests.render_helpers import lively_generator
+from tests.video_helpers import read_video
+
+
+def _opt(cmd, name):
+    return cmd[cmd.index(name) + 1]
+
+
+def test_ffmpeg_command_carries_the_thread_budget(tmp_path):
+    frames = np.zeros((2, 16, 16), np.uint8)
+    with open_writer(tmp_path / "a.mp4", (16, 16), threads=3) as w:
+        w.write(frames)
+    assert _opt(w.command, "-threads") == "3"
+    assert "threads=3" in _opt(w.command, "-x264-params")
+    with open_writer(tmp_path / "b.mp4", (16, 16)) as w:  # no budget: x264's default, as before
+        w.write(frames)
+    assert "-threads" not in w.command and "-x264-params" not in w.command
+    assert encoder_thread_args("gif", 2)[:2] == ["-threads", "2"]
+    with pytest.raises(ValueError):
+        encoder_thread_args("mp4", 0)
+
+
+@pytest.mark.parametrize("cores", [1, 2, 3, 8, 16, 64])
+@pytest.mark.parametrize("workers", [1, 2, 4])
+def test_budget_never_exceeds_the_cores(cores, workers):
+    for device in ("cpu", "cuda"):
+        b = split_cores(cores, workers, None, device)
+        assert b.encoders == auto_encoders(device, cores, workers) >= 1
+        if cores >= workers * (2 if device == "cuda" else 1) * b.encoders:  # each part can get a whole core
+            assert b.total(workers, gpu=device == "cuda") <= cores
+    assert split_cores(16, 1, None, "cuda") == split_cores(16, 1, 4, "cuda")  # auto: cores // 4 on a GPU
+    b = split_cores(16, 1, 4, "cuda")
+    assert (b.render_threads, b.encoder_threads) == (1, 3) and b.total() == 13
+    assert split_cores(2, 1, None, "cpu").encoders == 1  # today's behaviour on the CPU
+    assert split_cores(16, 2, 2, "cpu").encoder_threads == 4
+
+
+def test_encoders_setting_parses():
+    assert parse_encoders("auto") is None and parse_encoders(None) is None and parse_encoders("3") == 3
+    for bad in ("0", "-1", "x", "1.5", True):
+        with pytest.raises(UserError, match="--encoders"):
+            parse_encoders(bad)
+
+
+@pytest.fixture(scope="module")
+def walk():
+    gen, _ = lively_generator("resnet")
+    z = np.random.default_rng(1).standard_normal((11, gen.cfg.z_dim)).astype(np.float32)
+    return gen, z
+
+
+@pytest.mark.parametrize("encoders", [1, 2, 3])
+def test_lossless_split_is_the_same_bytes(walk, tmp_path, encoders):
+    gen, z = walk
+    exact = to_uint8(reference_frames(gen, torch.from_numpy(z), 24, 32), False).numpy()  # the oracle
+    out = tmp_path / "w.mp4"
+    seen = []
+    with Renderer(gen, 24, 32, path="torch", device="cpu") as r:
+        with open_encoders(out, (32, 24), len(z), encoders, threads=1, lossless=True) as w:
+            assert isinstance(w, SplitWriter if encoders > 1 else VideoWriter)
+            stream_split(r, z, w, 2, False, progress=seen.append)
+    video = read_video(out)
+    assert video.shape == exact.shape
+    assert np.abs(video.astype(int) - np.asarray(exact, int)).max() <= 1  # within one grey level of the oracle
+    if encoders == 1:
+        test_lossless_split_is_the_same_bytes.single = video
+    else:
+        assert np.array_equal(video, test_lossless_split_is_the_same_bytes.single)
+    assert sum(seen) == len(z)
+    assert [p.name for p in tmp_path.iterdir()] == ["w.mp4"]  # no segment folder left behind
+
+
+def test_split_writer_in_order_and_abort(tmp_path):
+    frames = np.random.default_rng(0).integers(0, 256, (7, 16, 16)).astype(np.uint8)
+    with SplitWriter(tmp_path / "a.mp4", (16, 16), 7, 3, threads=1, lossless=True) as w:
+        w.write(frames[:4])
+        w.write(frames[4:])
+    assert np.array_equal(read_video(tmp_path / "a.mp4"), frames)
+    with pytest.raises(RuntimeError):
+        with SplitWriter(tmp_path / "b.mp4", (16, 16), 7, 2, threads=1) as w:
+            w.write(frames[:3])
+            raise RuntimeError("stop")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4"]
