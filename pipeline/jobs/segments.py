@@ -51,11 +51,12 @@ def _stop_worker(signum, frame):
 
 
 def render_segment(ck, latents: np.ndarray, settings: WalkSettings, device: str, threads: int, out,
-                   progress: Progress | None = None, start: int = 0) -> dict:
+                   progress: Progress | None = None, start: int = 0, encoder_threads: int | None = None) -> dict:
     """Render one segment's frames (latents [n, Z], already sliced from frame `start` on) into the MP4 `out`, its
     own x264 encode;
     returns its sidecar entry (render_path, device, seconds). The one per-segment render: the local worker
-    processes and the Ray farm's segment tasks both call it, so their joined videos are the same bytes."""
+    processes and the Ray farm's segment tasks both call it, so their joined videos are the same bytes.
+    threads: torch's; encoder_threads: x264's (None: the same share, jobs.encoders.split_cores on this device)."""
     import torch
 
     from pipeline.jobs.render import stream_frames, walk_camera
@@ -71,8 +72,12 @@ def render_segment(ck, latents: np.ndarray, settings: WalkSettings, device: str,
     with Renderer(ck.generator, height, width, scale=s.scale, path=s.path, device=device,
                   threads=threads) as renderer:
         batch = s.batch or default_batch(height, width, renderer.device)
+        if encoder_threads is None:  # this worker's share of the cores, divided between torch and its encoder
+            from pipeline.jobs.encoders import split_cores
+
+            encoder_threads = split_cores(threads, 1, 1, renderer.device.type).encoder_threads
         with open_writer(out, (width, height), fps=s.fps, fmt="mp4", crf=s.crf, preset=s.preset,
-                         lossless=s.lossless, palette=palette_of(s)) as writer:
+                         lossless=s.lossless, palette=palette_of(s), threads=encoder_threads) as writer:
             stream_frames(renderer, latents, writer, batch, s.invert, progress=progress,
                           camera=walk_camera(s, start, start + len(latents)))
         info = {"render_path": renderer.path, "device": str(renderer.device)}
