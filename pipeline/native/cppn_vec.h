@@ -18,6 +18,9 @@ typedef float vf __attribute__((vector_size(4 * V)));
 typedef int32_t vi __attribute__((vector_size(4 * V)));
 
 static inline vf splat(float a) { return (vf){0} + a; }
+/* a in every lane, exactly (a - 0 is a for every a, -0 included, so this folds to one broadcast; splat's 0 + a
+ * turns -0 into +0, so GCC keeps an add: in an inner loop that add and a register broadcast cost FMA slots). */
+static inline vf bcast(float a) { return a - (vf){0}; }
 static inline vf vselect(vi mask, vf a, vf b) { return (vf)(((vi)a & mask) | ((vi)b & ~mask)); }
 
 /* 2^n q(f) + (2^n - 1) = e^y - 1 with |f| <= ln2/2 and q = e^f - 1 a degree-7 polynomial without a
@@ -50,5 +53,25 @@ static inline vf tanh_approx(vf x) {
 }
 
 static inline vf sigmoid_approx(vf x) { return 1.0f / (2.0f + expm1_approx(-x)); }
+
+/* log(1 + t) for t in [0, 1] as 2 atanh(s), s = t / (2 + t) in [0, 1/3]: the odd series to s^11 leaves < 1e-7. */
+static inline vf log1p_unit(vf t) {
+    vf s = t / (2.0f + t), s2 = s * s;
+    vf p = splat(2.0f / 11.0f);
+    p = p * s2 + 2.0f / 9.0f;
+    p = p * s2 + 2.0f / 7.0f;
+    p = p * s2 + 2.0f / 5.0f;
+    p = p * s2 + 2.0f / 3.0f;
+    p = p * s2 + 2.0f;
+    return p * s;
+}
+
+/* softplus(x) = log(1 + e^x) = max(x, 0) + log(1 + e^-|x|), accurate to ~2e-7 absolute. */
+static inline vf softplus_approx(vf x) {
+    const vi sign = (vi){0} + (int32_t)0x80000000;
+    vf a = (vf)((vi)x & ~sign);
+    vf t = expm1_approx(-a) + 1.0f; /* e^-|x| in (0, 1] */
+    return (vf)((vi)x & (x > 0.0f)) + log1p_unit(t);
+}
 
 #endif

@@ -10,7 +10,7 @@
  *   for each block: RELU_LAYERS x (W[WIDTH][WIDTH] row = output channel, b[WIDTH]), then Wt, bt
  *   then wo[WIDTH], bo
  */
-#include "cppn_vec.h"
+#include "cppn_frame.h" /* coordinates, projection, quantisation (shared with prev_kernel.c) */
 
 #ifndef WIDTH
 #define WIDTH 6
@@ -67,22 +67,6 @@ static inline void load_chunk(vf h[WIDTH], const float *cp, long P, long p, int 
     }
 }
 
-/* The first n lanes of o into out_f32[at...] when it is not NULL, else round(255 * value) (255 minus that when
- * invert != 0) into out_u8[at...]. */
-static inline void store_chunk(vf o, long at, int n, float *out_f32, uint8_t *out_u8, int invert) {
-    float tmp[V];
-    memcpy(tmp, &o, sizeof tmp);
-    if (out_f32) {
-        memcpy(out_f32 + at, tmp, sizeof(float) * n);
-        return;
-    }
-    for (int v = 0; v < n; v++) {
-        int q = (int)(tmp[v] * 255.0f + 0.5f);
-        q = q < 0 ? 0 : (q > 255 ? 255 : q);
-        out_u8[at + v] = (uint8_t)(invert ? 255 - q : q);
-    }
-}
-
 /* Frames f < n_frames, pixels p0 <= p < p1: values into out_f32[f * P + p] when it is not NULL, else
  * round(255 * value) (255 minus that when invert != 0) into out_u8[f * P + p]. */
 static void render_range(const float *cp, long P, long p0, long p1, const float *zbias, int n_frames,
@@ -115,34 +99,12 @@ void cppn_resnet_u8(const float *cp, long P, long p0, long p1, const float *zbia
  * r = sqrt(x^2 + y^2); the first layer's projection by wxyr [WIDTH][3] (double) is summed in double and rounded
  * once to float, as the static path's precomputed projections are. No coordinate is stored: each chunk's are
  * made in registers. Lanes past n hold the next pixels' coordinates (computed, never stored). */
-typedef double vd __attribute__((vector_size(8 * V)));
-
 static inline void load_chunk_camera(vf h[WIDTH], const double *a, const double *wxyr, long width_px, long p,
                                      const float *zb) {
-    double cold[V], rowd[V], rr[V];
-    long row = p / width_px, col = p - row * width_px;
-    for (int v = 0; v < V; v++) {
-        cold[v] = (double)col;
-        rowd[v] = (double)row;
-        if (++col == width_px) {
-            col = 0;
-            row++;
-        }
-    }
-    vd cv, rv, r;
-    memcpy(&cv, cold, sizeof cv);
-    memcpy(&rv, rowd, sizeof rv);
-    vd x = a[0] + a[1] * cv + a[2] * rv;
-    vd y = a[3] + a[4] * cv + a[5] * rv;
-    vd r2 = x * x + y * y;
-    memcpy(rr, &r2, sizeof rr);
-    for (int v = 0; v < V; v++) rr[v] = __builtin_sqrt(rr[v]);
-    memcpy(&r, rr, sizeof r);
+    vd x, y, r;
+    camera_xyr(a, width_px, p, &x, &y, &r);
 #pragma GCC unroll 16
-    for (int c = 0; c < WIDTH; c++) {
-        vd u = wxyr[3 * c] * x + wxyr[3 * c + 1] * y + wxyr[3 * c + 2] * r;
-        h[c] = __builtin_convertvector(u, vf) + zb[c];
-    }
+    for (int c = 0; c < WIDTH; c++) h[c] = project_xyr(wxyr + 3 * c, x, y, r) + zb[c];
 }
 
 void cppn_resnet_camera(const double *cam, const double *wxyr, long width_px, long P, long p0, long p1,

@@ -35,7 +35,7 @@ def available_paths(family: str, device: torch.device) -> list[str]:
     paths = []
     if device.type == "cuda" and family == "resnet" and triton_kernel.available():
         paths.append("triton")
-    if device.type == "cpu" and family == "resnet" and cpu_fused.available():
+    if device.type == "cpu" and cpu_fused.available(family):
         paths.append("cpu-fused")
     paths += ["torch", "reference"]
     return paths
@@ -51,7 +51,7 @@ class FrameSpec:
 class Renderer:
     """Renders frames of one generator at one size with one path.
 
-    `path="auto"` picks the fastest available: Triton on CUDA, the fused C kernel on the CPU (resnet),
+    `path="auto"` picks the fastest available: Triton on CUDA (resnet), the family's fused C kernel on the CPU,
     else the torch tile path; an explicit path that cannot run here is an error.
     """
 
@@ -78,7 +78,8 @@ class Renderer:
         self._impl = None
         self._static = None  # the static camera's coordinates (below), made on first use
         if path == "cpu-fused":
-            self._impl = cpu_fused.ResnetKernel(gen, threads=threads, tile=tile or 16384)
+            kernel = cpu_fused.ResnetKernel if family == "resnet" else cpu_fused.PrevKernel
+            self._impl = kernel(gen, threads=threads, tile=tile or 16384)
         if path == "triton":
             self._impl = triton_kernel.TritonResnet(gen, self.device)
         elif path == "torch":
@@ -92,13 +93,16 @@ class Renderer:
 
     @property
     def coords_t(self) -> torch.Tensor:
-        """The static camera's coordinates [3, P] on the device (torch and Triton paths), or for the fused kernel
-        its coordinate projections [W, P] (numpy): the frame-invariant part of the first layer, made once per size
+        """The static camera's coordinates [3, P] on the device (torch and Triton paths; numpy for prev's fused
+        kernel), or for resnet's fused kernel its coordinate projections [W, P] (numpy): the frame-invariant part of
+        the first layer (prev's 128 channels would be 600 MB at 1080x1080, so its kernel projects), made once per size
         and scale a chunk of rows at a time (bounded temporaries), when the first static frame renders. The
         reference builds its own coordinates a chunk at a time; a moving camera needs none of these."""
         if self._static is None:
             H, W, scale = self.spec.height, self.spec.width, self.spec.scale
-            if self.path == "cpu-fused":
+            if self.path == "cpu-fused" and self.gen.cfg.family == "prev":
+                self._static = grid_t(H, W, scale).numpy()  # prev's kernel projects its 128 channels itself
+            elif self.path == "cpu-fused":
                 with torch.no_grad():
                     self._static = projected_grid(self.gen.input.xyr.weight.detach(), H, W, scale).numpy()
             else:
