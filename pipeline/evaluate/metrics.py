@@ -9,6 +9,9 @@ turns these into numbers:
   class. The same for the stored single-digit encodings ("bank digits") when the checkpoint has them.
 - random digits: `samples` latents z ~ N(0, I) (seeded) at 26x26: the fraction the CNN classifies with
   confidence >= 0.9, how many classes appear among those, and the class histogram.
+- near class: `NEIGHBOURS` latents around each class latent, c + 0.3 N(0, I) (seeded), at 26x26: the fraction the
+  CNN reads as that class (its best guess), over all classes and per class -- whether a generator makes each
+  digit around where it keeps it, not only at the one latent.
 - detail: at 4 of those random latents and the 10 class latents, `size` x `size` renders; the fraction of
   the spectral power of the mean-removed image above 1/8 of Nyquist in radial frequency.
 
@@ -36,6 +39,8 @@ EVAL_SCALE = 8.0          # the training coordinate scale
 CONFIDENCE = 0.9          # a random digit is "recognisable" when the CNN's top probability reaches this
 DETAIL_CUTOFF = 1.0 / 8   # detail: power above this fraction of Nyquist (radial)
 DETAIL_RANDOM = 4         # random latents rendered large for detail (the first of the random sample)
+NEAR_RADIUS = 0.3         # near class: class latent + NEAR_RADIUS * N(0, I)
+NEIGHBOURS = 100          # ... this many per class
 
 
 # ----------------------------------------------------------------------------- the classifier asset
@@ -87,6 +92,9 @@ class EvalRow:
     random_classes_present: int      # distinct classes among the recognisable ones, 0..10
     random_histogram: list           # [10] counts of the recognisable ones per class
     random_mean_intensity: float     # mean pixel of the random 26x26 renders (white strokes on black: low)
+    near_class: float                # fraction of class latent + NEAR_RADIUS * N(0, I) read as that class
+    near_class_per_class: list       # [10] the same per class
+    near_radius: float
     detail: float                    # mean detail fraction over all detail frames
     detail_random: float             # ... over the random latents
     detail_class: float              # ... over the class latents
@@ -141,6 +149,7 @@ def evaluate_checkpoint(ck, cnn: LoadedCNN | None = None, size: int = 1080, samp
         sure = conf >= CONFIDENCE
         hist = torch.bincount(pred[sure], minlength=cnn.config.n_classes)
         mean_intensity = float(images.mean())
+        near, near_per_class = near_class(small, cnn, ck.class_latents, seed)
 
     # detail at the output resolution, one frame at a time (a 3240 frame is 42 MB as float32)
     detail_z = torch.cat([z[:DETAIL_RANDOM], ck.class_latents])
@@ -159,11 +168,27 @@ def evaluate_checkpoint(ck, cnn: LoadedCNN | None = None, size: int = 1080, samp
         bank_digits=bank_digits, bank_confident=bank_confident, bank_size=bank_size,
         random_samples=samples, random_recognisable=int(sure.sum()) / samples,
         random_classes_present=int((hist > 0).sum()), random_histogram=[int(c) for c in hist],
-        random_mean_intensity=mean_intensity,
+        random_mean_intensity=mean_intensity, near_class=near, near_class_per_class=near_per_class,
+        near_radius=NEAR_RADIUS,
         detail=float(np.mean(scores)), detail_random=float(np.mean(scores[:n_rand])),
         detail_class=float(np.mean(scores[n_rand:])), detail_size=size,
         seed=int(seed), confidence=CONFIDENCE, cnn_sha256=cnn.sha256, cnn_test_accuracy=cnn.test_accuracy,
     )
+
+
+def near_class(renderer, cnn: LoadedCNN, class_latents: torch.Tensor, seed: int, radius: float = NEAR_RADIUS,
+               per_class: int = NEIGHBOURS) -> tuple[float, list[float]]:
+    """(share of all, share per class) of `per_class` latents c + radius * N(0, I) around each class latent c
+    [C, Z] that the CNN reads as c, rendered by `renderer` (26x26 at the training scale)."""
+    g = torch.Generator().manual_seed(int(seed) + 0x6E)  # its own stream, not the random latents'
+    n_classes, z_dim = class_latents.shape
+    z = class_latents.float().repeat_interleave(per_class, 0) + radius * torch.randn(n_classes * per_class, z_dim,
+                                                                                    generator=g)
+    labels = torch.arange(n_classes).repeat_interleave(per_class)
+    right = torch.cat([classify(cnn.model, renderer.render_float(z[i:i + 500])).argmax(1) == labels[i:i + 500]
+                       for i in range(0, z.shape[0], 500)])
+    per = right.reshape(n_classes, per_class).float().mean(1)
+    return float(right.float().mean()), [round(float(v), 4) for v in per]
 
 
 def detail_frames(samples: int) -> int:
