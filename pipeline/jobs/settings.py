@@ -74,6 +74,9 @@ class VideoSettings(CameraSettings):
     device: str = "auto"           # auto, cpu or cuda[:N] (every panel of a comparison renders there)
     path: str = "auto"             # render path: auto, cpu-fused, triton, torch, reference
     batch: int | None = None       # frames per render batch (None: by frame size); never changes the bytes
+    encoders: int | str = "auto"   # x264 encoders one renderer feeds (contiguous ranges joined losslessly, each
+                                   # with its share of the cores; jobs.encoders): "auto" = cores // 4 on a GPU,
+                                   # 1 on the CPU; lossless output is the same bytes for any count
     audio: str | None = None       # soundtrack (WAV, MP3, FLAC, OGG, M4A, ...): muxed into the MP4 as AAC; without
                                    # frames/duration the video is as long as the track (pipeline.audio)
     audio_offset: str | None = None  # where in the track the video starts: "12s", "1:30", frames
@@ -226,6 +229,10 @@ class WalkSettings(VideoSettings):
             raise UserError(f"--batch must be at least 1, got {self.batch}", key="batch")
         if isinstance(getattr(self, "workers", 1), bool) or getattr(self, "workers", 1) < 1:
             raise UserError(f"--workers must be at least 1, got {self.workers}", key="workers")
+        with about("encoders"):
+            from pipeline.jobs.encoders import parse_encoders
+
+            parse_encoders(self.encoders)
         check_camera(self)
 
 
