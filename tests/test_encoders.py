@@ -9,8 +9,8 @@ from pipeline.jobs.encoders import (SplitWriter, auto_encoders, open_encoders, p
                                     stream_split)
 from pipeline.render import Renderer, reference_frames, to_uint8
 from pipeline.video import VideoWriter, encoder_thread_args, open_writer
-from tests.render_helpers import lively_generator
-from tests.video_helpers import read_video
+from render_helpers import lively_generator
+from video_helpers import read_video
 
 
 def _opt(cmd, name):
@@ -92,3 +92,19 @@ def test_split_writer_in_order_and_abort(tmp_path):
             w.write(frames[:3])
             raise RuntimeError("stop")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4"]
+
+
+def test_walk_with_three_encoders_is_the_single_encode(tmp_path):
+    from pipeline.checkpoint import load_checkpoint
+    from pipeline.jobs.render import WalkSettings, prepare_walk, render_walk
+    from render_helpers import make_checkpoint
+
+    ckpt = make_checkpoint(tmp_path / "e1.pt")
+    s = WalkSettings(frames=9, size=32, keyframes=3, lossless=True, batch=2, pace="none", scale=8.0, encoders=3)
+    calls = []
+    info = render_walk(ckpt, tmp_path / "three.mp4", s, progress=calls.append)
+    latents = prepare_walk(ckpt, tmp_path / "x.mp4", s).latents
+    want = Renderer(load_checkpoint(ckpt).generator, 32, 32).render(latents)
+    assert np.array_equal(read_video(tmp_path / "three.mp4"), want)
+    assert info["frames"] == 9 and sum(calls) == 9
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e1.pt", "three.mp4", "three.mp4.json"]

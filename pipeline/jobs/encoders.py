@@ -212,3 +212,14 @@ def stream_split(renderer, latents, writer, batch: int, invert: bool, progress=N
                 progress(len(frames))
         if not active:
             return
+
+
+def walk_encoders(settings, device_type: str, cores: int | None = None, workers: int = 1) -> tuple[int, int | None]:
+    """(encoders, threads per encoder) for a render of `settings` on `device_type`. encoders "auto" on the CPU
+    keeps what renders did before (one encoder, x264's own thread count: threads None); any other choice
+    divides the cores (split_cores)."""
+    n = parse_encoders(settings.encoders)
+    if n is None and device_type != "cuda":
+        return 1, None
+    b = split_cores(cpu_cores() if cores is None else cores, workers, n, device_type)
+    return b.encoders, b.encoder_threads

@@ -271,9 +271,13 @@ def render_walk(ckpt, out, settings: WalkSettings = WalkSettings(), progress: Pr
     t0 = time.perf_counter()
     with Renderer(ck.generator, height, width, scale=s.scale, path=s.path, device=s.device) as renderer:
         batch = s.batch or default_batch(height, width, renderer.device)
-        with open_writer(out, (width, height), fps=s.fps, fmt=fmt, crf=s.crf, preset=s.preset,
-                         lossless=s.lossless, palette=colours, before_publish=soundtrack_hook(s)) as writer:
-            stream_frames(renderer, latents, writer, batch, s.invert, progress, camera=walk_camera(s))
+        from pipeline.jobs.encoders import open_encoders, stream_split, walk_encoders
+
+        encoders, threads = walk_encoders(s, renderer.device.type)  # several x264 encodes joined (issue 26)
+        with open_encoders(out, (width, height), len(latents), encoders, threads, fmt=fmt, fps=s.fps, crf=s.crf,
+                           preset=s.preset, lossless=s.lossless, palette=colours,
+                           before_publish=soundtrack_hook(s)) as writer:
+            stream_split(renderer, latents, writer, batch, s.invert, progress, camera=walk_camera(s))
             writer.finish()
             seconds = time.perf_counter() - t0
             info = walk_sidecar(s, ck, out, fmt, keys, len(latents), bank_rows, renderer.path, str(renderer.device),
