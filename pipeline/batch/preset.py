@@ -22,7 +22,8 @@ A preset is data, never code:
     output = "walks/e6.mp4"       # optional (default: <job name>.mp4 / .png)
     after = ["other_job"]         # optional: explicit extra dependencies
 
-Paths. Relative paths *in the preset* (settings.out_dir, data_dir, ckpt, ckpts, keyframes_file)
+Paths. Relative paths *in the preset* (settings.out_dir, data_dir, ckpt, ckpts, keyframes_file,
+images)
 resolve against the directory of the preset file, so a preset means the same thing from any working
 directory and a rerun finds its manifest. A job's `output` resolves against out_dir. Without
 settings.out_dir the outputs go to `runs/<preset stem>` beside the preset; `cppn-video batch --out DIR`
@@ -464,6 +465,17 @@ def _path_inputs(chk: _Checker, where: str, kind: str, values: dict) -> list[Inp
             chk.problem(f"{where}, key keyframes_file", f"file {p} not found; fix the path (relative to the preset)")
         values["keyframes_file"] = str(p)
         inputs.append(InputRef(key="keyframes_file", text=text, path=p))
+    for key in ("images", "image"):  # pictures of digits projected into the checkpoint (jobs.projected)
+        if not isinstance(values.get(key), str):
+            continue
+        paths = []
+        for text in (part.strip() for part in values[key].split(",")):
+            p = chk.local(text)
+            if not p.is_file():
+                chk.problem(f"{where}, key {key}", f"image {p} not found; fix the path (relative to the preset)")
+            paths.append(str(p))
+            inputs.append(InputRef(key=key, text=text, path=p))
+        values[key] = ",".join(paths)
     if isinstance(values.get("audio"), str):  # a soundtrack: relative to the preset, hashed as an input
         text = values["audio"]
         p = chk.local(text)

@@ -131,6 +131,10 @@ def path_options(classes_help: str):
                           "--frames 240)."),
         click.option("--classes", default=None, help=classes_help),
         click.option("--digits", default=None, help=DIGITS_HELP),
+        click.option("--images", default=None, metavar="A.png,B.png,...",
+                     help="Keyframes from your own pictures of digits (PNG/JPEG, any size or polarity), each "
+                          "projected into the checkpoint as `cppn-video project` does (a comparison: into each "
+                          "panel's own); the sidecar keeps their SHA-256 and latents, so replay needs neither."),
     ])
 
 
@@ -226,7 +230,8 @@ def walk(ckpt, output, frames, size, fps, seed, keyframes, seeds, frames_per_tra
     ckpt_name = ckpt or DEFAULT_CHECKPOINT
     if output is None:
         suffix = {"gif": ".gif", "png": ""}.get(fmt, ".mp4")
-        kind = "classes" if classes is not None else "digits" if digits is not None else "grid" if grid else "walk"
+        kind = ("classes" if classes is not None else "digits" if digits is not None else "grid" if grid
+                else "images" if scene.get("images") else "walk")
         output = f"{Path(ckpt_name).stem}-{kind}{suffix}"
     from pipeline.jobs import render_walk_grid
     from pipeline.jobs.kinds import run_walk
@@ -285,11 +290,13 @@ def echo_framing(info: dict, what: str) -> None:
 @click.option("--sample", type=click.IntRange(min=0), default=0, show_default=True,
               help="With --digit: which stored example of the digit (wraps around the ones stored).")
 @click.option("--class-means", is_flag=True, help="With --digit: render the class mean, not a real digit's encoding.")
+@click.option("--image", default=None, metavar="FILE",
+              help="Render your own picture of a digit: its projection into the checkpoint (as `cppn-video project`).")
 @colour_options
 @render_options
 @click.option("--quiet", is_flag=True, help="No progress bar and no summary line (errors are still printed).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def still(ckpt, output, size, seed, seeds, outdir, grid, digit, sample, class_means, scale, invert, device,
+def still(ckpt, output, size, seed, seeds, outdir, grid, digit, sample, class_means, image, scale, invert, device,
           render_path, quiet, as_json, **colour):
     """Render one high-resolution still image (PNG), or one per seed with --seeds (and a --grid contact sheet)."""
     ckpt_name = ckpt or DEFAULT_CHECKPOINT
@@ -298,12 +305,14 @@ def still(ckpt, output, size, seed, seeds, outdir, grid, digit, sample, class_me
     if seeds is not None:
         if output is not None:
             raise click.UsageError("--seeds writes one file per seed into --outdir; leave out -o")
+        if image is not None:
+            raise click.UsageError("--image renders one still; leave out --seeds")
         return _stills(ckpt_name, seeds, outdir or "stills", grid, StillSettings(
             size=size, seed=seed, digit=digit, scale=scale, invert=invert, device=device, path=render_path, **colour),
             quiet, as_json)
     output = output or f"{Path(ckpt_name).stem}-still.png"
-    settings = StillSettings(size=size, seed=seed, digit=digit, sample=sample, class_means=class_means, scale=scale,
-                             invert=invert, device=device, path=render_path, **colour)
+    settings = StillSettings(size=size, seed=seed, digit=digit, sample=sample, class_means=class_means, image=image,
+                             scale=scale, invert=invert, device=device, path=render_path, **colour)
     from pipeline.jobs import render_still
 
     info = render_still(ckpt_name, output, settings)

@@ -11,6 +11,7 @@ import numpy as np
 from pipeline.checkpoint import Checkpoint, load_checkpoint
 from pipeline.errors import UserError
 from pipeline.scene.preflight import preflight
+from pipeline.jobs.projected import check_images, image_inputs, projection_record
 from pipeline.jobs.sidecar import header
 from pipeline.scene.palette import palette_of
 from pipeline.jobs.framing import TRAINING_SCALE
@@ -100,6 +101,8 @@ def _latents_note(walk: WalkSettings) -> str:
     if walk.digits is not None:
         return ("per checkpoint: the same digit sequence and timing, but each panel uses its own checkpoint's "
                 "stored encodings of real digits (they differ per model)")
+    if path_kind(walk) == "images":
+        return "per checkpoint: each panel's keyframes are the images projected into its own checkpoint"
     if path_kind(walk) == "digits":
         return ("per checkpoint: the same seeded choice from each checkpoint's stored encodings of real digits "
                 "(--random-keyframes: one shared random path)")
@@ -150,8 +153,9 @@ def render_compare(ckpts: list, out, settings: CompareSettings = CompareSettings
     geo = compare_geometry(s.panel_size, s.layout, len(ckpts), frames, fmt)
     columns, rows = geo.columns, geo.rows
     check_writable(out, fmt)
+    check_images(walk)  # every picture readable, before the checkpoints load
     cks = [c if isinstance(c, Checkpoint) else load_checkpoint(c) for c in ckpts]
-    check_not_input(out, [ck.path for ck in cks] + [s.keyframes_file])
+    check_not_input(out, [ck.path for ck in cks] + [s.keyframes_file, *image_inputs(walk)])
     check_soundtrack(out, fmt, s)
     z_dims = {ck.z_dim for ck in cks}
     if len(z_dims) > 1:
@@ -207,7 +211,7 @@ def render_compare(ckpts: list, out, settings: CompareSettings = CompareSettings
                 x, y = geo.origin(i)
                 panels.append({**checkpoint_record(ck), "label": label, "x": x, "y": y,
                                "seconds_per_frame": round(spent[i] / timed, 4) if timed else None, "keyframes": keys,
-                               **path_info(walk, bank_rows, ck.digit_labels)})
+                               **path_info(walk, bank_rows, ck.digit_labels), **projection_record(walk, ck)})
             info = header("compare", out, geo.width, geo.height, s, fmt=fmt, frames=frames,
                           timeline=walk.timeline(len(paths[0][0])))
             info["settings"]["labels"] = labels

@@ -59,7 +59,7 @@ class JobKind:
 
 
 RENDER_KINDS = {
-    "walk": JobKind("walk", WalkSettings, "ckpt", run_walk, ("walk", "classes", "digits")),
+    "walk": JobKind("walk", WalkSettings, "ckpt", run_walk, ("walk", "classes", "digits", "images")),
     "still": JobKind("still", StillSettings, "ckpt", run_still, ("still",)),
     "compare": JobKind("compare", CompareSettings, "ckpts", run_compare, ("compare",)),
 }

@@ -12,6 +12,7 @@ from pipeline.checkpoint import Checkpoint, load_checkpoint
 from pipeline.errors import UserError
 from pipeline.atomic import check_replaceable, temp_sibling
 from pipeline.scene.preflight import MAX_FRAMES, preflight  # noqa: F401 (MAX_FRAMES: API)
+from pipeline.jobs.projected import check_images, image_inputs, projection_record
 from pipeline.jobs.sidecar import header
 from pipeline.scene.palette import palette_of
 from pipeline.jobs.settings import DEFAULT_CHECKPOINT, Progress, StillSettings, WalkSettings
@@ -37,12 +38,14 @@ def digit_bank(ck: Checkpoint) -> tuple[torch.Tensor, torch.Tensor] | None:
     return ck.digit_latents, ck.digit_labels
 
 
-def _path(s: WalkSettings, z_dim: int, class_latents, bank, source: str, generators=(), rows_given=None):
+def _path(s: WalkSettings, z_dim: int, class_latents, bank, source: str, generators=(), rows_given=None,
+          image_keys=None):
     """(keyframes [K, Z], per-frame latents [frames, Z], bank rows of the keyframes [K] or None).
 
     generators: what `pace = "uniform"` measures the picture's change on (a comparison's every panel); without
     any the walk is not re-paced. They also choose the default stored-digit keyframes (jobs.keyframes), unless
-    rows_given names them (a comparison chooses once for every panel)."""
+    rows_given names them (a comparison chooses once for every panel). image_keys: the projected keyframes of
+    an `images` walk (jobs.projected)."""
     s = s.resolved()
     rows = None
     if s.classes is not None:
@@ -57,7 +60,11 @@ def _path(s: WalkSettings, z_dim: int, class_latents, bank, source: str, generat
                             f"{z_dim}; the file is corrupt")
         interp = s.interp
     else:
-        if s.seeds is not None:
+        if s.images is not None:
+            if image_keys is None:
+                raise UserError("--images needs the checkpoint to project into; render it through checkpoint_path")
+            keys = np.asarray(image_keys, dtype=np.float32)
+        elif s.seeds is not None:
             keys = seed_latents(parse_seeds(s.seeds), z_dim)
         elif s.keyframes_file:
             keys = load_keyframes(s.keyframes_file, z_dim)
@@ -126,21 +133,30 @@ def checkpoint_path(settings: WalkSettings, ck: Checkpoint, generators=None, row
     digit bank [K] for a `digits` walk, else None). generators: what even pacing measures (default: this
     checkpoint's own).
     """
+    image_keys = None
+    if getattr(settings, "images", None) is not None:  # pictures of digits projected into this checkpoint
+        from pipeline.jobs.projected import project_keyframes
+
+        image_keys, _ = project_keyframes(settings.images, ck, settings.projection_steps)
     return _path(settings, ck.z_dim, ck.class_latents, digit_bank(ck), f"checkpoint {ck.name}",
-                 (ck.generator,) if generators is None else generators, rows)
+                 (ck.generator,) if generators is None else generators, rows, image_keys)
 
 
 def stored_keyframes(settings) -> bool:
     """Whether a walk's keyframes are the default stored real digits (no path chosen, not --random-keyframes)."""
     return (not getattr(settings, "random_keyframes", True) and settings.digits is None and settings.classes is None
-            and settings.seeds is None and settings.keyframes_file is None)
+            and settings.seeds is None and settings.keyframes_file is None
+            and getattr(settings, "images", None) is None)
 
 
 def path_kind(settings) -> str:
-    """What a walk's keyframes are: "classes" (class means), "digits" (real digits, given or the default) or
-    "walk" (latents that do not depend on the checkpoint: random, seeds, a file)."""
+    """What a walk's keyframes are: "classes" (class means), "digits" (real digits, given or the default),
+    "images" (pictures projected into the checkpoint) or "walk" (latents that do not depend on the checkpoint:
+    random, seeds, a file)."""
     if settings.classes is not None:
         return "classes"
+    if getattr(settings, "images", None) is not None:
+        return "images"
     return "digits" if settings.digits is not None or stored_keyframes(settings) else "walk"
 
 
@@ -165,7 +181,8 @@ def walk_sidecar(s: WalkSettings, ck: Checkpoint, out: Path, fmt: str, keys: np.
     return {
         **header(path_kind(s), out, width, height, s, fmt=fmt, frames=frames, timeline=s.timeline(len(keys))),
         "checkpoint": checkpoint_record(ck),
-        "keyframes": keys, **path_info(s, bank_rows, ck.digit_labels), "render_path": render_path, "device": device,
+        "keyframes": keys, **path_info(s, bank_rows, ck.digit_labels), **projection_record(s, ck),
+        "render_path": render_path, "device": device,
         "seconds": round(seconds, 3), "frames_per_second": round(frames / seconds, 3), **extra,
     }
 
@@ -212,8 +229,9 @@ def prepare_walk(ckpt, out, settings: WalkSettings, rows=None) -> PreparedWalk:
     fmt = output_format(out, s.fmt)
     check_video_size(s.canvas(), fmt)
     check_writable(out, fmt)
+    check_images(s)  # every picture readable, before the checkpoint loads
     ck = _checkpoint(ckpt)
-    check_not_input(out, [ck.path, s.keyframes_file])
+    check_not_input(out, [ck.path, s.keyframes_file, *image_inputs(s)])
     check_soundtrack(out, fmt, s)
     s, rows = framed_walk(s, ck, rows)
     keys, latents, bank_rows = checkpoint_path(s, ck, rows=rows)
@@ -294,6 +312,11 @@ def still_latent(settings: StillSettings, ck: Checkpoint) -> tuple[np.ndarray, d
     digit unset: a random latent from `seed`.
     """
     s = settings
+    if s.image is not None:  # a picture of a digit projected into the checkpoint (jobs.projected)
+        from pipeline.jobs.projected import project_keyframes
+
+        z, records = project_keyframes(s.image, ck, s.projection_steps)
+        return z[:1], {"kind": "projected image", **records[0]}
     if s.digit is None:
         return walk_keyframes(s.seed, 1, ck.z_dim), {"kind": "random", "seed": s.seed}
     if not 0 <= s.digit < ck.class_latents.shape[0]:
@@ -338,8 +361,9 @@ def render_still(ckpt, out, settings: StillSettings = StillSettings()) -> dict:
     if out.suffix.lower() != ".png":
         raise UserError(f"stills are written as PNG; name the output {out.with_suffix('.png')}")
     check_writable(out, "gif")  # any single-file format: only the directory matters
+    check_images(s)  # a bad picture: one line before the checkpoint loads
     ck = _checkpoint(ckpt)
-    check_not_input(out, [ck.path])
+    check_not_input(out, [ck.path, *image_inputs(s)])
     z, source = still_latent(s, ck)
     if s.scale is None:  # the automatic margin around the still's digit (jobs.framing)
         from pipeline.jobs import framing

@@ -10,11 +10,12 @@ import numpy as np
 
 from pipeline.checkpoint import Checkpoint, load_checkpoint
 from pipeline.errors import UserError
+from pipeline.jobs.projected import recorded, recorded_images
 from pipeline.jobs.settings import CompareSettings, Progress, StillSettings, WalkSettings
 from pipeline.jobs.typecheck import checked_fields, show, toml_type
 from pipeline.provenance import check_not_input
 
-WALK_KINDS = ("walk", "classes", "digits")
+WALK_KINDS = ("walk", "classes", "digits", "images")
 
 
 def read_sidecar(path) -> dict:
@@ -179,6 +180,9 @@ def replay(sidecar, out=None, ckpt=None, path: str | None = None, device: str | 
             rows = None  # the default keyframes of a checkpoint with a digit bank: the rows recorded
             if kind == "digits" and stored_keyframes(s) and ck.digit_labels is not None:
                 rows = _recorded_rows(info, s, ck, sidecar)
+            if s.images is not None:  # the recorded projection: never projected again, the images not needed
+                with recorded({ck.sha256: (_keyframes(info, sidecar), recorded_images(info, sidecar))}):
+                    return run_walk(ck, out, s, progress=progress)
             return run_walk(ck, out, s, progress=progress, rows=rows)  # in segments when the original was
         if kind == "compare":
             s = _settings(CompareSettings, rec, where, path=path, device=device)
@@ -191,10 +195,20 @@ def replay(sidecar, out=None, ckpt=None, path: str | None = None, device: str | 
             if not entries or not all(isinstance(e, dict) for e in entries):
                 raise _damaged(sidecar, "checkpoints", "a list of checkpoint tables", entries)
             cks = [_checkpoint(entry) for entry in entries]
+            if s.images is not None:  # each panel's recorded projection
+                with recorded({ck.sha256: (_keyframes(e, sidecar), recorded_images(e, sidecar))
+                               for ck, e in zip(cks, entries)}):
+                    return render_compare(cks, out, s, progress=progress)
             return render_compare(cks, out, s, progress=progress)
         if kind == "still":
             s = _settings(StillSettings, rec, where, path=path, device=device)
-            return render_still(_checkpoint(info["checkpoint"], ckpt), out, s)
+            ck = _checkpoint(info["checkpoint"], ckpt)
+            if s.image is not None:  # the recorded projection
+                source = _entry(info, "latent_source", dict, "a table (kind, path, sha256)", sidecar)
+                latent = _keyframes({"keyframes": [info.get("latent")]}, sidecar)
+                with recorded({ck.sha256: (latent, recorded_images({"images": [source]}, sidecar))}):
+                    return render_still(ck, out, s)
+            return render_still(ck, out, s)
         if kind == "still grid":
             s = _settings(StillSettings, rec, where, path=path, device=device)
             grid = f"{_entry(info, 'columns', int, 'a whole number', sidecar)}x" \

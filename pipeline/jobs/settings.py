@@ -67,6 +67,9 @@ class VideoSettings(CameraSettings):
     digits: str | None = None      # digit sequence such as "8,6,4,2,0,1,3,5,7": keyframes are the checkpoint's
                                    # stored encodings of single real digits (the article's keyframes); the
                                    # i-th occurrence of a digit takes its i-th stored encoding
+    images: str | None = None      # "a.png,b.png": keyframes are these pictures of digits projected into the
+                                   # checkpoint (jobs.projected; a comparison's panels each into their own)
+    projection_steps: int | None = None  # Adam steps of that projection (None: project.fit.STEPS)
     crf: int = 18                  # H.264 quality (lower is better; 0 is lossless but plays in few players)
     preset: str = "medium"         # x264 speed/size trade-off
     lossless: bool = False         # exact gray frames (tests, segment joins); few players can play it
@@ -141,6 +144,10 @@ class WalkSettings(VideoSettings):
             return len(parse_digits(self.digits))
         if self.classes is not None:
             return len(parse_classes(self.classes))
+        if self.images is not None:
+            from pipeline.jobs.projected import image_paths
+
+            return len(image_paths(self.images))
         if self.keyframes_file is not None:
             import numpy as np
 
@@ -180,7 +187,7 @@ class WalkSettings(VideoSettings):
         """With --sync and the default keyframes (no path chosen): these settings with as many keyframes as the
         track offers places for; None otherwise."""
         if self.sync is None or self.audio is None or any(
-                v is not None for v in (self.seeds, self.digits, self.classes, self.keyframes_file)):
+                v is not None for v in (self.seeds, self.digits, self.classes, self.keyframes_file, self.images)):
             return None
         from pipeline.audio.music import sync_count
 
@@ -193,11 +200,16 @@ class WalkSettings(VideoSettings):
 
         check_music(self)  # first: the soundtrack sets the length and keyframe times checked below
         chosen = [name for name, value in (("digits", self.digits), ("classes", self.classes),
-                                           ("keyframes_file", self.keyframes_file), ("seeds", self.seeds))
+                                           ("keyframes_file", self.keyframes_file), ("seeds", self.seeds),
+                                           ("images", self.images))
                   if value is not None]
         if len(chosen) > 1:
             raise UserError(f"{' and '.join('--' + c.replace('_', '-') for c in chosen)} each choose the latent "
-                            f"path; give only one of --digits, --classes, --keyframes-file, --seeds", key=chosen[1])
+                            f"path; give only one of --digits, --classes, --keyframes-file, --seeds, --images",
+                            key=chosen[1])
+        if self.projection_steps is not None and not 0 <= self.projection_steps <= 10_000:
+            raise UserError(f"projection_steps must be 0..10000, got {self.projection_steps}",
+                            key="projection_steps")
         with about("seeds"):
             if self.seeds is not None:
                 parse_seeds(self.seeds)
@@ -244,6 +256,9 @@ class StillSettings(CameraSettings):
                                    # single real digit when the checkpoint has them, else the class mean
     sample: int = 0                # with digit: which stored encoding of it (wraps around the ones stored)
     class_means: bool = False      # with digit: render the class mean even when encodings are stored
+    image: str | None = None       # a picture of a digit: the still renders its projection into the checkpoint
+                                   # (jobs.projected)
+    projection_steps: int | None = None  # Adam steps of that projection (None: project.fit.STEPS)
     scale: float | None = 8.0      # coordinate range [-scale, scale]; None: the automatic margin (as a walk's)
     invert: bool = False           # dark strokes on white
     device: str = "auto"           # auto, cpu or cuda[:N]
@@ -263,6 +278,11 @@ class StillSettings(CameraSettings):
             raise UserError(f"--digit must be 0..9, got {self.digit}", key="digit")
         if self.sample < 0:
             raise UserError(f"--sample must be at least 0, got {self.sample}", key="sample")
+        if self.image is not None and self.digit is not None:
+            raise UserError("--image and --digit each choose the still's latent; give one", key="image")
+        if self.projection_steps is not None and not 0 <= self.projection_steps <= 10_000:
+            raise UserError(f"projection_steps must be 0..10000, got {self.projection_steps}",
+                            key="projection_steps")
         check_camera(self)
 
 
