@@ -282,6 +282,18 @@ def create_app(ckpts=(), out="serve-out", token: str | None = None, trusted_host
     async def job(request: Request):
         return JSONResponse(jobs.status())
 
+    async def audio(request: Request):
+        # raw bytes, typed as audio or octet-stream: neither is a type another site may POST without a CORS
+        # preflight, so no page elsewhere can upload here
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if not (kind.startswith("audio/") or kind in ("application/octet-stream", "video/mp4")):
+            raise UserError("send the track's bytes with Content-Type audio/... or application/octet-stream")
+        from pipeline.serve.audio import describe, store_track
+
+        data = await request.body()
+        path = await run_in_threadpool(store_track, ws.out, data, request.query_params.get("name"))
+        return JSONResponse(await run_in_threadpool(describe, path))
+
     async def cancel(request: Request):
         return JSONResponse(await run_in_threadpool(jobs.cancel))
 
@@ -381,6 +393,7 @@ def create_app(ckpts=(), out="serve-out", token: str | None = None, trusted_host
         Route("/api/thumbs", thumbs, methods=["POST"]),
         Route("/api/render", render, methods=["POST"]),
         Route("/api/job", job),
+        Route("/api/audio", audio, methods=["POST"]),
         Route("/api/job/cancel", cancel, methods=["POST"]),
         Route("/api/webm", webm, methods=["POST"]),
         Route("/files/{name}", files),

@@ -7,6 +7,7 @@ import shlex
 import threading
 import time
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -171,6 +172,8 @@ def reproduce(ws: Workspace, req: RenderRequest, stem: str) -> tuple[str, str]:
     ckpt = ws.choice(req.ckpt).source
     keys, video = f"{stem}{SUFFIXES['keyframes']}", f"{stem}{SUFFIXES['video']}"
     chosen = [(name, getattr(s, name)) for name in EXPORTED if getattr(s, name) != getattr(DEFAULTS, name)]
+    if s.audio is not None:  # run from the output folder, where the uploaded track is
+        chosen = [(name, Path(value).name if name == "audio" else value) for name, value in chosen]
     args = ["cppn-video", "walk", "--ckpt", ckpt, "--keyframes-file", keys]
     for name, value in chosen:
         flag = "--" + name.replace("_", "-")
@@ -186,7 +189,7 @@ def reproduce(ws: Workspace, req: RenderRequest, stem: str) -> tuple[str, str]:
 
 # What the page sets, exported when it differs from the walk's defaults (frames always: it is the page's own).
 EXPORTED = ("frames", "size", "fps", "ease", "interp", "loop", "invert", "hold", "pace", "palette", "colors", "zoom",
-            "pan", "rotate")
+            "pan", "rotate", "audio", "audio_offset", "sync", "beats_per_keyframe", "react")
 DEFAULTS = WalkSettings(frames=-1)
 
 

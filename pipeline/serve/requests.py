@@ -140,7 +140,7 @@ def walk_preview(ws: Workspace, body: dict) -> WalkPreview:
     frames = field(body, "frames", int, 48, 1, WALK_PREVIEW_FRAMES)
     s = WalkSettings(frames=frames, ease=field(body, "ease", str, DEFAULT_EASE),
                      interp=field(body, "interp", str, "slerp"), loop=field(body, "loop", bool, False),
-                     keyframes=len(keys), **scene(body), **camera(body))
+                     keyframes=len(keys), **scene(body), **camera(body), **soundtrack(ws, body))
     s.validate()
     from pipeline.jobs.render import pace_maps, walk_camera
 
@@ -158,6 +158,17 @@ class RenderRequest:
     keyframes: np.ndarray   # [K, Z]
     settings: WalkSettings  # without keyframes_file (the job writes it)
     name: str | None        # output stem asked for, or None for a fresh one
+
+
+def soundtrack(ws: Workspace, body: dict) -> dict:
+    """The soundtrack a render takes from the page: a track uploaded to /api/audio (by the name it returned) and
+    the WalkSettings fields audio_offset, sync, beats_per_keyframe and react (checked by its validate)."""
+    name = field(body, "audio", str, None)
+    if name is None:
+        return {}
+    return {"audio": str(ws.output_file(name)), "audio_offset": field(body, "audio_offset", str, None),
+            "sync": field(body, "sync", str, None), "beats_per_keyframe": field(body, "beats_per_keyframe", int, 1),
+            "react": field(body, "react", str, None)}
 
 
 def render(ws: Workspace, body: dict) -> RenderRequest:
@@ -179,7 +190,7 @@ def render(ws: Workspace, body: dict) -> RenderRequest:
     s = WalkSettings(frames=frames, size=canvas(body, "size", 512), fps=fps,
                      ease=field(body, "ease", str, DEFAULT_EASE), interp=field(body, "interp", str, "slerp"),
                      loop=field(body, "loop", bool, False), invert=field(body, "invert", bool, False),
-                     keyframes=len(keys), **scene(body), **camera(body))
+                     keyframes=len(keys), **scene(body), **camera(body), **soundtrack(ws, body))
     s.validate()
     walk_path(keys, s.frames, loop=s.loop, ease=s.ease, interp=s.interp,  # e.g. 1 frame without loop: refused now
               timeline=s.timeline(len(keys)))

@@ -241,6 +241,51 @@ function walkSettings() {
           ...(hold > 0 ? {hold: `${hold}s`} : {}), ...cameraFields()};
 }
 
+// ------------------------------------------------------------------ soundtrack
+
+async function loadAudio(file) {
+  showError("");
+  if (!file) { S.audio = null; $("wave").hidden = $("sound-preview").hidden = true; $("tempo").textContent = ""; return; }
+  try {
+    const res = await fetch(`/api/audio?name=${encodeURIComponent(file.name)}`, {
+      method: "POST", headers: {"Content-Type": file.type || "application/octet-stream"}, body: await file.arrayBuffer()});
+    const data = await res.json().catch(() => ({error: `HTTP ${res.status}`}));
+    if (!res.ok) throw new Error(data.error || `HTTP ${res.status}`);
+    S.audio = data;
+  } catch (e) { S.audio = null; showError(e.message); return; }
+  $("sound-preview").src = URL.createObjectURL(file);
+  $("sound-preview").hidden = false;
+  $("tempo").textContent = S.audio.tempo ? `${S.audio.tempo.toFixed(1)} BPM, ${S.audio.beats.length} beats, ` +
+    `${S.audio.seconds.toFixed(1)} s` : `${S.audio.problem || "no beat"} (${S.audio.seconds.toFixed(1)} s)`;
+  drawWave();
+}
+
+function drawWave() {
+  // the waveform's peaks, the beats as marks, and where each keyframe lands at the render's fps when synced
+  const c = $("wave"), g = c.getContext("2d"), a = S.audio;
+  c.hidden = !a;
+  if (!a) return;
+  g.clearRect(0, 0, c.width, c.height);
+  g.fillStyle = "#888";
+  a.peaks.forEach((p, i) => {
+    const x = i * c.width / a.peaks.length, h = p * (c.height - 8);
+    g.fillRect(x, (c.height - h) / 2, Math.max(1, c.width / a.peaks.length), h);
+  });
+  g.fillStyle = "#d33";
+  const every = Math.max(1, +$("bpk").value || 1);
+  a.beats.forEach((t, i) => {
+    const x = t / a.seconds * c.width;
+    g.fillRect(x, 0, 1, $("sync").value === "beats" && i % every === 0 ? c.height : 6);
+  });
+}
+
+function audioSettings() {
+  if (!S.audio) return {};
+  const react = $("react").value.trim();
+  return {audio: S.audio.audio, ...($("sync").value ? {sync: $("sync").value} : {}),
+          beats_per_keyframe: Math.max(1, +$("bpk").value || 1), ...(react ? {react} : {})};
+}
+
 function startWalkPreview() {
   if (!S.keys.length) { showError("add a keyframe first"); return; }
   if (!S.ws || S.ws.readyState !== WebSocket.OPEN) return;
@@ -255,6 +300,7 @@ function playWalk(pixels, w, h, n) {
   stopWalk();
   let i = 0;
   const fps = +$("r-fps").value || 24;
+  if (S.audio) { $("sound-preview").currentTime = 0; $("sound-preview").play().catch(() => {}); }
   S.walkTimer = setInterval(() => {
     drawGray($("walk"), pixels.subarray(i * w * h, (i + 1) * w * h), w, h);
     i += 1;
@@ -265,6 +311,7 @@ function playWalk(pixels, w, h, n) {
 function stopWalk() {
   if (S.walkTimer) clearInterval(S.walkTimer);
   S.walkTimer = null;
+  if (S.audio) $("sound-preview").pause();
 }
 
 // ------------------------------------------------------------------ render job
@@ -274,7 +321,7 @@ async function startRender() {
   const size = $("r-size").value.trim();
   const body = {ckpt: S.ckpt, keyframes: S.keys.map((k) => k.z), size: /^\d+$/.test(size) ? +size : size,
                 fps: +$("r-fps").value, invert: $("invert").checked, ...walkSettings(),
-                ...($("palette").value ? {palette: $("palette").value} : {})};
+                ...($("palette").value ? {palette: $("palette").value} : {}), ...audioSettings()};
   const seconds = $("r-seconds").value.trim();
   if (seconds) body.seconds = +seconds; else body.frames = +$("r-frames").value;
   try {
@@ -346,6 +393,9 @@ async function main() {
   $("stop").onclick = stopWalk;
   $("render").onclick = startRender;
   $("cancel").onclick = cancelRender;
+  $("audio-file").onchange = (ev) => loadAudio(ev.target.files[0]);
+  $("sync").onchange = drawWave;
+  $("bpk").onchange = drawWave;
   $("seeds-prev").onclick = () => { S.seedStart = Math.max(0, S.seedStart - 16); loadSeeds(); };
   $("seeds-next").onclick = () => { S.seedStart += 16; loadSeeds(); };
   connect();
