@@ -30,6 +30,7 @@ def serve(ckpts, port, host, out):
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     url = f"http://{shown if ':' not in shown else f'[{shown}]'}:{port}/" + (f"?token={token}" if token else "")
     click.echo(f"serving on {url}  (outputs in {app.state.workspace.out}; Ctrl-C stops)")
+    click.echo(app.state.workspace.opening())
     run(app, host=host, port=port)
 
 

@@ -80,6 +80,18 @@ class Workspace:
             return next(iter(self.choices))
         return DEFAULT_CHECKPOINT if DEFAULT_CHECKPOINT in self.choices else next(iter(self.choices))
 
+    def opening(self) -> str:
+        """Which checkpoint the page opens on and why, in one line (and what is wrong with it, if it renders
+        blank: a collapsed run, pipeline.train.health's sign, on its 10 class latents at the training size)."""
+        cid = self.default_id
+        if self._loaded:
+            why = "given with --ckpt" + (" (the first)" if len(self._loaded) > 1 else "")
+        else:
+            why = "the default" if cid == DEFAULT_CHECKPOINT else "the first bundled"
+        note = collapse_note(self.checkpoint(cid))
+        return f"opened {cid}: {why}" + (f"; it is collapsed ({note}): pick another in the page's list"
+                                         if note else "")
+
     # ------------------------------------------------------------------ checkpoints
 
     def choice(self, cid) -> CheckpointChoice:
@@ -149,6 +161,21 @@ class Workspace:
 
 class NotFound(UserError):
     """A request named something that is not there (HTTP 404)."""
+
+
+def collapse_note(ck: Checkpoint) -> str:
+    """Why a checkpoint draws nothing ("" when it draws): its class latents rendered at 26x26 are as blank as a
+    collapsed training run's fakes (pipeline.train.health)."""
+    import torch
+
+    from pipeline.render import Renderer
+    from pipeline.train.health import BLANK_FRACTION, fake_stats
+
+    with Renderer(ck.generator, 26, 26, scale=8.0, path="auto", device="cpu") as r, torch.no_grad():
+        stats = fake_stats(r.render_float(ck.class_latents.float()))
+    if stats["fake_blank"] < BLANK_FRACTION:
+        return ""
+    return (f"{stats['fake_blank']:.0%} of its class means render blank, mean intensity {stats['fake_mean']:.2f}")
 
 
 def check_file_name(name) -> str:
