@@ -108,3 +108,20 @@ def test_walk_with_three_encoders_is_the_single_encode(tmp_path):
     assert np.array_equal(read_video(tmp_path / "three.mp4"), want)
     assert info["frames"] == 9 and sum(calls) == 9
     assert sorted(p.name for p in tmp_path.iterdir()) == ["e1.pt", "three.mp4", "three.mp4.json"]
+
+
+def test_cli_encoders_reaches_the_walk_and_bad_values_are_one_line(tmp_path):
+    import json
+
+    from cli_helpers import run_main
+    from render_helpers import make_checkpoint
+
+    ckpt = make_checkpoint(tmp_path / "e1.pt")
+    base = ["walk", "--ckpt", ckpt, "--frames", "6", "--size", "32", "--scale", "8", "--quiet"]
+    bad = run_main([*base, "-o", tmp_path / "bad.mp4", "--encoders", "zero"])
+    assert bad.returncode == 1 and "error: --encoders must be a whole number >= 1 or 'auto'" in bad.stderr
+    assert "Traceback" not in bad.stderr and not (tmp_path / "bad.mp4").exists()
+    ok = run_main([*base, "-o", tmp_path / "two.mp4", "--encoders", "2"])
+    assert ok.returncode == 0, ok.stderr
+    assert read_video(tmp_path / "two.mp4").shape == (6, 32, 32)
+    assert json.loads((tmp_path / "two.mp4.json").read_text())["settings"]["encoders"] == 2
