@@ -1,4 +1,4 @@
-"""`cppn-video bench render|train|compare`: benchmarks whose output goes into docs/PERFORMANCE.md."""
+"""`cppn-video bench render|train|compare|serve|audio|project`: benchmarks whose output goes into docs/PERFORMANCE.md."""
 from __future__ import annotations
 
 import click
@@ -187,6 +187,31 @@ def bench_audio(track_seconds, size, video_seconds, as_json):
                f"{r['beats']} beats)")
     click.echo(f"mux: {r['mux_s']:.2f} s on a {r['video_seconds']:g} s {r['render_size']}x{r['render_size']} walk "
                f"that rendered in {r['render_s']:.2f} s: +{100 * r['mux_vs_render']:.1f}%")
+
+
+@bench.command("project")
+@click.option("--ckpt", default="e24", show_default=True, help="Checkpoint to project into.")
+@click.option("--batch", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Images projected together in one batch.")
+@click.option("--steps", type=click.IntRange(min=0), default=None,
+              help="Adam steps (default: the projection's own, what its quality was measured with).")
+@click.option("--starts", type=click.IntRange(min=1), default=None, help="Starts per image (default: the projection's).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def bench_project(ckpt, batch, steps, starts, as_json):
+    """Seconds to project your own digits (`cppn-video project`, walk --images): one image, and --batch images
+    in one batch, from PNG files to latents, on the default threads."""
+    from pipeline.bench.project_bench import run_project_bench
+
+    r = run_project_bench(ckpt=ckpt, batch=batch, steps=steps, starts=starts, progress=_status(as_json))
+    if as_json:
+        echo_json(r)
+        return
+    _echo_machine(r["machine"])
+    click.echo(f"load average (1 min): {r['machine'].get('load_average_1min', '-')}")
+    click.echo(f"project into {r['ckpt']} ({r['steps']} steps, {r['starts']} starts): one image "
+               f"{r['one_image_seconds']:.2f} s (first {r['first_image_seconds']:.2f} s, networks loaded in "
+               f"{r['load_seconds']:.2f} s); {r['batch']} images batched {r['batch_seconds']:.2f} s "
+               f"({r['seconds_per_image_batched']:.3f} s each)")
 
 
 def register(cli: click.Group) -> None:
