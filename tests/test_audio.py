@@ -250,12 +250,18 @@ def test_segmented_join_muxes_once(tmp_path):
     assert info["audio"]["sha256"] and info["workers"] == 2
 
 
-def test_replay_refuses_another_soundtrack(tmp_path):
+def test_replay_finds_the_track_and_refuses_another(tmp_path, monkeypatch):
     from pipeline.jobs import render_walk
     from pipeline.jobs.replay import replay
 
     wav = write_wav(tmp_path / "c.wav", click_track(120, 1.0)[0])
-    render_walk("e24", tmp_path / "w.mp4", _walk(audio=str(wav), frames=6))
+    monkeypatch.chdir(tmp_path)
+    render_walk("e24", "w.mp4", _walk(audio="c.wav", frames=6))  # the track named relative to the render's folder
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    info = replay(tmp_path / "w.mp4.json", tmp_path / "again.mp4")  # found beside the sidecar
+    assert streams(tmp_path / "again.mp4") == ["Video:h264", "Audio:aac"] and info["audio"]["sha256"]
     write_wav(wav, click_track(90, 1.0)[0])
     with pytest.raises(UserError, match="is another file now"):
         replay(tmp_path / "w.mp4.json", tmp_path / "r.mp4")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import re
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -88,7 +88,7 @@ def load_track(path, rate: int = RATE) -> Track:
         raise _fail(path, "it is empty (0 bytes)")
     key = (str(p.resolve()), st.st_size, st.st_mtime_ns, rate)
     if key in _cache:
-        return _cache[key]
+        return replace(_cache[key], path=str(p))  # as named this time (another working folder: another name)
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-i", str(p), "-map", "0:a:0", "-vn", "-ac", "1",
            "-ar", str(rate), "-f", "f32le", "-"]
     try:

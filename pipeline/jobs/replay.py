@@ -94,6 +94,17 @@ def _checkpoint(entry: dict, given=None) -> Checkpoint:
                     f"found ({'; '.join(tried) or 'nothing recorded'}); give it with --ckpt")
 
 
+def soundtrack_beside(rec: dict, sidecar: Path) -> dict:
+    """The settings with a relative soundtrack found beside the sidecar when it is not where it was given (a
+    render made in its own folder, replayed from elsewhere)."""
+    audio = rec.get("audio")
+    if isinstance(audio, str) and not Path(audio).is_absolute() and not Path(audio).exists():
+        beside = sidecar.parent / audio
+        if beside.exists():
+            return {**rec, "audio": str(beside)}
+    return rec
+
+
 def check_soundtrack_unchanged(info: dict, rec: dict, sidecar) -> None:
     """A render with a soundtrack replays only with the same sound file (its SHA-256 as recorded)."""
     audio = rec.get("audio")
@@ -158,6 +169,7 @@ def replay(sidecar, out=None, ckpt=None, path: str | None = None, device: str | 
     where = f"{sidecar}: settings"
     if kind not in (*WALK_KINDS, "walk grid", "compare", "still", "still grid"):
         raise UserError(f"{sidecar} describes a {kind!r} render, which this version cannot replay")
+    rec = soundtrack_beside(rec, sidecar)
     check_soundtrack_unchanged(info, rec, sidecar)
     for key in ("checkpoint",) if kind != "compare" else ():
         _entry(info, key, dict, "a table (sha256, path, name)", sidecar)
