@@ -236,6 +236,8 @@ def render_task(spec: RenderSpec, box, *blobs: bytes) -> dict:
         kind = render_kind(spec.kind)  # one walk process here: the driver sends walks with workers as segments
         if "keyframes_file" in placed:
             s = replace(s, keyframes_file=str(placed["keyframes_file"][0]))
+        if "audio" in placed:  # the soundtrack, as placed here (its sound is muxed on this worker)
+            s = replace(s, audio=str(placed["audio"][0]))
         for key in ("images", "image"):  # pictures to project (jobs.projected), as placed here
             if key in placed:
                 s = replace(s, **{key: ",".join(str(p) for p in placed[key])})
