@@ -90,6 +90,8 @@ def run_render_bench(sizes=(1080, 3240), frames: int = 8, families=("resnet", "p
             ref_ms = None
             for path in reversed(options):  # reference first: the baseline of this run
                 n = reference_frames if path == "reference" else frames
+                if n == 0:
+                    continue  # --reference-frames 0: no reference (nothing to warm up or time)
                 batch = 1 if path == "reference" else default_batch(size, size, dev)
                 say(f"{family} {size}x{size} {path} ({n} frames)")
                 s, peak = _time_path(gen, path, size, lat[:n], dev, batch)
