@@ -2,11 +2,12 @@
 # Regenerate the files in examples/ from the bundled checkpoints (prev, e6, e24, w4).
 set -euo pipefail
 cd "$(dirname "$0")"
+# the same random latent in every checkpoint, framed alike (--scale 8: the automatic framing would give each its own)
 for ck in prev e6 e24 w4; do
-  cppn-video still --ckpt "$ck" --size 1080 --seed 3 -o "still-$ck.png"
-  cppn-video still --ckpt "$ck" --size 1080 --seed 3 --invert -o "still-$ck-inverted.png"
+  cppn-video still --ckpt "$ck" --size 1080 --seed 3 --scale 8 -o "still-$ck.png"
+  cppn-video still --ckpt "$ck" --size 1080 --seed 3 --scale 8 --invert -o "still-$ck-inverted.png"
 done
-cppn-video still --ckpt e24 --size 3240 --seed 3 -o still-e24-3240.png
+cppn-video still --ckpt e24 --size 3240 --seed 3 --scale 8 -o still-e24-3240.png
 # The comparison as the article's videos run: through encodings of real digits (each model its own),
 # linearly, 30 frames per transition.
 cppn-video compare prev e6 e24 w4 --labels "previous,6 epochs,24 epochs,width 4" --panel-size 360 \
