@@ -1,0 +1,196 @@
+"""Render-box check (issue 26): GPU tests, render fps, end-to-end MP4 fps of a 1080 walk at two presets and
+1/4/8 encoders, the compare video, and training s/batch with a batch-size scaling row and a profiler table.
+
+Run through `bash benchmarks/renderbox_check.sh` (it installs the carried imageio-ffmpeg wheel first). Every
+step runs under its own guard and appends JSON lines to OUT/renderbox.jsonl the moment it finishes, so a
+timeout or a failing step keeps everything measured before it. RENDERBOX_DRY_RUN=1: every step at toy size on
+the CPU (tests/test_renderbox.py runs that), so the script itself is known to work before GPU time is spent.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+GPU_TESTS = ["tests/test_triton.py", "tests/test_render_engine.py", "tests/test_train_device.py",
+             "tests/test_fast_generator.py", "tests/test_encoders.py"]
+
+
+def plan(dry: bool) -> dict:
+    """Sizes of every step: the real ones for an H100 + 16 cores in a 15-minute window, or toys for the CPU."""
+    if dry:
+        return {"device": "cpu", "tests": ["tests/test_encoders.py", "-k", "parses"], "render_size": 32,
+                "render_frames": 8, "walk_size": 32, "walk_frames": 6, "presets": ["medium", "veryfast"],
+                "encoders": [1, 2], "compare_panel": 32, "compare_frames": 2, "train_batch": 4,
+                "train_scaling": [4], "train_repeats": 1, "profile_steps": 1}
+    return {"device": "cuda", "tests": GPU_TESTS, "render_size": 1080, "render_frames": 240, "walk_size": 1080,
+            "walk_frames": 600, "presets": ["medium", "veryfast"], "encoders": [1, 4, 8],
+            "compare_panel": 1080, "compare_frames": 150, "train_batch": None, "train_scaling": [500, 1000, 4000],
+            "train_repeats": 3, "profile_steps": 3}
+
+
+class Recorder:
+    """Appends each row to OUT/renderbox.jsonl as it comes; a failing step becomes one row with its error."""
+
+    def __init__(self, out: Path):
+        out.mkdir(parents=True, exist_ok=True)
+        self.path = out / "renderbox.jsonl"
+        self.failed = 0
+
+    def add(self, row: dict) -> None:
+        with open(self.path, "a") as fh:
+            fh.write(json.dumps(row) + "\n")
+        print(json.dumps(row), flush=True)
+
+    def step(self, name: str, fn) -> None:
+        t0 = time.perf_counter()
+        try:
+            for row in fn():
+                self.add({"step": name, **row})
+            self.add({"step": name, "ok": True, "seconds": round(time.perf_counter() - t0, 2)})
+        except Exception as exc:  # noqa: BLE001 - one failure must not lose the other steps
+            self.failed += 1
+            self.add({"step": name, "ok": False, "seconds": round(time.perf_counter() - t0, 2),
+                      "error": f"{type(exc).__name__}: {exc}"[:2000], "traceback": traceback.format_exc()[-3000:]})
+
+
+def _sync(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def step_machine(p: dict):
+    from pipeline.bench.machine import machine_info
+    from pipeline.render import resolve_device
+
+    yield {"machine": machine_info(resolve_device(p["device"])), "cores": len(os.sched_getaffinity(0)),
+           "dry_run": p["device"] == "cpu"}
+
+
+def step_tests(p: dict):
+    env = {**os.environ}
+    if p["device"] == "cpu":
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider", *p["tests"]],
+                         cwd=ROOT, capture_output=True, text=True, env=env)
+    tail = (res.stdout + res.stderr).strip().splitlines()[-15:]
+    yield {"pytest_rc": res.returncode, "summary": tail[-1] if tail else "", "tail": tail}
+    if res.returncode != 0:
+        raise RuntimeError(f"GPU tests failed: {tail[-1] if tail else res.returncode}")
+
+
+def step_render(p: dict):
+    """Render-only fps of a resnet (e24) 1080 frame batch stream (the renderer's own batch size)."""
+    from pipeline.checkpoint import load_checkpoint
+    from pipeline.render import Renderer, default_batch
+    import numpy as np
+
+    ck = load_checkpoint("e24")
+    size, n = p["render_size"], p["render_frames"]
+    z = np.random.default_rng(0).standard_normal((n, ck.z_dim)).astype(np.float32)
+    with Renderer(ck.generator, size, size, device=p["device"]) as r:
+        batch = default_batch(size, size, r.device)
+        r.render(z[:batch])  # warm-up: compile, caches
+        _sync(p["device"])
+        t0 = time.perf_counter()
+        for i in range(0, n, batch):
+            r.render(z[i:i + batch])
+        _sync(p["device"])
+        s = time.perf_counter() - t0
+        yield {"path": r.path, "device": str(r.device), "size": size, "frames": n, "batch": batch,
+               "render_fps": round(n / s, 1)}
+
+
+def step_walks(p: dict, render_fps: dict):
+    """End-to-end wall time of a walk to MP4 (render + encoders + join + read-back) per preset and encoder count;
+    e2e/render against the render-only fps of step_render."""
+    from pipeline.jobs.render import WalkSettings, render_walk
+
+    with tempfile.TemporaryDirectory(prefix="renderbox-") as tmp:
+        for preset in p["presets"]:
+            for n in p["encoders"]:
+                # seeded random keyframes, scale 8, no re-pacing: render + encode + join alone (the default
+                # stored-digit keyframes cost a classifier pass, ~3 s on a loaded Zen 2, before frame 0)
+                s = WalkSettings(frames=p["walk_frames"], size=p["walk_size"], scale=8.0, pace="none",
+                                 random_keyframes=True, preset=preset, encoders=n, device=p["device"])
+                out = Path(tmp) / f"walk-{preset}-{n}.mp4"
+                t0 = time.perf_counter()
+                render_walk("e24", out, s)
+                wall = time.perf_counter() - t0
+                fps = p["walk_frames"] / wall
+                row = {"preset": preset, "encoders": n, "frames": p["walk_frames"], "size": p["walk_size"],
+                       "wall_s": round(wall, 2), "mp4_fps": round(fps, 1), "mb": round(out.stat().st_size / 2**20, 2)}
+                if render_fps.get("fps"):
+                    row["e2e_vs_render"] = round(fps / render_fps["fps"], 3)
+                out.unlink()
+                yield row
+
+
+def step_compare(p: dict):
+    from pipeline.bench.compare_bench import run_compare_bench
+
+    r = run_compare_bench(frames=p["compare_frames"], panel_size=p["compare_panel"], device=p["device"])
+    yield {k: r[k] for k in ("panel_size", "frames", "seconds", "seconds_per_frame")} | {
+        "frames_per_s": round(1 / r["seconds_per_frame"], 1) if r["seconds_per_frame"] else None}
+
+
+def step_train(p: dict):
+    """s/batch (autograd vs fast, article batch), a batch-size scaling row, and a profiler table of one run."""
+    import torch
+    from pipeline.bench.train_bench import run_train_bench
+
+    dev = p["device"]
+    r = run_train_bench(batch_size=p["train_batch"], repeats=p["train_repeats"], models=("resnet",), device=dev)
+    yield {"projections": r["projections"], "results": r["results"]}
+    scaling = {}
+    for bs in p["train_scaling"]:
+        q = run_train_bench(batch_size=bs, repeats=1, models=("resnet",), device=dev)["projections"][0]
+        scaling[bs] = {"fast_s_per_batch": q["fast_s_per_batch"], "autograd_s_per_batch": q["autograd_s_per_batch"]}
+    yield {"batch_scaling": scaling}
+    acts = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA] if dev == "cuda" else [])
+    with torch.profiler.profile(activities=acts) as prof:
+        run_train_bench(batch_size=p["train_batch"], repeats=p["profile_steps"], warmup=0, models=("resnet",),
+                        device=dev)
+    key = "self_cuda_time_total" if dev == "cuda" else "self_cpu_time_total"
+    table = prof.key_averages().table(sort_by=key, row_limit=25)
+    yield {"profile_sort": key, "profile_table": table.splitlines()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "renderbox_out")))
+    ap.add_argument("--steps", default="machine,tests,render,walks,compare,train")
+    args = ap.parse_args(argv)
+    dry = os.environ.get("RENDERBOX_DRY_RUN") == "1"
+    p = plan(dry)
+    rec = Recorder(args.out)
+    rec.add({"step": "plan", "dry_run": dry, **p})
+    render_fps: dict = {}
+
+    def render():
+        for row in step_render(p):
+            render_fps["fps"] = row["render_fps"]
+            yield row
+
+    steps = {"machine": lambda: step_machine(p), "tests": lambda: step_tests(p), "render": render,
+             "walks": lambda: step_walks(p, render_fps), "compare": lambda: step_compare(p),
+             "train": lambda: step_train(p)}
+    for name in args.steps.split(","):
+        rec.step(name, steps[name])
+    rec.add({"step": "done", "failed_steps": rec.failed})
+    return 1 if rec.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
