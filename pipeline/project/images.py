@@ -44,6 +44,13 @@ def read_digit_image(path: str | os.PathLike) -> DigitImage:
         raise UserError(f"image {p} is a folder, not an image file") from None
     except OSError as e:
         raise UserError(f"cannot read image {p} ({e.strerror or e})") from None
+    return digit_image_of(data, p)
+
+
+def digit_image_of(data: bytes, name: str | os.PathLike = "the image") -> DigitImage:
+    """An image file's bytes (an upload, a drawing) read as read_digit_image reads a file; `name` names it in
+    errors and in `path`."""
+    p = Path(name)
     grey = _decode(data, p)
     ink, inverted = _as_ink(grey)
     image, blank = mnist_normalise(ink)

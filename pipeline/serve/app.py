@@ -294,6 +294,34 @@ def create_app(ckpts=(), out="serve-out", token: str | None = None, trusted_host
         path = await run_in_threadpool(store_track, ws.out, data, request.query_params.get("name"))
         return JSONResponse(await run_in_threadpool(describe, path))
 
+    async def project(request: Request):
+        # a drawing or a picture, as JSON {"png": data URL, ckpt, size, invert} or raw bytes typed image/... or
+        # octet-stream (?ckpt=&size=&invert=): none is a type another site may POST without a CORS preflight
+        from pipeline.serve.project import project_upload, upload_bytes
+
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind == "application/json":
+            body = await _body(request)
+            data = upload_bytes(data_url=rq.field(body, "png", str))
+        elif kind.startswith("image/") or kind == "application/octet-stream":
+            body = {k: v for k, v in request.query_params.items()}
+            for key in ("size",):
+                if key in body:
+                    try:
+                        body[key] = int(body[key])
+                    except ValueError:
+                        raise UserError(f"{key} must be a whole number, got {body[key]!r}", key=key) from None
+            body["invert"] = body.get("invert") in ("1", "true")
+            data = upload_bytes(raw=await request.body())
+        else:
+            raise UserError("send the picture as JSON {\"png\": data URL} or its bytes typed image/png")
+        ckpt = rq.field(body, "ckpt", str, ws.default_id)
+        ws.choice(ckpt)
+        size = rq.size(body, "size", 128, rq.PREVIEW_MAX)
+        return JSONResponse(await run_in_threadpool(project_upload, ws, ckpt, data, size,
+                                                    rq.field(body, "invert", bool, False),
+                                                    rq.field(body, "name", str, "the drawing")))
+
     async def cancel(request: Request):
         return JSONResponse(await run_in_threadpool(jobs.cancel))
 
@@ -394,6 +422,7 @@ def create_app(ckpts=(), out="serve-out", token: str | None = None, trusted_host
         Route("/api/render", render, methods=["POST"]),
         Route("/api/job", job),
         Route("/api/audio", audio, methods=["POST"]),
+        Route("/api/project", project, methods=["POST"]),
         Route("/api/job/cancel", cancel, methods=["POST"]),
         Route("/api/webm", webm, methods=["POST"]),
         Route("/files/{name}", files),

@@ -367,6 +367,74 @@ async function showJob(job) {
   $("preset").value = job.preset;
 }
 
+// ------------------------------------------------------------------ your own digit
+// Pointer events cover mouse, touch and pen. Lifting the pen projects the drawing (POST /api/project, the
+// live settings: one start, fewer steps); the answer's latent becomes the explorer's base and can join the
+// keyframe strip. A picture chosen with the file control goes the same way as its raw bytes.
+
+function drawingCanvas() {
+  const c = $("draw"), g = c.getContext("2d");
+  const clear = () => { g.fillStyle = "#fff"; g.fillRect(0, 0, c.width, c.height); S.drawn = null;
+                        $("draw-add").disabled = true; $("draw-result").hidden = true; };
+  clear();
+  let last = null;
+  const at = (ev) => { const r = c.getBoundingClientRect();
+                       return [(ev.clientX - r.left) * c.width / r.width, (ev.clientY - r.top) * c.height / r.height]; };
+  c.addEventListener("pointerdown", (ev) => { c.setPointerCapture(ev.pointerId); last = at(ev); ev.preventDefault(); });
+  c.addEventListener("pointermove", (ev) => {
+    if (!last) return;
+    const p = at(ev);
+    g.strokeStyle = "#000"; g.lineWidth = c.width / 11; g.lineCap = "round"; g.lineJoin = "round";
+    g.beginPath(); g.moveTo(last[0], last[1]); g.lineTo(p[0], p[1]); g.stroke();
+    last = p;
+  });
+  const up = () => { if (!last) return; last = null; projectDrawing(); };
+  c.addEventListener("pointerup", up);
+  c.addEventListener("pointercancel", up);
+  $("draw-clear").onclick = clear;
+  $("draw-file").onchange = (ev) => { const f = ev.target.files[0]; if (f) projectPicture(f); };
+  $("draw-add").onclick = () => {
+    if (!S.drawn) return;
+    const thumb = document.createElement("canvas");
+    thumb.width = 64; thumb.height = 64;
+    thumb.getContext("2d").drawImage($("draw-result"), 0, 0, 64, 64);
+    S.keys.push({z: S.drawn.z.slice(), label: S.drawn.label, thumb});
+    renderKeys();
+  };
+}
+
+async function showProjection(res, what) {
+  const read = `reads as ${res.read} (${Math.round(100 * res.confidence)}%)`;
+  S.drawn = {z: res.z, label: `${what}: ${read}`};
+  const img = $("draw-result");
+  await new Promise((ok) => { img.onload = ok; img.src = res.png; });
+  img.hidden = false;
+  $("draw-add").disabled = false;
+  $("draw-status").textContent = `${read}, ${res.seconds.toFixed(2)} s` + (res.warnings.length ? ` — ${res.warnings.join("; ")}` : "");
+  setBase(res.z, S.drawn.label);
+}
+
+async function projectDrawing() {
+  const n = (S.drawSeq = (S.drawSeq || 0) + 1);
+  $("draw-status").textContent = "projecting…";
+  try {
+    const res = await api("/api/project", {ckpt: S.ckpt, png: $("draw").toDataURL("image/png"), size: 64});
+    if (n === S.drawSeq) await showProjection(res, "drawn");  // a newer stroke's answer wins
+  } catch (e) { $("draw-status").textContent = ""; showError(e.message); }
+}
+
+async function projectPicture(file) {
+  $("draw-status").textContent = "projecting…";
+  try {
+    const q = `?ckpt=${encodeURIComponent(S.ckpt)}&size=64&name=${encodeURIComponent(file.name)}`;
+    const res = await fetch("/api/project" + q, {method: "POST", body: file,
+                                                 headers: {"Content-Type": file.type || "application/octet-stream"}});
+    const data = await res.json().catch(() => ({error: `HTTP ${res.status}`}));
+    if (!res.ok) throw new Error(data.error || `HTTP ${res.status}`);
+    await showProjection(data, file.name);
+  } catch (e) { $("draw-status").textContent = ""; showError(e.message); }
+}
+
 // ------------------------------------------------------------------ start
 
 async function main() {
@@ -389,6 +457,7 @@ async function main() {
   ["cam-zoom", "cam-pan", "cam-rotate"].forEach((id) => { $(id).onchange = requestPreview; });
   cameraControls($("preview"));
   $("add-key").onclick = addKey;
+  drawingCanvas();
   $("play").onclick = startWalkPreview;
   $("stop").onclick = stopWalk;
   $("render").onclick = startRender;
