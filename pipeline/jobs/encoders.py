@@ -3,9 +3,9 @@ and encoders (issue 26: one GPU renders ~1,800 fps, one x264 medium encoder ~40-
 the limit unless several run, each held to its share of the cores).
 
 A renderer with `encoders` > 1 feeds a SplitWriter: the video is cut into that many contiguous frame ranges
-(jobs.segments.segment_bounds), each its own x264 encode with its own thread budget; the renderer renders their
+(jobs.joins.segment_bounds), each its own x264 encode with its own thread budget; the renderer renders their
 batches round robin, so every encoder has work at once, and the encodes are joined without re-encoding
-(jobs.segments.join_segments), as segment workers' are: lossless output is the same bytes for any count."""
+(jobs.joins.join_segments), as segment workers' are: lossless output is the same bytes for any count."""
 from __future__ import annotations
 
 import os
@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pipeline.atomic import temp_sibling
 from pipeline.errors import UserError
+from pipeline.jobs.joins import join_segments, segment_bounds
 from pipeline.provenance import publish
 from pipeline.video import check_output, open_writer, output_format
 
@@ -84,8 +85,6 @@ class SplitWriter:
 
     def __init__(self, path, size, frames: int, encoders: int, threads: int | None = None, fps=30, crf=18,
                  preset="medium", lossless=False, palette=None, before_publish=None, queue_batches: int = 2):
-        from pipeline.jobs.segments import segment_bounds
-
         self.path = Path(path)
         self.width, self.height = size
         self.frames = int(frames)
@@ -141,8 +140,6 @@ class SplitWriter:
         """Every encoder finished and the ranges joined (at a temp name until close)."""
         if self._finished:
             return
-        from pipeline.jobs.segments import join_segments
-
         try:
             parts = [w.close() for w in self.writers]  # each read back (frame count) before the join
             join_segments(parts, self._joined)

@@ -6,7 +6,6 @@ import os
 import queue
 import shutil
 import signal
-import subprocess
 import threading
 import time
 import warnings
@@ -24,20 +23,14 @@ from pipeline.jobs.render import Progress, WalkSettings, prepare_walk, render_wa
 from pipeline.render import available_paths, resolve_device
 from pipeline.atomic import temp_sibling
 from pipeline.provenance import publish
-from pipeline.video import VideoError, check_output, ffmpeg_exe, output_format, probe, stderr_tail
+from pipeline.jobs.joins import join_segments, segment_bounds  # noqa: F401 (segment_bounds: API, farm)
+from pipeline.video import check_output, output_format, probe
 
 _POLL_S = 0.1  # how often the parent looks at its workers while waiting for messages
 _JOIN_S = 10.0  # how long a stopped worker gets to kill its ffmpeg and clean up before it is killed
 
 
 MIN_CPU_THREADS = 4  # below this many cores per CPU worker, start-up and encoding costs outweigh the split
-
-
-def segment_bounds(frames: int, workers: int) -> list[tuple[int, int]]:
-    """Split frames 0..frames-1 into `workers` contiguous [start, stop) ranges, sizes differing by at most 1."""
-    n = max(1, min(int(workers), int(frames)))
-    edges = [frames * i // n for i in range(n + 1)]
-    return list(zip(edges[:-1], edges[1:]))
 
 
 # ----------------------------------------------------------------------------- the worker process
@@ -132,33 +125,6 @@ def _segment_worker(index: int, ckpt_path: str, sha256: str, latents_file: str, 
 
 
 # ----------------------------------------------------------------------------- joining
-
-
-def _concat_line(path: Path) -> str:
-    # The concat demuxer's list syntax: single-quoted, a quote written as '\''.
-    return "file '" + str(path.absolute()).replace("'", "'\\''") + "'\n"
-
-
-def join_segments(parts: list[Path], dest: Path) -> None:
-    """Join MP4 segments into `dest` with ffmpeg's concat demuxer, copying the streams (no re-encoding).
-
-    Each segment is its own x264 encode, so each starts with a keyframe (IDR) and the copied streams
-    decode on their own. `dest` is written directly: callers pass a temp name and publish it.
-    """
-    listing = temp_sibling(dest, "concat.txt")
-    listing.write_text("".join(_concat_line(p) for p in parts), encoding="utf-8")
-    try:
-        cmd = [ffmpeg_exe(), "-hide_banner", "-nostats", "-loglevel", "error", "-y",
-               "-f", "concat", "-safe", "0", "-i", str(listing),
-               "-c", "copy", "-movflags", "+faststart", "-f", "mp4", str(dest)]
-        res = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                             process_group=0)
-        if res.returncode != 0:
-            raise VideoError(f"ffmpeg could not join {len(parts)} segments into {dest.name} "
-                             f"(exit code {res.returncode}); its last lines:\n"
-                             + stderr_tail(res.stderr.decode("utf-8", "replace")))
-    finally:
-        listing.unlink(missing_ok=True)
 
 
 # ----------------------------------------------------------------------------- the job
