@@ -36,6 +36,13 @@ def replay(sidecar, output, ckpt, render_path, device, quiet, as_json):
         echo_json(result)
     elif not quiet:
         click.echo(f"wrote {printable(result['output'])} (replay of {sidecar}) and its sidecar")  # named by it
+        images = result.get("images") or next((p["images"] for p in result.get("checkpoints", []) if "images" in p),
+                                              None)
+        if images is None and (result.get("latent_source") or {}).get("kind") == "projected image":
+            images = [result["latent_source"]]
+        if images:
+            click.echo(f"keyframes: the recorded projections of {len(images)} picture(s) (not read, not projected "
+                       f"again)")
 
 
 def register(cli: click.Group) -> None:
