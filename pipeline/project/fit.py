@@ -17,6 +17,7 @@ batch: the generator's fused training kernel, pipeline.train.fast_generator), ke
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +45,9 @@ class Projection:
     starts: np.ndarray    # int64 [N]: which candidate each best latent started from (see candidates())
 
 
+@lru_cache(maxsize=1)
 def load_feature_cnn() -> LoadedCNN:
+    """The feature network, read once per process (it is never changed: its parameters take no gradient)."""
     return load_digit_cnn(FEATURE_PATH, fix="reinstall cppn-video, or rebuild it as scripts/train_digit_cnn.py says")
 
 
@@ -62,23 +65,57 @@ def candidate_labels(ck) -> torch.Tensor:
     return torch.cat([p.long() for p in parts])
 
 
+_CANDIDATES: dict = {}  # (checkpoint sha256, feature network) -> the candidates, their renders and features
+
+
+def _candidate_renders(ck, net, coords):
+    """The starting candidates with their training-size renders and features, once per checkpoint: they depend
+    on nothing else, and rendering them (170 for the bundled checkpoints) was most of a single image's time.
+    The fused training kernel renders them (the plain module took 3-5 s for e24's 170 on a loaded Zen 2, the
+    kernel 0.13 s; the two agree within 1e-4)."""
+    key = (getattr(ck, "sha256", None) or id(ck), id(net))
+    if key not in _CANDIDATES:
+        cand = candidates(ck)
+        rc = generator_forward(ck.generator, cand, coords)
+        _CANDIDATES.clear()  # one checkpoint's at a time is what a render or the page needs
+        _CANDIDATES[key] = (cand, rc, net.features(rc.view(-1, SIZE, SIZE)))
+    return _CANDIDATES[key]
+
+
+SMALL_BATCH = 64  # rows (images x starts) below which the fit runs on one thread
+
+
 def project_images(ck, images: np.ndarray, features: LoadedCNN | None = None, steps: int = STEPS,
                    starts: int = STARTS, progress=None) -> Projection:
     """images: float [N, 26, 26] in [0, 1], white on black (pipeline.project.images) -> Projection.
-    progress(step) is called after each Adam step (0 first)."""
+    progress(step) is called after each Adam step (0 first).
+
+    A small batch (under SMALL_BATCH rows: one image, the page's drawing) runs on one thread: its steps are
+    too small to share, and on a busy 2-core Zen 2 two threads made one image 20x slower (0.24 s against
+    6.2 s for 30 steps, docs/PERFORMANCE.md "Your own digits")."""
+    rows = len(images) * min(starts, 10**6)
+    threads = torch.get_num_threads()
+    if rows < SMALL_BATCH and threads > 1:
+        torch.set_num_threads(1)
+        try:
+            return _project(ck, images, features, steps, starts, progress)
+        finally:
+            torch.set_num_threads(threads)
+    return _project(ck, images, features, steps, starts, progress)
+
+
+def _project(ck, images, features, steps, starts, progress) -> Projection:
     net = (features or load_feature_cnn()).model
     gen = ck.generator
-    for p in gen.parameters():
-        p.requires_grad_(False)
+    for p in (*gen.parameters(), *net.parameters()):
+        p.requires_grad_(False)  # the gradient is for z only
     coords = grid(SIZE, SIZE, SCALE)
     x = torch.as_tensor(np.asarray(images, dtype=np.float32)).reshape(-1, SIZE * SIZE)  # [N, P]
     n = x.shape[0]
     with torch.no_grad():
         fx = net.features(x.view(n, SIZE, SIZE))
         px = torch.softmax(net.fc2(fx), 1)
-        cand = candidates(ck)
-        rc = gen(cand, coords)                                              # [M, P]
-        fc = net.features(rc.view(-1, SIZE, SIZE))
+        cand, rc, fc = _candidate_renders(ck, net, coords)                  # [M, Z], [M, P], [M, F]
         score = (torch.cdist(x, rc) ** 2 / x.shape[1] + FEATURE_WEIGHT * torch.cdist(fx, fc) ** 2 / fx.shape[1]
                  + PRIOR_WEIGHT * (cand ** 2).mean(1))                      # [N, M]
         # The first start is the best candidate of the class the feature network reads in x (the pixel and
@@ -117,7 +154,7 @@ def project_images(ck, images: np.ndarray, features: LoadedCNN | None = None, st
     rows = torch.arange(n) * k + pick
     lat = best_z[rows]
     with torch.no_grad():
-        renders = gen(lat, coords)
+        renders = generator_forward(gen, lat, coords)
     rmse = ((renders - x) ** 2).mean(1).sqrt()
     return Projection(latents=lat.numpy().astype(np.float32), renders=renders.view(n, SIZE, SIZE).numpy(),
                       pixel_rmse=rmse.numpy().astype(np.float32),
