@@ -74,4 +74,25 @@ static inline vf softplus_approx(vf x) {
     return (vf)((vi)x & (x > 0.0f)) + log1p_unit(t);
 }
 
+/* tanh as Eigen's float rational (odd degree 13 over even degree 6, x clamped to +-7.905): absolute error 2.7e-7
+ * (tanh_approx: 1.5e-7), no exp; prev's render kernel spends 1510 ns a pixel with it against 1650 (Zen 2). */
+static inline vf tanh_rational(vf x) {
+    x = vselect(x > splat(7.90531110763549805f), splat(7.90531110763549805f), x);
+    x = vselect(x < splat(-7.90531110763549805f), splat(-7.90531110763549805f), x);
+    vf x2 = x * x;
+    vf p = splat(-2.76076847742355e-16f);
+    p = p * x2 + 2.00018790482477e-13f;
+    p = p * x2 + -8.60467152213735e-11f;
+    p = p * x2 + 5.12229709037114e-08f;
+    p = p * x2 + 1.48572235717979e-05f;
+    p = p * x2 + 6.37261928875436e-04f;
+    p = p * x2 + 4.89352455891786e-03f;
+    p = p * x;
+    vf q = splat(1.19825839466702e-06f);
+    q = q * x2 + 1.18534705686654e-04f;
+    q = q * x2 + 2.26843463243900e-03f;
+    q = q * x2 + 4.89352518554385e-03f;
+    return p / q;
+}
+
 #endif

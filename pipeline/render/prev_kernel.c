@@ -24,7 +24,7 @@
 #endif
 #ifndef VECS
 #define VECS 1 /* pixel vectors per block (cpu_fused.PREV_VECS). ROWS x VECS, single-thread CPU time per pixel on Zen 2
-                  * (AVX2): 8x1 1660 ns, 4x3 1940, 4x2 2250, 6x2 2330 (width padded to 132), 16x1 2560, 8x2 2920;
+                  * (AVX2), with tanh_approx: 8x1 1660 ns (1510 with tanh_rational), 4x3 1940, 4x2 2250, 6x2 2330 (width padded to 132), 16x1 2560, 8x2 2920;
                   * 8x1's matrix products alone take 1330 ns, ~95% of two 8-wide FMAs a cycle at 2.45 GHz */
 #endif
 #define BLOCK (VECS * V) /* pixels per block */
@@ -57,7 +57,7 @@ static void tanh_layer(vf in[WIDTH][VECS], vf out[WIDTH][VECS], const float *w, 
 #pragma GCC unroll 8
         for (int r = 0; r < ROWS; r++)
 #pragma GCC unroll 8
-            for (int v = 0; v < VECS; v++) out[rb * ROWS + r][v] = tanh_approx(acc[r][v]);
+            for (int v = 0; v < VECS; v++) out[rb * ROWS + r][v] = tanh_rational(acc[r][v]);
     }
 }
 
