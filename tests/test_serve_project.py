@@ -44,6 +44,8 @@ def _decode(url: str) -> np.ndarray:
 
 
 def test_a_drawing_is_projected_and_previewed(client, tmp_path):
+    warm = client.post("/api/project", json={"ckpt": "e24", "warm": True})  # the pen touched the canvas
+    assert warm.status_code == 200 and warm.json()["warm"] is True
     png = typeset(tmp_path / "three.png", 3).read_bytes()
     url = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
     r = client.post("/api/project", json={"ckpt": "e24", "png": url, "size": 48})

@@ -302,6 +302,12 @@ def create_app(ckpts=(), out="serve-out", token: str | None = None, trusted_host
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if kind == "application/json":
             body = await _body(request)
+            if rq.field(body, "warm", bool, False):  # a pen touched the canvas: set the fit up meanwhile
+                from pipeline.serve.project import warm_up
+
+                ckpt = rq.field(body, "ckpt", str, ws.default_id)
+                ws.choice(ckpt)
+                return JSONResponse(await run_in_threadpool(warm_up, ws, ckpt))
             data = upload_bytes(data_url=rq.field(body, "png", str))
         elif kind.startswith("image/") or kind == "application/octet-stream":
             body = {k: v for k, v in request.query_params.items()}

@@ -55,6 +55,20 @@ def _png_url(image: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def warm_up(ws, cid) -> dict:
+    """Project nothing, once, so the first drawing does not pay the fit's one-time set-up (autograd and oneDNN
+    for its shapes, the checkpoint's candidate renders: 1.5-3.5 s on 2 cores); the page asks when a pen first
+    touches the canvas, while the digit is being drawn."""
+    from pipeline.project.fit import project_images
+
+    ck = ws.checkpoint(cid)
+    features, _ = _nets()
+    t0 = time.perf_counter()
+    with ws.render_lock:
+        project_images(ck, np.zeros((1, 26, 26), np.float32), features=features, steps=2, starts=LIVE_STARTS)
+    return {"ckpt": cid, "warm": True, "seconds": round(time.perf_counter() - t0, 3)}
+
+
 def project_upload(ws, cid, data: bytes, size: int = 128, invert: bool = False, name: str = "the drawing") -> dict:
     """One picture's bytes -> {z, png (the preview at `size`), read, confidence, warnings, sha256, steps, starts,
     seconds}; UserError for a picture that cannot be read, before any projecting."""

@@ -380,7 +380,10 @@ function drawingCanvas() {
   let last = null;
   const at = (ev) => { const r = c.getBoundingClientRect();
                        return [(ev.clientX - r.left) * c.width / r.width, (ev.clientY - r.top) * c.height / r.height]; };
-  c.addEventListener("pointerdown", (ev) => { c.setPointerCapture(ev.pointerId); last = at(ev); ev.preventDefault(); });
+  c.addEventListener("pointerdown", (ev) => {
+    c.setPointerCapture(ev.pointerId); last = at(ev); ev.preventDefault();
+    if (S.warmed !== S.ckpt) { S.warmed = S.ckpt; api("/api/project", {ckpt: S.ckpt, warm: true}).catch(() => {}); }
+  });
   c.addEventListener("pointermove", (ev) => {
     if (!last) return;
     const p = at(ev);
