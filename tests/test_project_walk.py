@@ -124,3 +124,18 @@ def test_a_preset_reads_its_images_relative_to_itself(tmp_path):
     (tmp_path / "pics" / "a.png").unlink()
     with pytest.raises(Exception, match="a.png not found"):
         load_preset(preset)
+
+
+def test_the_cli_projects_once_under_a_progress_bar(tmp_path, monkeypatch):
+    import pipeline.project.fit as fit
+
+    calls = []
+    real = fit.project_images
+    monkeypatch.setattr(fit, "project_images", lambda *a, **k: calls.append(1) or real(*a, **k))
+    good = typeset(tmp_path / "five.png", 5)
+    res = run_main(["walk", "--images", f"{good},{good}", "--frames", "3", "--size", "32", "--scale", "8",
+                    "--pace", "none", "-o", tmp_path / "w.gif"])
+    assert res.returncode == 0, res.stderr
+    assert "2 pictures into e24" in res.stdout + res.stderr and len(calls) == 1
+    info = json.loads((tmp_path / "w.gif.json").read_text())
+    assert info["kind"] == "images" and len(info["keyframes"]) == 2

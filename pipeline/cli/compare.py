@@ -68,6 +68,9 @@ def compare(checkpoints, output, frames, panel_size, labels, layout, fps, seed, 
         click.echo(f"per panel, a frame after warm-up: {parts}; {names[slow]} is the slow one "
                    f"(about {per_frame[slow] * total / 60:.1f} min of the {total} frames)", err=True)
 
+    from pipeline.cli.render import project_pictures
+
+    project_pictures(list(checkpoints), settings.images, settings.projection_steps, quiet or as_json, output)
     with progress_bar(f"rendering {Path(output).name}", total, unit="frames", quiet=quiet or as_json) as advance:
         info = render_compare(list(checkpoints), output, settings, progress=advance, panel_times=panel_times)
     if as_json:

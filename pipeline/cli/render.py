@@ -248,6 +248,7 @@ def walk(ckpt, output, frames, size, fps, seed, keyframes, seeds, frames_per_tra
         total = grid_cells(settings, grid)[2][0].frames
     else:
         total = settings.resolved().frames
+    project_pictures([ckpt_name], settings.images, settings.projection_steps, quiet or as_json, output)
     with progress_bar(f"rendering {Path(output).name}", total, unit="frames", quiet=quiet or as_json) as advance:
         if grid is not None:
             info = render_walk_grid(ckpt_name, output, settings, grid, progress=advance)
@@ -261,6 +262,33 @@ def walk(ckpt, output, frames, size, fps, seed, keyframes, seeds, frames_per_tra
         echo_audio(info)
         if scale is None and grid is None:
             echo_framing(info, "every keyframe's digit")
+
+
+def project_pictures(ckpts, images, steps, quiet: bool, out=None) -> None:
+    """--images / --image: every picture read (a bad one is its one-line error), then projected into each
+    checkpoint under a progress bar; the render that follows finds the projection made (jobs.projected keeps
+    it by checkpoint and picture SHA-256) and does not fit again."""
+    if images is None:
+        return
+    from pipeline.checkpoint import load_checkpoint
+    from pipeline.jobs.projected import image_paths, project_keyframes, read_images
+    from pipeline.project.fit import STEPS
+    from pipeline.provenance import check_not_input
+
+    n = len(read_images(images))
+    if out is not None:  # an output that would replace a picture fails before the fit, as in the render
+        check_not_input(Path(out), [Path(p) for p in image_paths(images)])
+    total = STEPS if steps is None else steps
+    for name in ckpts:
+        ck = load_checkpoint(name)
+        done = {"n": 0}
+        with progress_bar(f"projecting {n} picture{'s' if n != 1 else ''} into {ck.name}", total, unit="steps",
+                          quiet=quiet) as advance:
+            def progress(step: int, _total: int) -> None:
+                advance(step - done["n"])
+                done["n"] = step
+
+            project_keyframes(images, ck, steps, progress)
 
 
 def echo_framing(info: dict, what: str) -> None:
@@ -319,6 +347,7 @@ def still(ckpt, output, size, seed, seeds, outdir, grid, digit, sample, class_me
                              scale=scale, invert=invert, device=device, path=render_path, **colour)
     from pipeline.jobs import render_still
 
+    project_pictures([ckpt_name], image, None, quiet or as_json, output)
     info = render_still(ckpt_name, output, settings)
     if as_json:
         echo_json(info)
