@@ -9,7 +9,8 @@ import torch
 from cli_helpers import run_main
 from pipeline.checkpoint import load_checkpoint, save_render_checkpoint
 from pipeline.errors import UserError
-from pipeline.jobs import WalkSettings, path_latents, render_walk, render_walk_segmented
+from pipeline.jobs import WalkSettings, render_walk, render_walk_segmented
+from pipeline.jobs.render import checkpoint_path
 from pipeline.jobs.segments import segment_bounds
 from pipeline.models import ResnetConfig, ResnetGenerator
 from pipeline.render import Renderer
@@ -52,27 +53,10 @@ def test_segment_bounds_cover_frames_contiguously(frames, workers):
     assert min(sizes) >= 1 and max(sizes) - min(sizes) <= 1
 
 
-def test_lossless_join_equals_single_render(ckpt, tmp_path):
-    s = WalkSettings(frames=12, size=64, keyframes=3, lossless=True, batch=2, pace="none")  # path_latents: equal steps
-    calls = []
-    info = render_walk_segmented(ckpt, tmp_path / "seg.mp4", s, workers=2, progress=calls.append)
-    render_walk(ckpt, tmp_path / "one.mp4", s)
-    seg, one = read_video(tmp_path / "seg.mp4"), read_video(tmp_path / "one.mp4")
-    assert seg.shape == one.shape == (12, 64, 64)
-    assert np.array_equal(seg, one)
-    ck = load_checkpoint(ckpt)
-    _, latents = path_latents(s, ck.z_dim, ck.class_latents)
-    assert np.array_equal(seg, Renderer(ck.generator, 64, 64).render(latents))
-    assert calls[0] == 0 and sum(calls) == 12 and len(calls) > 2  # workers' batches, aggregated
-    side = json.loads((tmp_path / "seg.mp4.json").read_text())
-    assert side["workers"] == 2 and [(g["start"], g["stop"]) for g in side["segments"]] == [(0, 6), (6, 12)]
-    assert side["checkpoint"]["sha256"] == info["checkpoint"]["sha256"] == ck.sha256
-    assert side["keyframes"] == json.loads((tmp_path / "one.mp4.json").read_text())["keyframes"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.mp4", "one.mp4.json", "seg.mp4", "seg.mp4.json"]
-
-
-def test_digit_walk_segmented_equals_single_render(tmp_path):
-    """A --digits walk in two workers: the same frames as one process, and the sidecar names the bank rows."""
+def test_lossless_join_equals_single_render(tmp_path):
+    """A --digits walk in two workers: the renderer's exact frames, the same as one process, progress
+    aggregated from the workers' batches, and a sidecar naming the segments and the bank rows. (One
+    segmented render: each costs two workers' start.)"""
     from render_helpers import lively_generator
 
     gen, _ = lively_generator("resnet")
@@ -80,12 +64,25 @@ def test_digit_walk_segmented_equals_single_render(tmp_path):
     bank = {"latents": torch.randn(20, gen.cfg.z_dim, generator=torch.Generator().manual_seed(3)), "labels": labels}
     path = save_render_checkpoint(tmp_path / "bank.pt", gen, torch.zeros(10, gen.cfg.z_dim), {"epoch": 1},
                                   digit_bank=bank)
-    s = WalkSettings(frames=7, size=32, digits="5,2,5", interp="lerp", lossless=True)
-    info = render_walk_segmented(path, tmp_path / "seg.mp4", s, workers=2)
+    s = WalkSettings(frames=12, size=48, digits="5,2,5", interp="lerp", lossless=True, batch=2, pace="none")
+    calls = []
+    info = render_walk_segmented(path, tmp_path / "seg.mp4", s, workers=2, progress=calls.append)
     render_walk(path, tmp_path / "one.mp4", s)
-    assert np.array_equal(read_video(tmp_path / "seg.mp4"), read_video(tmp_path / "one.mp4"))
+    seg, one = read_video(tmp_path / "seg.mp4"), read_video(tmp_path / "one.mp4")
+    assert seg.shape == one.shape == (12, 48, 48)
+    assert np.array_equal(seg, one)
+    ck = load_checkpoint(path)
+    _, latents, _ = checkpoint_path(s, ck)
+    assert np.array_equal(seg, Renderer(ck.generator, 48, 48).render(latents))
+    assert calls[0] == 0 and sum(calls) == 12 and len(calls) > 2  # workers' batches, aggregated
     assert info["kind"] == "digits" and info["digit_bank_rows"] == [10, 4, 11]
     assert np.array_equal(info["keyframes"], bank["latents"][[10, 4, 11]].numpy())
+    side = json.loads((tmp_path / "seg.mp4.json").read_text())
+    assert side["workers"] == 2 and [(g["start"], g["stop"]) for g in side["segments"]] == [(0, 6), (6, 12)]
+    assert side["checkpoint"]["sha256"] == info["checkpoint"]["sha256"] == ck.sha256
+    assert side["keyframes"] == json.loads((tmp_path / "one.mp4.json").read_text())["keyframes"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bank.pt", "one.mp4", "one.mp4.json", "seg.mp4",
+                                                          "seg.mp4.json"]
 
 
 def test_cli_workers_crf18_psnr_against_exact_frames(soft_ckpt, tmp_path):

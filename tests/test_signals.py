@@ -4,17 +4,14 @@ or SIGTERM (to the main process alone): exit 130 without a traceback, no process
 exactly the weights of an uninterrupted one.
 
 The three signals share one handler (pipeline.stops; the first tests check that it is one, and that an
-inherited "ignore" is kept). So the plain walk, the cheapest command, is stopped by each of them, and every
-other command by the one or two that take a different path through it: a group signal (which its workers
-and encoders also receive) and SIGTERM (which reaches the main process alone, so it must stop the rest).
+inherited "ignore" is kept). So each command is stopped by the signals that take a different path through
+it: a group signal (SIGINT or SIGHUP, which its workers and encoders also receive) and SIGTERM (which reaches
+the main process alone, so it must stop the rest); SIGHUP end to end stops the 2-worker walk and training.
 Each case starts real processes and costs seconds; one per path keeps the file inside the suite's time."""
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -24,7 +21,7 @@ from idx_helpers import write_idx_dataset
 from pipeline import stops
 from pipeline.cli.common import stop_on_interrupt
 from pipeline.checkpoint import load_checkpoint, read_checkpoint_dict
-from proc_helpers import REPO, leftovers, stop_cli
+from proc_helpers import leftovers, stop_cli
 from render_helpers import make_checkpoint
 
 SIGNALS = {"sigint": signal.SIGINT, "sigterm": signal.SIGTERM, "sighup": signal.SIGHUP}
@@ -85,8 +82,9 @@ def _check_stopped(res, survivors, folder, expected):
     assert sorted(p.name for p in folder.iterdir()) == sorted(expected)
 
 
-# A segment walk stopped by SIGTERM to the main process alone is test_batch's case (its walk has 2 workers).
-@pytest.mark.parametrize("workers,how", [(1, "sigint"), (1, "sigterm"), (1, "sighup"), (2, "sighup")])
+# A segment walk stopped by SIGTERM to the main process alone is test_batch's case (its walk has 2 workers);
+# SIGHUP, a group signal as Ctrl-C is and the same handler (first tests), stops the 2-worker walk and training.
+@pytest.mark.parametrize("workers,how", [(1, "sigint"), (1, "sigterm"), (2, "sighup")])
 def test_walk(assets, tmp_path, how, workers):
     out = tmp_path / "w.mp4"
     args = ["walk", "--ckpt", str(assets / "A.pt"), "--frames", "100000", "--size", "64", "--batch", "1",
@@ -110,8 +108,8 @@ TRAIN = ["train", "--model", "prev", "--width", "16", "--epochs", "4", "--batch-
 
 def test_train_saves_its_state_and_resumes_to_the_same_weights(assets, tmp_path, how="sighup"):
     """Stopped by SIGHUP (a graceful stop: Ctrl-C's in-process form is tests/test_cli_train.py's), resumed
-    in a new process, the run ends with the weights of an uninterrupted run (trained here in-process: the
-    kernels' sums do not depend on the thread count)."""
+    from the files that process left, the run ends with the weights of an uninterrupted run (trained and
+    resumed here in-process: the kernels' sums do not depend on the thread count)."""
     done = run_main(TRAIN + ["--data", assets / "data", "--out", tmp_path / "reference"])
     assert done.returncode == 0, done.stderr
     uninterrupted = load_checkpoint(tmp_path / "reference" / "e4.pt")
@@ -124,9 +122,7 @@ def test_train_saves_its_state_and_resumes_to_the_same_weights(assets, tmp_path,
                    + [p.name for p in out.glob("e*.pt")])
     position = read_checkpoint_dict(out / "state.pt")[0]["position"]
     assert position["epoch"] * 3 + position["batch"] < 12  # stopped before the end
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, "-m", "pipeline", "train", "--out", str(out), "--resume", "--quiet"],
-                          env=env, capture_output=True, text=True, timeout=300)
+    done = run_main(["train", "--out", out, "--resume", "--quiet"])  # from what the stopped process saved
     assert done.returncode == 0, done.stderr
     resumed = load_checkpoint(out / "e4.pt")
     for k, v in uninterrupted.generator.state_dict().items():
