@@ -23,6 +23,7 @@ FRAME_NAME = "frame_{:06d}.png"  # PNG sequences: frame_000000.png, frame_000001
 _FRAME_GLOB = "frame_*.png"
 _STDERR_LINES = 12  # how much of ffmpeg's stderr a VideoError shows
 _PROBE_TIMEOUT_S = 30.0  # a two-frame encode takes well under a second; this only catches hangs
+_WAKE_S = 0.1  # the writer thread looks at least this often whether it was asked to stop
 # ffmpeg taking longer than this to accept one frame, or to finish after the last, is hung (x264's slowest
 # preset needs seconds per 3240 px frame, and its lookahead some dozens of frames at the end).
 STALL_TIMEOUT_S = 600.0
@@ -378,7 +379,17 @@ class VideoWriter:
     # -- background thread
     def _run(self) -> None:
         while True:
-            batch = self._queue.get()
+            # A timed wait, not a bare get(): a stop signal raises KeyboardInterrupt in the main thread at any
+            # bytecode, also inside the queue's Condition.notify between taking this thread's waiter and
+            # waking it, and then no later put() wakes it (abort's join waited out its 10 s: a segment worker
+            # stopped by its parent took 10 s to exit). abort() sets _aborting first, so this ends within
+            # one timeout of it however the wakeup went.
+            try:
+                batch = self._queue.get(timeout=_WAKE_S)
+            except queue.Empty:
+                if self._aborting:
+                    return
+                continue
             if batch is None:
                 return
             if self._error is not None or self._aborting:
