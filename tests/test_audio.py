@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import wave
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from pipeline.audio import music
+from pipeline.audio.wav import write_wav as _write_wav
 from pipeline.audio.analysis import analyse
 from pipeline.errors import UserError
 from pipeline.scene.pacing import speed_warp
@@ -40,12 +40,7 @@ def click_track(bpm: float, seconds: float, swing: float = 0.0, start: float = 0
 
 
 def write_wav(path: Path, x: np.ndarray, rate: int = RATE) -> Path:
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes((np.clip(x, -1, 1) * 32767).astype("<i2").tobytes())
-    return path
+    return _write_wav(path, x, rate)
 
 
 def sound_seconds(mp4: Path) -> float:

@@ -7,11 +7,11 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-import wave
 from pathlib import Path
 
 import numpy as np
 
+from pipeline.audio.wav import write_wav
 from pipeline.bench.machine import machine_info
 
 
@@ -30,12 +30,7 @@ def synth_track(path: Path, seconds: float, bpm: float = 123.0, rate: int = 4410
             i = int(when * rate)
             seg = sound[: max(0, min(len(sound), n - i))]
             x[i:i + len(seg)] += gain * seg
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes((np.clip(x, -1, 1) * 32767).astype("<i2").tobytes())
-    return path
+    return write_wav(path, x, rate)
 
 
 def run_audio_bench(track_seconds: float = 180.0, size: int = 540, video_seconds: float = 10.0,
