@@ -19,9 +19,13 @@ Backends (argument `backend`):
   "torch"     the same network channels-first with `addmm` under plain autograd (no compiler needed,
               any device, any dtype; about 2x faster than "autograd" on the CPU here);
   "c"         the fused kernel (CPU, float32; raises KernelUnavailable without a working C compiler);
-  "auto"      on the CPU: "c" where it applies and compiles, else "torch"; on a GPU: "autograd", which
-              `cppn-video bench train --device cuda` measured fastest there (H200, 2026-11-28: resnet 1.07
-              s per batch at the schedule maximum against 1.38 for "torch"; prev 0.071 against 0.077 s).
+  "triton"    the same scheme as Triton kernels (pipeline.train.triton_train; CUDA, float32, or the CPU under
+              TRITON_INTERPRET=1, where the tests check it against "autograd"; raises KernelUnavailable elsewhere);
+  "auto"      on the CPU: "c" where it applies and compiles, else "torch"; on a GPU: "triton" for resnet where
+              triton is installed and the tensors are float32, else "autograd", which `cppn-video bench train
+              --device cuda` measured fastest of the others there (H200, 2026-11-28: resnet 1.07 s per batch at
+              the schedule maximum against 1.38 for "torch"; prev 0.071 against 0.077 s). "triton" has not yet
+              been timed on a GPU (docs/PERFORMANCE.md).
 The `prev` generator (width 128) is a few large matrix products that BLAS already runs well (a chunked
 recompute was tried and was slower). What is slow there is torch's CPU `tanh` (its accurate vector tanh:
 55-80 ms per [338,000, 128] tensor, against 9 ms for `sigmoid`), so every backend but "autograd" runs prev
@@ -31,6 +35,7 @@ folded into the layer's matrix product (`addmm` with alpha = beta = 2): absolute
 from __future__ import annotations
 
 import ctypes
+import importlib.util
 import threading
 from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
@@ -41,7 +46,7 @@ import torch.nn as nn
 from pipeline.models.channels_first import resnet_channels_first
 from pipeline.native import KernelUnavailable, compile_and_load
 
-BACKENDS = ("auto", "c", "torch", "autograd")
+BACKENDS = ("auto", "c", "torch", "triton", "autograd")
 
 # Pixels per kernel call: small enough to balance two threads at batch 100 (67,600 pixels). A fixed
 # size (not one range per thread) makes the kernel's gradient sums independent of the thread count.
@@ -166,6 +171,42 @@ def _forward_c(gen: nn.Module, z: torch.Tensor, coords: torch.Tensor, lib) -> to
     return _FusedNetwork.apply(zp, cp, gen.kernel_parameters().contiguous(), lib, cfg.n_blocks, cfg.relu_layers)  # [B, P]
 
 
+class _TritonNetwork(torch.autograd.Function):
+    """_FusedNetwork's interface with the Triton kernels (pipeline.train.triton_train): zp [B, W], cp [W, P],
+    packed params -> [B, P]; nothing but the inputs saved, no host syncs."""
+
+    @staticmethod
+    def forward(ctx, zp: torch.Tensor, cp: torch.Tensor, params: torch.Tensor, shape: tuple) -> torch.Tensor:
+        ctx.save_for_backward(zp, cp, params)
+        ctx.shape = shape  # (n_blocks, width, relu_layers)
+        from pipeline.train import triton_train
+
+        return triton_train.forward(zp, cp, params, *shape)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g_out: torch.Tensor):
+        zp, cp, params = ctx.saved_tensors
+        from pipeline.train import triton_train
+
+        g_zp, g_cp, g_par = triton_train.backward(zp, cp, params, g_out.float().contiguous(), *ctx.shape)
+        return g_zp, g_cp, g_par, None
+
+
+def _triton_applies(gen: nn.Module, z: torch.Tensor, coords: torch.Tensor) -> bool:
+    from pipeline.train import triton_train
+
+    return triton_train.applies([z, coords, *gen.parameters()])
+
+
+def _forward_triton(gen: nn.Module, z: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
+    inp, cfg = gen.input, gen.cfg
+    zp = inp.z(z * inp.z_scale).contiguous()  # [B, W]
+    cp = inp.xyr(coords).t().contiguous()  # [W, P]
+    shape = (cfg.n_blocks, cfg.width, cfg.relu_layers)
+    return _TritonNetwork.apply(zp, cp, gen.kernel_parameters().contiguous(), shape)  # [B, P]
+
+
 def _forward_torch(gen: nn.Module, z: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
     """Channels-first with addmm under plain autograd: each product is [W, W] x [W, B*P]."""
     B, P = z.shape[0], coords.shape[0]
@@ -210,8 +251,9 @@ def generator_forward(gen: nn.Module, z: torch.Tensor, coords: torch.Tensor, bac
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
     family = getattr(gen.cfg, "family", None)
-    if backend == "auto" and z.device.type != "cpu":
-        backend = "autograd"  # on a GPU the model's own forward is the fastest (see the module docstring)
+    if backend == "auto" and z.device.type != "cpu":  # on a GPU: see the module docstring
+        has_triton = family == "resnet" and importlib.util.find_spec("triton") is not None
+        backend = "triton" if has_triton and _triton_applies(gen, z, coords) else "autograd"
     if backend == "autograd" or family not in ("resnet", "prev"):
         return gen(z, coords)
     _check(gen, z, coords)
@@ -219,6 +261,11 @@ def generator_forward(gen: nn.Module, z: torch.Tensor, coords: torch.Tensor, bac
         return _forward_prev(gen, z, coords)
     if backend == "torch":
         return _forward_torch(gen, z, coords)
+    if backend == "triton":
+        if not _triton_applies(gen, z, coords):
+            raise KernelUnavailable("the triton backend needs triton (pip install triton) and float32 CUDA "
+                                    "tensors and parameters (on the CPU: TRITON_INTERPRET=1); pass another backend")
+        return _forward_triton(gen, z, coords)
     if not _c_applies(gen, z, coords):
         if backend == "c":
             raise KernelUnavailable("the C backend needs float32 CPU tensors and parameters")

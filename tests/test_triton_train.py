@@ -1,0 +1,87 @@
+"""The Triton training kernels (backend "triton") against plain autograd, on the CPU through Triton's
+interpreter (TRITON_INTERPRET=1): the forward's values and every parameter's and z's gradient.
+
+The interpreter must be switched on before triton is imported, so the check runs in a subprocess.
+"""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("triton", reason="triton is not installed (pip install triton)")
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = r"""
+import json, sys, torch
+sys.path.insert(0, sys.argv[1])
+from pipeline.coords import grid
+from pipeline.models import ResnetConfig, ResnetGenerator
+from pipeline.train import triton_train
+from pipeline.train.fast_generator import generator_forward
+
+torch.set_num_threads(1)
+rows = []
+# 2 images of 6x6 = 72 pixels: with 64-pixel backward tiles, two programs (the second masked past pixel 8),
+# so the per-tile weight-gradient partials are summed and masked lanes must add nothing. Width 6 (the
+# checkpoints') and 4 (the article's other width); few blocks, as the interpreter pays per operation.
+for width, n_blocks, relu_layers in ((6, 2, 4), (4, 1, 2)):
+    torch.manual_seed(width)
+    gen = ResnetGenerator(ResnetConfig(width=width, n_blocks=n_blocks, relu_layers=relu_layers))
+    with torch.no_grad():  # livelier than the init's near-identity tanh layers: every branch matters
+        for block in gen.blocks:
+            block.tanh.weight.normal_(0.0, 0.5)
+            block.tanh.bias.normal_(0.0, 0.5)
+        for p in (*gen.input.parameters(), *gen.out.parameters()):
+            p.normal_(0.0, 0.5)
+    z0 = torch.randn(2, 32)
+    coords = grid(6, 6)
+    g_out = torch.randn(2, 36)
+    triton_train.BACKWARD_BLOCK = 64
+    res = {}
+    for backend in ("autograd", "triton"):
+        gen.zero_grad(set_to_none=True)
+        z = z0.clone().requires_grad_()
+        out = generator_forward(gen, z, coords, backend)
+        out.backward(g_out)
+        res[backend] = [out.detach()] + [p.grad.clone() for p in gen.parameters()] + [z.grad.clone()]
+    names = ["out"] + [n for n, _ in gen.named_parameters()] + ["z"]
+    errs = {n: float((a - b).abs().max() / b.abs().max().clamp_min(1e-30))
+            for n, a, b in zip(names, res["triton"], res["autograd"])}
+    sizes = {n: float(b.abs().max()) for n, b in zip(names, res["autograd"])}
+    rows.append(dict(width=width, n_blocks=n_blocks, relu_layers=relu_layers, errs=errs, sizes=sizes, shape=list(res["triton"][0].shape),
+                     out_std=float(res["autograd"][0].std())))
+print(json.dumps(rows))
+"""
+
+
+def test_triton_training_kernels_match_autograd_in_interpreter():
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(ROOT)], capture_output=True, text=True, env=env,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert [r["width"] for r in rows] == [6, 4]
+    for r in rows:
+        assert r["shape"] == [2, 36] and r["out_std"] > 0.02
+        # the output, every parameter (input z and xyr, each block layer's weight and bias, the output layer) and
+        # z, none of them zero; each within float32 rounding of autograd, relative to its largest entry
+        assert len(r["errs"]) == 1 + 3 + r["n_blocks"] * (r["relu_layers"] + 1) * 2 + 2 + 1, r
+        assert all(v > 1e-3 for v in r["sizes"].values()), r
+        bad = {n: e for n, e in r["errs"].items() if not e < 2e-5}
+        assert not bad, (r["width"], bad)
+
+
+def test_triton_backend_without_cuda_or_interpreter_says_so(monkeypatch):
+    import torch
+
+    from pipeline.coords import grid
+    from pipeline.models import ResnetConfig, ResnetGenerator
+    from pipeline.train.fast_generator import KernelUnavailable, generator_forward
+
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    gen = ResnetGenerator(ResnetConfig(n_blocks=1))
+    with pytest.raises(KernelUnavailable, match="float32 CUDA tensors"):
+        generator_forward(gen, torch.zeros(1, 32), grid(2, 2), "triton")
