@@ -34,9 +34,11 @@ def _one_torch_thread():
 # The files that take longest (seconds of test time on 2 quiet Zen 2 cores, 2026-12-07), started first: the
 # suite hands out one file at a time per worker (pytest-xdist --dist loadfile) in collection order, and
 # alphabetically test_signals.py came near the end, so one worker ran it alone while the other sat idle.
-# Longest first keeps both cores busy to the end. A file not named here keeps its place after them.
-SLOW_FIRST = ["test_signals.py", "test_farm.py", "test_long_runs.py", "test_train.py", "test_segments.py",
-              "test_batch.py", "test_memory.py", "test_triton.py", "test_heap.py", "test_serve_browser.py"]
+# Longest first keeps both cores busy to the end (pyproject's --no-loadscope-reorder keeps xdist from
+# reordering files by their number of tests). A file not named here keeps its place after them.
+SLOW_FIRST = ["test_signals.py", "test_farm.py", "test_long_runs.py", "test_batch.py", "test_triton.py",
+              "test_train.py", "test_segments.py", "test_memory.py", "test_serve_browser.py", "test_heap.py",
+              "test_serve_api.py", "test_native.py", "test_preflight.py", "test_video.py", "test_audio.py"]
 
 
 def pytest_collection_modifyitems(session, config, items):
