@@ -393,9 +393,14 @@ class VideoWriter:
             if batch is None:
                 return
             if self._error is not None or self._aborting:
+                _release(batch)
                 continue  # keep draining so a blocked write() can return
             try:
-                self._sink(batch)
+                if _is_lease(batch):  # a renderer's pinned slot (render.host_ring): its copy done, then piped
+                    batch.wait()
+                    self._sink(batch.array)
+                else:
+                    self._sink(batch)
             except BaseException as e:  # reported to the caller, never lost in the thread
                 if self._aborting:
                     continue  # abort() killed ffmpeg on purpose; nothing to report
@@ -403,6 +408,8 @@ class VideoWriter:
                     self._error = self._wrap_error(e)
                 except BaseException:
                     self._error = e
+            finally:
+                _release(batch)  # the slot goes back to the renderer once its bytes are in the pipe
 
     def _sink(self, batch: np.ndarray) -> None:
         if self.palette is not None:
@@ -474,7 +481,19 @@ class VideoWriter:
     def write(self, frames, copy: bool = True) -> None:
         """Queue frames [H, W] or [N, H, W] uint8 for encoding and return (blocking only while the queue
         is full). The frames are copied, so the caller may reuse its buffer; copy=False hands a C-contiguous
-        uint8 array over instead (the caller never touches it again: a renderer's fresh batch), saving the copy."""
+        uint8 array over instead (the caller never touches it again: a renderer's fresh batch), saving the copy.
+        A lease (render.host_ring.HostBatch: .array, .wait(), .release()) is queued as it is: the thread waits for
+        its copy, pipes its bytes and releases it (also when the write fails or the writer aborts)."""
+        if not _is_lease(frames):
+            return self._put(frames, frames, copy)
+        try:
+            self._put(frames.array, frames, False)
+        except BaseException:
+            frames.release()
+            raise
+
+    def _put(self, frames, item, copy: bool) -> None:
+        """write(): check `frames` and queue `item` (the frames, or the lease they belong to)."""
         if self._closed:
             raise ValueError(f"writer for {self.path} is already closed")
         arr = np.asarray(frames)
@@ -485,9 +504,12 @@ class VideoWriter:
         if arr.ndim != 3 or arr.shape[1:] != (self.height, self.width):
             raise ValueError(f"frames must be [N, {self.height}, {self.width}] (or [H, W]), got {list(np.shape(frames))}")
         if arr.shape[0] == 0:
+            _release(item)
             return
         self._raise_pending()
-        if copy or not arr.flags.c_contiguous:
+        if item is not frames:
+            arr = item  # the lease: its slot is C-contiguous and never copied
+        elif copy or not arr.flags.c_contiguous:
             arr = np.array(arr, dtype=np.uint8, order="C", copy=True)
         while True:
             try:
@@ -497,7 +519,7 @@ class VideoWriter:
             except queue.Full:
                 self._raise_pending()
                 self._check_stalled()
-        self.frames_written += arr.shape[0]
+        self.frames_written += len(arr)
 
     def finish(self) -> None:
         """Wait until every frame is encoded and ffmpeg has exited; the output stays at its temp name until
@@ -562,7 +584,7 @@ class VideoWriter:
     def _drain(self) -> None:
         try:
             while True:
-                self._queue.get_nowait()
+                _release(self._queue.get_nowait())
         except queue.Empty:
             pass
 
@@ -591,6 +613,16 @@ class VideoWriter:
                 pass
         remove(self._tmp)
         self._release()
+
+
+def _is_lease(batch) -> bool:
+    """A renderer's host slot (render.host_ring.HostBatch) rather than an array of frames."""
+    return hasattr(batch, "release") and hasattr(batch, "wait")
+
+
+def _release(batch) -> None:
+    if batch is not None and _is_lease(batch):
+        batch.release()
 
 
 def open_writer(

@@ -198,13 +198,11 @@ def walk_camera(settings, start: int = 0, stop: int | None = None):
 def stream_frames(renderer: Renderer, latents: np.ndarray, writer, batch: int, invert: bool,
                   progress: Progress | None = None, camera=None) -> None:
     """Render latents in batches into a writer; the writer encodes one batch while the next renders. camera: each
-    frame's (a CameraTrack as long as latents) or None."""
-    for start in range(0, len(latents), batch):
-        cam = None if camera is None else camera[start:start + batch]
-        frames = renderer.render(latents[start:start + batch], invert=invert, camera=cam)  # [b, H, W] uint8
-        writer.write(frames)
-        if progress is not None:
-            progress(len(frames))
+    frame's (a CameraTrack as long as latents) or None. The same streaming as a walk's (jobs.encoders.stream_split:
+    no second copy, pinned host slots on a GPU)."""
+    from pipeline.jobs.encoders import stream_split
+
+    stream_split(renderer, latents, writer, batch, invert, progress, camera)
 
 
 @dataclass

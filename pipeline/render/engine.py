@@ -240,7 +240,15 @@ class Renderer:
         z = self._check_z(z)
         return self._render(z, invert=bool(invert), affine=self._check_camera(camera, z.shape[0])).numpy()
 
-    def _render(self, z: torch.Tensor, invert: bool | None, affine: np.ndarray | None = None) -> torch.Tensor:
+    @torch.no_grad()
+    def render_tensor(self, z, invert: bool = False, camera=None) -> torch.Tensor:
+        """render()'s uint8 frames [B, H, W] as a tensor where they were made (on a GPU, not yet copied: for a
+        caller that copies them to the host itself, render.host_ring; on the CPU the same bytes as render())."""
+        z = self._check_z(z)
+        return self._render(z, invert=bool(invert), affine=self._check_camera(camera, z.shape[0]), host=False)
+
+    def _render(self, z: torch.Tensor, invert: bool | None, affine: np.ndarray | None = None,
+                host: bool = True) -> torch.Tensor:
         H, W, B = self.spec.height, self.spec.width, z.shape[0]
         if affine is not None and self._camera_check is not None:
             self._check_camera_path()
@@ -260,7 +268,8 @@ class Renderer:
             out = self._impl(self.coords_t, self.z_bias(z), invert)
         else:
             out = self._impl.moving(affine, W, self.pixels, self.z_bias(z), invert)
-        return out.reshape(B, H, W).cpu()
+        out = out.reshape(B, H, W)
+        return out.cpu() if host else out
 
     def close(self) -> None:
         if hasattr(self._impl, "close"):
