@@ -1,4 +1,4 @@
-"""Render-box check (issue 26): GPU tests, render fps, end-to-end MP4 fps of a 1080 walk at two presets and
+"""Render-box check (issue 26): GPU tests, render fps, pinned host slots against .cpu(), end-to-end MP4 fps of a 1080 walk at two presets and
 1/4/8 encoders, the compare video, and training s/batch with a batch-size scaling row and a profiler table.
 
 Run through `bash benchmarks/renderbox_check.sh` (it installs the carried imageio-ffmpeg wheel first). Every
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 GPU_TESTS = ["tests/test_triton.py", "tests/test_render_engine.py", "tests/test_train_device.py",
-             "tests/test_fast_generator.py", "tests/test_encoders.py"]
+             "tests/test_fast_generator.py", "tests/test_encoders.py", "tests/test_host_ring.py"]
 
 
 def plan(dry: bool) -> dict:
@@ -112,6 +112,75 @@ def step_render(p: dict):
                "render_fps": round(n / s, 1)}
 
 
+class _NoEvent:
+    """The dry run's stand-in for a CUDA event (a CPU batch is copied by the time put() returns)."""
+
+    def __init__(self, device):
+        pass
+
+    def synchronize(self):
+        pass
+
+
+def step_host_ring(p: dict):
+    """The renderer's batches through pinned host slots (render.host_ring) against the synchronous .cpu() path:
+    the same bytes, and frames per second of render + device-to-host copy each way, a consumer thread waiting on
+    and releasing each slot as the video writer does (no encoder: the copy's own cost)."""
+    import queue
+    import threading
+
+    import numpy as np
+    from pipeline.checkpoint import load_checkpoint
+    from pipeline.render import Renderer, default_batch
+    from pipeline.render.host_ring import HostRing, ring_slots
+
+    ck = load_checkpoint("e24")
+    size, n = p["render_size"], p["render_frames"]
+    z = np.random.default_rng(0).standard_normal((n, ck.z_dim)).astype(np.float32)
+    with Renderer(ck.generator, size, size, device=p["device"]) as r:
+        batch = default_batch(size, size, r.device)
+        cuda = r.device.type == "cuda"
+        ring = HostRing(ring_slots(1), event=None if cuda else _NoEvent)
+
+        def through_ring(keep: bool) -> tuple[float, list]:
+            done: queue.Queue = queue.Queue()
+            kept = []
+
+            def consumer():
+                while (lease := done.get()) is not None:
+                    lease.wait()
+                    if keep:
+                        kept.append(np.array(lease.array))
+                    lease.release()
+
+            t = threading.Thread(target=consumer)
+            t.start()
+            t0 = time.perf_counter()
+            try:
+                for i in range(0, n, batch):
+                    done.put(ring.put(r.render_tensor(z[i:i + batch])))
+            finally:
+                done.put(None)
+                t.join()
+            return time.perf_counter() - t0, kept
+
+        want = r.render(z[:batch])  # warm-up: compile, caches
+        _, got = through_ring(True)
+        equal = bool(np.array_equal(np.concatenate(got)[:batch], want))
+        _sync(p["device"])
+        t0 = time.perf_counter()
+        for i in range(0, n, batch):
+            r.render(z[i:i + batch])
+        sync_s = time.perf_counter() - t0
+        ring_s, _ = through_ring(False)
+        yield {"path": r.path, "device": str(r.device), "size": size, "frames": n, "batch": batch,
+               "slots": ring.slots, "pinned": cuda, "equal_to_sync": equal,
+               "sync_fps": round(n / sync_s, 1), "ring_fps": round(n / ring_s, 1),
+               "ring_vs_sync": round(sync_s / ring_s, 3)}
+        if not equal:
+            raise RuntimeError("frames through the host ring differ from the synchronous path's")
+
+
 def step_walks(p: dict, render_fps: dict):
     """End-to-end wall time of a walk to MP4 (render + encoders + join + read-back) per preset and encoder count;
     e2e/render against the render-only fps of step_render."""
@@ -170,7 +239,7 @@ def step_train(p: dict):
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "renderbox_out")))
-    ap.add_argument("--steps", default="machine,tests,render,walks,compare,train")
+    ap.add_argument("--steps", default="machine,tests,render,host_ring,walks,compare,train")
     args = ap.parse_args(argv)
     dry = os.environ.get("RENDERBOX_DRY_RUN") == "1"
     p = plan(dry)
@@ -184,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
             yield row
 
     steps = {"machine": lambda: step_machine(p), "tests": lambda: step_tests(p), "render": render,
-             "walks": lambda: step_walks(p, render_fps), "compare": lambda: step_compare(p),
+             "host_ring": lambda: step_host_ring(p), "walks": lambda: step_walks(p, render_fps), "compare": lambda: step_compare(p),
              "train": lambda: step_train(p)}
     for name in args.steps.split(","):
         rec.step(name, steps[name])

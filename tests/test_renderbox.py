@@ -17,7 +17,7 @@ import renderbox_check  # noqa: E402
 
 def test_dry_run_writes_every_walk_row(tmp_path, monkeypatch):
     monkeypatch.setenv("RENDERBOX_DRY_RUN", "1")
-    assert renderbox_check.main(["--out", str(tmp_path), "--steps", "render,walks"]) == 0
+    assert renderbox_check.main(["--out", str(tmp_path), "--steps", "render,host_ring,walks"]) == 0
     rows = [json.loads(line) for line in (tmp_path / "renderbox.jsonl").read_text().splitlines()]
     plan = rows[0]
     assert plan["step"] == "plan" and plan["dry_run"] and plan["device"] == "cpu"
@@ -26,6 +26,8 @@ def test_dry_run_writes_every_walk_row(tmp_path, monkeypatch):
     assert all(r["mp4_fps"] > 0 and r["frames"] == plan["walk_frames"] and 0 < r["e2e_vs_render"] for r in walks)
     render = next(r for r in rows if r["step"] == "render" and "render_fps" in r)
     assert render["render_fps"] > 0 and render["size"] == plan["render_size"]
+    ring = next(r for r in rows if r["step"] == "host_ring" and "ring_fps" in r)
+    assert ring["equal_to_sync"] and ring["ring_fps"] > 0 and ring["sync_fps"] > 0 and ring["frames"] == 8
     assert rows[-1] == {"step": "done", "failed_steps": 0}
     # the real plan is what the issue asks for: 600-frame 1080 walks, two presets, 1/4/8 encoders
     real = renderbox_check.plan(False)
