@@ -45,11 +45,12 @@ def leftovers(root: Path) -> list[Path]:
 
 
 def stop_cli(args: list[str], ready, how: str, cwd: Path | None = None, timeout: float = 120,
-             env: dict | None = None) -> tuple[subprocess.CompletedProcess, list[int]]:
+             env: dict | None = None, tag: str | None = None) -> tuple[subprocess.CompletedProcess, list[int]]:
     """Start `cppn-video ARGS`, wait until ready() is true, then stop it: how="sigint" sends SIGINT to the
     whole process group (a terminal's Ctrl-C), "sighup" SIGHUP to it (the terminal or ssh session closed),
-    "sigterm" SIGTERM to the main process alone (kill, a scheduler). Returns (the finished process with its stderr, pids of the run still alive 10 s later)."""
-    tag = secrets.token_hex(8)
+    "sigterm" SIGTERM to the main process alone (kill, a scheduler). Returns (the finished process with its stderr, pids of the run still alive 10 s later).
+    tag: the run's tag (default a fresh one), for a ready() that looks at the run's processes with tagged()."""
+    tag = tag or secrets.token_hex(8)
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", _TAG: tag, **(env or {})}
     proc = subprocess.Popen([sys.executable, "-m", "pipeline", *args], cwd=cwd, env=env, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import sys
 import threading
 from pathlib import Path
@@ -15,6 +16,7 @@ from click.testing import CliRunner
 from idx_helpers import write_idx_dataset
 from pipeline.batch import load_preset, run_batch
 from pipeline.cli import cli
+from proc_helpers import leftovers, stop_cli, tagged
 from render_helpers import make_checkpoint
 from video_helpers import read_video
 
@@ -302,15 +304,42 @@ def test_cli_ray_runs_and_without_ray_says_how_to_install(cluster, assets, tmp_p
     assert line.startswith("error: ") and 'pip install "cppn-video[farm]"' in line and "Traceback" not in res.output
 
 
-def test_local_ray_starts_its_own_instance_beside_a_running_one(cluster):
-    """`--ray` without an address starts a Ray instance for the run, even while another runs on this machine
-    (a bare ray.init() joined that one, and died when it shut down)."""
-    import subprocess
+def test_batch_ray_starts_its_own_instance_beside_a_running_one_and_stops_on_sigterm(cluster, assets, tmp_path):
+    """`batch --ray` without an address, while another Ray instance runs on this machine (the module's
+    cluster): it starts a Ray instance of its own (a bare ray.init() joined the running one, and died when it
+    shut down). SIGTERM to the main process stops it as Ctrl-C does (ray.init puts in a SIGTERM handler that
+    aborts the driver: exit 134, tasks running on, the instance's processes orphaned): the tasks cancelled,
+    its instance shut down, no output and no process of the run left, the other instance unharmed."""
+    import ray
 
-    probe = ("import ray\nfrom pipeline.farm.run import LOCAL, connected\n"
-             "with connected(LOCAL):\n    print(ray.get_runtime_context().gcs_address)\n")
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "RAY_ADDRESS": ""}, cwd=Path(__file__).resolve().parents[1])
-    assert out.returncode == 0, out.stderr
-    own = out.stdout.strip().splitlines()[-1]
-    assert own and own != cluster.address
+    (tmp_path / "A.pt").symlink_to(assets / "A.pt")
+    preset = tmp_path / "p.toml"
+    preset.write_text('[settings]\nout_dir = "out"\n[jobs.long]\nkind = "walk"\nckpt = "A.pt"\nsize = 64\n'
+                      'frames = 1000000\nbatch = 1\nworkers = 2\npreset = "ultrafast"\n')
+    out = tmp_path / "out"
+    log = out / "logs" / "long.log"
+    tag = secrets.token_hex(8)
+    own_raylet = []
+
+    def ready():
+        if not (log.exists() and "submitting 2 segment tasks" in log.read_text()):
+            return False
+        own_raylet.extend(p for p in tagged(tag) if _comm(p) == "raylet")  # started by the run, not the cluster's
+        return True
+
+    res, survivors = stop_cli(["batch", str(preset), "--ray", "--quiet"], ready, "sigterm", cwd=tmp_path,
+                              env={"RAY_ADDRESS": ""}, tag=tag)
+    assert own_raylet, "the run joined the Ray instance already running instead of starting its own"
+    assert res.returncode == 130 and "Traceback" not in res.stderr, res.stderr
+    assert survivors == [], f"processes of the run still alive: {survivors}"
+    assert leftovers(out) == []
+    assert sorted(p.name for p in out.iterdir()) == ["logs", "manifest.json", "preset.resolved.json"]
+    assert json.loads((out / "manifest.json").read_text())["jobs"]["long"]["status"] == "interrupted"
+    assert ray.get(ray.remote(lambda: 7).remote(), timeout=60) == 7  # the module's cluster still serves
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""

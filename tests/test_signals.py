@@ -7,7 +7,8 @@ The three signals share one handler (pipeline.stops; the first tests check that 
 inherited "ignore" is kept). So each command is stopped by the signals that take a different path through
 it: a group signal (SIGINT or SIGHUP, which its workers and encoders also receive) and SIGTERM (which reaches
 the main process alone, so it must stop the rest); SIGHUP end to end stops the 2-worker walk and training.
-Each case starts real processes and costs seconds; one per path keeps the file inside the suite's time."""
+Each case starts real processes and costs seconds; one per path keeps the file inside the suite's time.
+`batch --ray` stopped by SIGTERM is tests/test_farm.py's (it needs a Ray instance running beside it)."""
 from __future__ import annotations
 
 import json
@@ -139,23 +140,5 @@ def test_batch(assets, tmp_path, how="sigterm"):
     out = tmp_path / "out"
     res, survivors = stop_cli(["batch", str(preset), "--devices", "cpu", "--quiet"],
                               _encoding(out, ".long.mp4.*.segments/.segment_*", 2), how, cwd=tmp_path)
-    _check_stopped(res, survivors, out, ["logs", "manifest.json", "preset.resolved.json"])
-    assert json.loads((out / "manifest.json").read_text())["jobs"]["long"]["status"] == "interrupted"
-
-
-def test_batch_on_ray_stops_on_sigterm(assets, tmp_path):
-    """`batch --ray` on a local cluster: ray.init puts in a SIGTERM handler that aborts the driver (exit 134,
-    tasks running on, the cluster's processes orphaned). SIGTERM must stop it as Ctrl-C does: the tasks
-    cancelled, the cluster shut down, no output and no process left."""
-    pytest.importorskip("ray", reason="ray is not installed (pip install 'cppn-video[farm]')")
-    (tmp_path / "A.pt").symlink_to(assets / "A.pt")
-    preset = tmp_path / "p.toml"
-    preset.write_text('[settings]\nout_dir = "out"\n[jobs.long]\nkind = "walk"\nckpt = "A.pt"\nsize = 64\n'
-                      'frames = 1000000\nbatch = 1\nworkers = 2\npreset = "ultrafast"\n')
-    out = tmp_path / "out"
-    log = out / "logs" / "long.log"
-    res, survivors = stop_cli(["batch", str(preset), "--ray", "--quiet"],
-                              lambda: log.exists() and "submitting 2 segment tasks" in log.read_text(), "sigterm",
-                              cwd=tmp_path)
     _check_stopped(res, survivors, out, ["logs", "manifest.json", "preset.resolved.json"])
     assert json.loads((out / "manifest.json").read_text())["jobs"]["long"]["status"] == "interrupted"
