@@ -89,14 +89,3 @@ def test_serve_render_requests_use_the_same_preflight():
         requests.size({"size": 10000}, "size", 512, 2**31, even=True)
 
 
-def test_the_walk_settings_workers_are_honoured(tmp_path):
-    """A walk job with workers=2 (as the CLI, batch and replay run it) renders segments, as its sidecar says."""
-    from pipeline.jobs.kinds import run_walk
-    from pipeline.jobs.render import WalkSettings
-    from render_helpers import make_checkpoint
-
-    ck = make_checkpoint(tmp_path / "a.pt")
-    with pytest.warns(RuntimeWarning, match="--workers 2 on"):
-        info = run_walk(ck, tmp_path / "w.mp4", WalkSettings(size=32, frames=6, keyframes=2, workers=2,
-                                                                lossless=True, preset="ultrafast"))
-    assert info["workers"] == 2 and len(info["segments"]) == 2 and info["settings"]["workers"] == 2

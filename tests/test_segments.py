@@ -1,5 +1,6 @@
 """Segmented rendering: frame ranges in two CPU worker processes, joined without re-encoding."""
 import json
+from dataclasses import replace
 import multiprocessing
 
 import numpy as np
@@ -11,6 +12,7 @@ from pipeline.checkpoint import load_checkpoint, save_render_checkpoint
 from pipeline.errors import UserError
 from pipeline.jobs import WalkSettings, render_walk, render_walk_segmented
 from pipeline.jobs.render import checkpoint_path
+from pipeline.jobs.kinds import run_walk
 from pipeline.jobs.segments import segment_bounds
 from pipeline.models import ResnetConfig, ResnetGenerator
 from pipeline.render import Renderer
@@ -54,7 +56,7 @@ def test_segment_bounds_cover_frames_contiguously(frames, workers):
 
 
 def test_lossless_join_equals_single_render(tmp_path):
-    """A --digits walk in two workers: the renderer's exact frames, the same as one process, progress
+    """A --digits walk with workers=2: the renderer's exact frames, the same as one process, progress
     aggregated from the workers' batches, and a sidecar naming the segments and the bank rows. (One
     segmented render: each costs two workers' start.)"""
     from render_helpers import lively_generator
@@ -66,7 +68,8 @@ def test_lossless_join_equals_single_render(tmp_path):
                                   digit_bank=bank)
     s = WalkSettings(frames=12, size=48, digits="5,2,5", interp="lerp", lossless=True, batch=2, pace="none")
     calls = []
-    info = render_walk_segmented(path, tmp_path / "seg.mp4", s, workers=2, progress=calls.append)
+    # through run_walk, as the CLI, batch and replay run a walk: its settings' workers are honoured
+    info = run_walk(path, tmp_path / "seg.mp4", replace(s, workers=2), progress=calls.append)
     render_walk(path, tmp_path / "one.mp4", s)
     seg, one = read_video(tmp_path / "seg.mp4"), read_video(tmp_path / "one.mp4")
     assert seg.shape == one.shape == (12, 48, 48)
@@ -78,7 +81,8 @@ def test_lossless_join_equals_single_render(tmp_path):
     assert info["kind"] == "digits" and info["digit_bank_rows"] == [10, 4, 11]
     assert np.array_equal(info["keyframes"], bank["latents"][[10, 4, 11]].numpy())
     side = json.loads((tmp_path / "seg.mp4.json").read_text())
-    assert side["workers"] == 2 and [(g["start"], g["stop"]) for g in side["segments"]] == [(0, 6), (6, 12)]
+    assert side["workers"] == side["settings"]["workers"] == 2
+    assert [(g["start"], g["stop"]) for g in side["segments"]] == [(0, 6), (6, 12)]
     assert side["checkpoint"]["sha256"] == info["checkpoint"]["sha256"] == ck.sha256
     assert side["keyframes"] == json.loads((tmp_path / "one.mp4.json").read_text())["keyframes"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bank.pt", "one.mp4", "one.mp4.json", "seg.mp4",
