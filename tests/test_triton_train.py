@@ -15,7 +15,7 @@ pytest.importorskip("triton", reason="triton is not installed (pip install trito
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = r"""
-import json, sys, torch
+import copy, json, sys, torch
 sys.path.insert(0, sys.argv[1])
 from pipeline.coords import grid
 from pipeline.models import ResnetConfig, ResnetGenerator
@@ -27,8 +27,8 @@ rows = []
 # 2 images of 6x6 = 72 pixels: with 64-pixel backward tiles, two programs (the second masked past pixel 8),
 # so the per-tile weight-gradient partials are summed and masked lanes must add nothing. Width 6 (the
 # checkpoints') and 4 (the article's other width); few blocks, as the interpreter pays per operation.
-for width, n_blocks, relu_layers in ((6, 2, 4), (4, 1, 2)):
-    torch.manual_seed(width)
+for width, n_blocks, relu_layers in ((6, 1, 4), (4, 2, 2)):
+    torch.manual_seed(3)  # a lively draw for both widths
     gen = ResnetGenerator(ResnetConfig(width=width, n_blocks=n_blocks, relu_layers=relu_layers))
     with torch.no_grad():  # livelier than the init's near-identity tanh layers: every branch matters
         for block in gen.blocks:
@@ -41,14 +41,16 @@ for width, n_blocks, relu_layers in ((6, 2, 4), (4, 1, 2)):
     g_out = torch.randn(2, 36)
     triton_train.BACKWARD_BLOCK = 64
     res = {}
-    for backend in ("autograd", "triton"):
-        gen.zero_grad(set_to_none=True)
-        z = z0.clone().requires_grad_()
-        out = generator_forward(gen, z, coords, backend)
-        out.backward(g_out)
-        res[backend] = [out.detach()] + [p.grad.clone() for p in gen.parameters()] + [z.grad.clone()]
+    # the oracle: the "autograd" backend in float64 on the same weights (float32 autograd itself is up to
+    # 4e-5 off it at these weights, relative to the largest entry)
+    for backend, model, dtype in (("autograd", copy.deepcopy(gen).double(), torch.float64),
+                                  ("triton", gen, torch.float32)):
+        z = z0.clone().to(dtype).requires_grad_()
+        out = generator_forward(model, z, coords.to(dtype), backend)
+        out.backward(g_out.to(dtype))
+        res[backend] = [out.detach()] + [p.grad.clone() for p in model.parameters()] + [z.grad.clone()]
     names = ["out"] + [n for n, _ in gen.named_parameters()] + ["z"]
-    errs = {n: float((a - b).abs().max() / b.abs().max().clamp_min(1e-30))
+    errs = {n: float((a.double() - b).abs().max() / b.abs().max().clamp_min(1e-30))
             for n, a, b in zip(names, res["triton"], res["autograd"])}
     sizes = {n: float(b.abs().max()) for n, b in zip(names, res["autograd"])}
     rows.append(dict(width=width, n_blocks=n_blocks, relu_layers=relu_layers, errs=errs, sizes=sizes, shape=list(res["triton"][0].shape),
@@ -67,10 +69,10 @@ def test_triton_training_kernels_match_autograd_in_interpreter():
     for r in rows:
         assert r["shape"] == [2, 36] and r["out_std"] > 0.02
         # the output, every parameter (input z and xyr, each block layer's weight and bias, the output layer) and
-        # z, none of them zero; each within float32 rounding of autograd, relative to its largest entry
+        # z, none of them zero; each within float32 rounding of float64 autograd, relative to its largest entry
         assert len(r["errs"]) == 1 + 3 + r["n_blocks"] * (r["relu_layers"] + 1) * 2 + 2 + 1, r
         assert all(v > 1e-3 for v in r["sizes"].values()), r
-        bad = {n: e for n, e in r["errs"].items() if not e < 2e-5}
+        bad = {n: e for n, e in r["errs"].items() if not e < 5e-5}
         assert not bad, (r["width"], bad)
 
 
@@ -85,3 +87,18 @@ def test_triton_backend_without_cuda_or_interpreter_says_so(monkeypatch):
     gen = ResnetGenerator(ResnetConfig(n_blocks=1))
     with pytest.raises(KernelUnavailable, match="float32 CUDA tensors"):
         generator_forward(gen, torch.zeros(1, 32), grid(2, 2), "triton")
+
+
+def test_bench_train_takes_the_backend_and_refuses_triton_off_cuda(monkeypatch):
+    from click.testing import CliRunner
+
+    from pipeline.bench.train_bench import run_train_bench
+    from pipeline.cli import cli
+    from pipeline.errors import UserError
+
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    with pytest.raises(UserError, match="unknown generator backend 'nope'; choose from auto, c, torch, triton"):
+        run_train_bench(backend="nope")
+    r = CliRunner().invoke(cli, ["bench", "train", "--backend", "triton", "--device", "cpu"])
+    assert isinstance(r.exception, UserError), r.output  # run_cli prints it as one `error:` line
+    assert str(r.exception) == "the triton backend runs on CUDA, not cpu; pass --device cuda or another --backend"

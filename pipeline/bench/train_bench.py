@@ -18,6 +18,7 @@ of 2,000 for 24 epochs; prev: 60,000 in batches of 500, per epoch).
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import time
 from pathlib import Path
@@ -32,6 +33,7 @@ from pipeline.errors import UserError
 from pipeline.native.heap import keep_freed_memory
 from pipeline.train import losses
 from pipeline.train.config import TrainConfig
+from pipeline.train.fast_generator import BACKENDS
 from pipeline.train.schedules import _fakes, _params, _step, classify
 from pipeline.train.state import new_state
 
@@ -75,12 +77,12 @@ class _Setup:
     """One model's training state (as the loop builds it) and a synthetic batch, for one path."""
 
     def __init__(self, model: str, batch_size: int, seed: int, fast: bool, precision: str,
-                 device: torch.device = torch.device("cpu")):
+                 device: torch.device = torch.device("cpu"), backend: str = "auto"):
         cfg = TrainConfig(model=model, seed=seed, batch_size=batch_size,
                           precision=precision if fast else "float32").resolved()
         with torch.random.fork_rng(devices=[]):
             self.st = new_state(cfg, device)
-        self.st.backend = "auto" if fast else "autograd"
+        self.st.backend = backend if fast else "autograd"
         if not fast:  # the straight port: the classifier in torch's default (NCHW) layout
             self.st.classifier.to(memory_format=torch.contiguous_format)
         rng = torch.Generator().manual_seed(seed)
@@ -150,7 +152,7 @@ def run_train_bench(batch_size: int | None = None, repeats: int = 3, models: tup
                     progress: Progress | None = None, warmup: int = 1, seed: int = 0,
                     threads: int | None = None, precision: str = "bf16",
                     metrics: dict | None = None, keep_heap: bool = True,
-                    device: torch.device | str = "cpu") -> dict:
+                    device: torch.device | str = "cpu", backend: str = "auto") -> dict:
     """Seconds per step of each kind (median of `repeats` after `warmup` untimed runs), autograd vs fast,
     and the projected wall time of the article's runs. batch_size: None -> the article's (2000 / 500).
     metrics: model -> path of a metrics.jsonl whose step mix to project with (else the schedule maximum).
@@ -158,6 +160,7 @@ def run_train_bench(batch_size: int | None = None, repeats: int = 3, models: tup
     keep_heap: make the process keep freed memory as `train` does (pipeline.native.heap); False measures
     with the C library's default (can't be undone within a process once applied).
     device: where both paths' steps run; the projection is then that device's.
+    backend: the fast path's generator backend (fast_generator.BACKENDS; "auto" is what `train` runs).
     """
     device = torch.device(device)
     if batch_size is not None and batch_size < 1:
@@ -167,6 +170,10 @@ def run_train_bench(batch_size: int | None = None, repeats: int = 3, models: tup
     unknown = [m for m in models if m not in MODELS]
     if unknown:
         raise UserError(f"unknown model {unknown[0]!r}; choose from {', '.join(MODELS)}")
+    if backend not in BACKENDS:
+        raise UserError(f"unknown generator backend {backend!r}; choose from {', '.join(BACKENDS)}")
+    if backend == "triton" and device.type != "cuda" and os.environ.get("TRITON_INTERPRET", "0") in ("", "0"):
+        raise UserError(f"the triton backend runs on CUDA, not {device.type}; pass --device cuda or another --backend")
     if threads is not None and threads < 1:
         raise UserError(f"threads must be at least 1, got {threads}; pass --threads 1")
     mixes = {m: (mix_from_metrics(p, m) if p else None) for m, p in (metrics or {}).items()}
@@ -180,7 +187,7 @@ def run_train_bench(batch_size: int | None = None, repeats: int = 3, models: tup
         results, projections = [], []
         for model in models:
             bs = batch_size or ARTICLE_RUNS[model][1]
-            rows, per_batch = _model(model, bs, repeats, warmup, seed, precision, say, device)
+            rows, per_batch = _model(model, bs, repeats, warmup, seed, precision, say, device, backend)
             results += rows
             mix = mixes.get(model) or {**schedule_maximum(model), "source": "schedule maximum (upper bound)"}
             mix.setdefault("source", "averages of the given metrics.jsonl")
@@ -197,6 +204,7 @@ def run_train_bench(batch_size: int | None = None, repeats: int = 3, models: tup
             projections.append(proj)
         machine["load_average_1min_end"] = machine_info().get("load_average_1min")
         machine["precision"] = precision
+        machine["fast_backend"] = backend
         machine["device"] = describe_device(device)
         return {"machine": machine, "results": results, "projections": projections}
     finally:
@@ -204,9 +212,9 @@ def run_train_bench(batch_size: int | None = None, repeats: int = 3, models: tup
 
 
 def _model(model: str, batch_size: int, repeats: int, warmup: int, seed: int, precision: str, say: Progress,
-           device: torch.device = torch.device("cpu")):
+           device: torch.device = torch.device("cpu"), backend: str = "auto"):
     setups = {"autograd": _Setup(model, batch_size, seed, False, precision, device),
-              "fast": _Setup(model, batch_size, seed, True, precision, device)}
+              "fast": _Setup(model, batch_size, seed, True, precision, device, backend)}
     rows, per_batch = [], {"autograd": {}, "fast": {}}
     for kind in STEP_KINDS[model]:
         say(f"{model} {kind} step (autograd vs fast, batch {batch_size}, {warmup}+{repeats} runs each)")

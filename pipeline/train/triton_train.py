@@ -13,7 +13,8 @@ block: it recomputes the block's ReLU outputs and tanh from h in registers and a
   grad of a layer's weights = sum over the tile's pixels of g x^T,   grad of its input = W^T g,
   through a ReLU: g * (output > 0),   through tanh t: g * (1 - t^2),   through sigmoid s: g * s (1 - s),
   through the residual h_out = h_in + branch: the gradient of h_in is g_h_out + the branch's.
-Weight gradients: each program writes its tile's sums to its own row of a [tiles, n_params] buffer, which torch
+Weight gradients: each program writes its tile's sums (per layer, one reduction of the [BLOCK, WP, WP] products
+g x^T, channels padded to a power of two WP) to its own row of a [tiles, n_params] buffer, which torch
 sums over tiles: no atomics, so the result is the same run to run. The input gradient g_u = dL/d(zp + cp) per
 pixel is written as [W, B*P], and torch sums it over pixels (to zp) and over images (to cp).
 No host syncs: sizes come from shapes, nothing is read back to the host.
@@ -88,6 +89,27 @@ if triton is not None:
         return a
 
     @triton.jit
+    def _stack(v, WIDTH: tl.constexpr, WP: tl.constexpr):
+        """A tuple of WIDTH [BLOCK] vectors as one [BLOCK, WP] tensor (columns past WIDTH zero)."""
+        ch = tl.arange(0, WP)[None, :]
+        out = tl.where(ch == 0, v[0][:, None], 0.0)
+        for c in tl.static_range(1, WIDTH):
+            out = tl.where(ch == c, v[c][:, None], out)
+        return out
+
+    @triton.jit
+    def _store_weight_grads(ptr, g, a, WIDTH: tl.constexpr, WP: tl.constexpr):
+        """At ptr (a layer's W [out, in] then b): the tile's sums of g a^T and of g, g and a tuples of vectors.
+        Two reductions of [BLOCK, WP(, WP)] tensors rather than WIDTH * WIDTH + WIDTH of [BLOCK] vectors."""
+        G = _stack(g, WIDTH, WP)
+        A = _stack(a, WIDTH, WP)
+        ch = tl.arange(0, WP)
+        cmask = ch < WIDTH
+        gw = tl.sum(G[:, :, None] * A[:, None, :], axis=0)  # [WP out, WP in]
+        tl.store(ptr + ch[:, None] * WIDTH + ch[None, :], gw, mask=cmask[:, None] & cmask[None, :])
+        tl.store(ptr + WIDTH * WIDTH + ch, tl.sum(G, axis=0), mask=cmask)
+
+    @triton.jit
     def _block(h, base, WIDTH: tl.constexpr, RELU_LAYERS: tl.constexpr):
         """h + tanh(tanh layer(relu(... relu(h)))) for one residual block."""
         LAYER: tl.constexpr = WIDTH * WIDTH + WIDTH
@@ -121,7 +143,8 @@ if triton is not None:
 
     @triton.jit
     def _backward_kernel(zp_ptr, cp_ptr, w_ptr, g_out_ptr, g_u_ptr, g_par_ptr, scratch_ptr, N, P,
-                         n_blocks: tl.constexpr, WIDTH: tl.constexpr, RELU_LAYERS: tl.constexpr, BLOCK: tl.constexpr):
+                         n_blocks: tl.constexpr, WIDTH: tl.constexpr, WP: tl.constexpr, RELU_LAYERS: tl.constexpr,
+                         BLOCK: tl.constexpr):
         pid = tl.program_id(0)
         lanes = tl.arange(0, BLOCK)
         offs = pid * BLOCK + lanes
@@ -145,11 +168,13 @@ if triton is not None:
         tail = w_ptr + n_blocks * BLOCK_PARAMS
         s = _output(h, tail, WIDTH)
         go = tl.load(g_out_ptr + offs, mask=mask, other=0.0) * s * (1.0 - s)
+        ch = tl.arange(0, WP)
+        tl.store(gpar + n_blocks * BLOCK_PARAMS + ch, tl.sum(_stack(h, WIDTH, WP) * go[:, None], axis=0),
+                 mask=ch < WIDTH)
+        tl.store(gpar + n_blocks * BLOCK_PARAMS + WIDTH, tl.sum(go, axis=0))
         gh = ()
         for c in tl.static_range(WIDTH):
-            tl.store(gpar + n_blocks * BLOCK_PARAMS + c, tl.sum(go * h[c], axis=0))
             gh = gh + (go * tl.load(tail + c),)
-        tl.store(gpar + n_blocks * BLOCK_PARAMS + WIDTH, tl.sum(go, axis=0))
 
         for j in range(n_blocks):
             blk = n_blocks - 1 - j
@@ -172,10 +197,10 @@ if triton is not None:
             for jj in tl.static_range(RELU_LAYERS + 1):
                 l: tl.constexpr = RELU_LAYERS - jj
                 wl = base + l * LAYER
-                for c in tl.static_range(WIDTH):
-                    for k in tl.static_range(WIDTH):
-                        tl.store(gbase + l * LAYER + c * WIDTH + k, tl.sum(g[c] * acts[l * WIDTH + k], axis=0))
-                    tl.store(gbase + l * LAYER + WIDTH * WIDTH + c, tl.sum(g[c], axis=0))
+                a = ()
+                for k in tl.static_range(WIDTH):
+                    a = a + (acts[l * WIDTH + k],)
+                _store_weight_grads(gbase + l * LAYER, g, a, WIDTH, WP)
                 ga = ()
                 for k in tl.static_range(WIDTH):
                     acc = g[0] * tl.load(wl + k)
@@ -199,20 +224,24 @@ if triton is not None:
 
 
 def forward(zp: torch.Tensor, cp: torch.Tensor, params: torch.Tensor, n_blocks: int, width: int,
-            relu_layers: int, block: int = FORWARD_BLOCK) -> torch.Tensor:
-    """zp [B, W], cp [W, P], packed params -> sigmoid output [B, P] (float32, zp's device)."""
+            relu_layers: int, block: int = 0, num_warps: int = 4) -> torch.Tensor:
+    """zp [B, W], cp [W, P], packed params -> sigmoid output [B, P] (float32, zp's device).
+    block: pixels per program (0: FORWARD_BLOCK)."""
     B, P = zp.shape[0], cp.shape[1]
+    block = block or FORWARD_BLOCK
     out = torch.empty((B, P), device=zp.device, dtype=torch.float32)
     N = B * P
     _forward_kernel[(triton.cdiv(N, block),)](zp, cp, params, out, N, P, n_blocks=n_blocks, WIDTH=width,
-                                               RELU_LAYERS=relu_layers, BLOCK=block)
+                                               RELU_LAYERS=relu_layers, BLOCK=block, num_warps=num_warps)
     return out
 
 
 def backward(zp: torch.Tensor, cp: torch.Tensor, params: torch.Tensor, g_out: torch.Tensor, n_blocks: int,
-             width: int, relu_layers: int, block: int = BACKWARD_BLOCK):
-    """Gradients (zp [B, W], cp [W, P], params [n_params]) for dL/d out = g_out [B, P]."""
+             width: int, relu_layers: int, block: int = 0, num_warps: int = 4):
+    """Gradients (zp [B, W], cp [W, P], params [n_params]) for dL/d out = g_out [B, P].
+    block: pixels per program (0: BACKWARD_BLOCK)."""
     B, P = zp.shape[0], cp.shape[1]
+    block = block or BACKWARD_BLOCK
     N = B * P
     tiles = triton.cdiv(N, block)
     dev = zp.device
@@ -220,6 +249,6 @@ def backward(zp: torch.Tensor, cp: torch.Tensor, params: torch.Tensor, g_out: to
     g_par = torch.empty((tiles, params.numel()), device=dev, dtype=torch.float32)
     scratch = torch.empty((tiles, n_blocks, width, block), device=dev, dtype=torch.float32)
     _backward_kernel[(tiles,)](zp, cp, params, g_out, g_u, g_par, scratch, N, P, n_blocks=n_blocks, WIDTH=width,
-                               RELU_LAYERS=relu_layers, BLOCK=block)
+                               WP=triton.next_power_of_2(width), RELU_LAYERS=relu_layers, BLOCK=block, num_warps=num_warps)
     g_u = g_u.view(width, B, P)
     return g_u.sum(2).t(), g_u.sum(1), g_par.sum(0)
