@@ -125,3 +125,28 @@ def test_cli_encoders_reaches_the_walk_and_bad_values_are_one_line(tmp_path):
     assert ok.returncode == 0, ok.stderr
     assert read_video(tmp_path / "two.mp4").shape == (6, 32, 32)
     assert json.loads((tmp_path / "two.mp4.json").read_text())["settings"]["encoders"] == 2
+
+
+def test_compare_with_two_encoders_is_the_single_encode(tmp_path):
+    """--encoders is one option of every video command (cli.render.encoding_options): a comparison fed to two
+    x264 encodes joined losslessly decodes to the frames of one encode (--crf 0: x264's lossless mode)."""
+    import json
+
+    from cli_helpers import run_main
+    from pipeline.jobs.replay import _settings
+    from pipeline.jobs.settings import CompareSettings
+    from render_helpers import make_checkpoint
+
+    ckpt = make_checkpoint(tmp_path / "e1.pt")
+    videos = {}
+    for n in (1, 2):
+        out = tmp_path / f"c{n}.mp4"
+        res = run_main(["compare", ckpt, ckpt, "-o", out, "--frames", "5", "--panel-size", "24", "--scale", "8",
+                        "--pace", "none", "--crf", "0", "--batch", "2", "--encoders", str(n), "--quiet"])
+        assert res.returncode == 0, res.stderr
+        videos[n] = read_video(out)
+    assert videos[1].shape[0] == 5 and len({f.tobytes() for f in videos[1]}) == 5  # a walk: every frame new
+    assert np.array_equal(videos[1], videos[2])
+    rec = json.loads((tmp_path / "c2.mp4.json").read_text())["settings"]
+    assert rec["encoders"] == 2 and _settings(CompareSettings, rec).encoders == 2  # replay takes it back
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c1.mp4", "c1.mp4.json", "c2.mp4", "c2.mp4.json", "e1.pt"]

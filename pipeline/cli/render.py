@@ -139,7 +139,7 @@ def path_options(classes_help: str):
 
 
 def encoding_options(f):
-    """Options of the video file and render batching (shared by walk and compare)."""
+    """Options of the video file, its encoders and render batching (shared by walk, its --grid, and compare)."""
     return _stack(f, [
         click.option("--fps", default="30", show_default=True,
                      help="Frames per second: 24, 29.97, or an exact ratio such as 30000/1001."),
@@ -150,6 +150,10 @@ def encoding_options(f):
                      help="Output format.  [default: from the output's suffix]"),
         click.option("--batch", type=click.IntRange(min=1), default=None,
                      help="Frames per render batch (speed only)."),
+        click.option("--encoders", default="auto", show_default=True, metavar="N|auto",
+                     callback=lambda ctx, param, v: int(v) if v.strip().isdigit() else v,  # recorded as a number
+                     help="x264 encoders each renderer feeds (contiguous parts joined without re-encoding, each "
+                          "held to its share of the cores); auto: cores/4 on a GPU, 1 on the CPU."),
     ])
 
 
@@ -206,10 +210,6 @@ def camera_options(f):
                    "gen_video): --grid 4x2 --seeds 0-31 gives each cell 4 keyframes.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Render MP4 frame segments in this many processes and join them without re-encoding.")
-@click.option("--encoders", default="auto", show_default=True, metavar="N|auto",
-              callback=lambda ctx, param, v: int(v) if v.strip().isdigit() else v,  # recorded as a number
-              help="x264 encoders each renderer feeds (contiguous parts joined without re-encoding, each held to "
-                   "its share of the cores); auto: cores/4 on a GPU, 1 on the CPU.")
 @render_options
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result (the sidecar's contents) as JSON.")

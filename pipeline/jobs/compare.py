@@ -15,6 +15,7 @@ from pipeline.jobs.projected import check_images, image_inputs, projection_recor
 from pipeline.jobs.sidecar import header
 from pipeline.scene.palette import palette_of
 from pipeline.jobs.framing import TRAINING_SCALE
+from pipeline.jobs.encoders import open_encoders, stream_batches, walk_encoders
 from pipeline.jobs.layout import Geometry, caption_height, compare_geometry, parse_layout  # noqa: F401 (API)
 from pipeline.jobs.render import (check_soundtrack, checkpoint_record, checkpoint_path, digit_bank, path_info,
                                   path_kind, soundtrack_hook, stored_keyframes, walk_camera)
@@ -22,7 +23,7 @@ from pipeline.jobs.settings import CompareSettings, Progress, WalkSettings
 from pipeline.latents import parse_seeds
 from pipeline.render import Renderer, default_batch
 from pipeline.provenance import check_not_input
-from pipeline.video import check_writable, open_writer, output_format, probe
+from pipeline.video import check_writable, output_format, probe
 
 _CANVAS_BUDGET = 256 * 2**20  # bytes of composed frames per batch (the writer queues two more copies)
 _MIN_FONT = 6  # px; below this a caption is unreadable anyway, so it is clipped instead of shrunk further
@@ -184,29 +185,32 @@ def render_compare(ckpts: list, out, settings: CompareSettings = CompareSettings
                                       _CANVAS_BUDGET // (geo.width * geo.height)))
         # Captions and background are drawn once; each batch only overwrites the panels.
         canvas = np.broadcast_to(_template(geo, labels, s.invert), (batch, geo.height, geo.width)).copy()
-        spent, timed = [0.0] * len(cks), 0  # each panel's render seconds after the first batch, frames timed
-        with open_writer(out, (geo.width, geo.height), fps=s.fps, fmt=fmt, crf=s.crf, preset=s.preset,
-                         lossless=s.lossless, palette=colours, before_publish=soundtrack_hook(s)) as writer:
-            for start in range(0, frames, batch):
-                b = min(batch, frames - start)
-                cam = None if camera is None else camera[start : start + b]  # every panel shares the camera
-                for i, (renderer, (_, latents, _)) in enumerate(zip(renderers, paths)):
-                    x, y = geo.origin(i)
-                    t_panel = time.perf_counter()
-                    canvas[:b, y : y + geo.ph, x : x + geo.panel] = renderer.render(
-                        latents[start : start + b], invert=s.invert, camera=cam)  # [b, P, P] uint8
-                    if start:  # the first batch carries each renderer's warm-up
-                        spent[i] += time.perf_counter() - t_panel
-                if start:
-                    timed += b
-                    if panel_times is not None:
-                        panel_times([t / timed for t in spent])  # seconds per frame of each panel
-                writer.write(canvas[:b])  # copied by the writer, so the canvas is free to reuse
-                if progress is not None:
-                    progress(b)
+        spent, timed = [0.0] * len(cks), [0]  # each panel's render seconds after the first batch, frames timed
+
+        def compose(start: int, stop: int) -> np.ndarray:
+            b = stop - start
+            cam = None if camera is None else camera[start:stop]  # every panel shares the camera
+            for i, (renderer, (_, latents, _)) in enumerate(zip(renderers, paths)):
+                x, y = geo.origin(i)
+                t_panel = time.perf_counter()
+                canvas[:b, y : y + geo.ph, x : x + geo.panel] = renderer.render(
+                    latents[start:stop], invert=s.invert, camera=cam)  # [b, P, P] uint8
+                if start:  # the first batch carries each renderer's warm-up
+                    spent[i] += time.perf_counter() - t_panel
+            if start:
+                timed[0] += b
+                if panel_times is not None:
+                    panel_times([t / timed[0] for t in spent])  # seconds per frame of each panel
+            return canvas[:b]  # copied by the writer, so the canvas is free to reuse
+
+        encoders, threads = walk_encoders(s, renderers[0].device.type)  # several x264 encodes joined (issue 26)
+        with open_encoders(out, (geo.width, geo.height), frames, encoders, threads, fmt=fmt, fps=s.fps, crf=s.crf,
+                           preset=s.preset, lossless=s.lossless, palette=colours,
+                           before_publish=soundtrack_hook(s)) as writer:
+            stream_batches(compose, frames, writer, batch, progress, fresh=False)
             writer.finish()
             seconds = time.perf_counter() - t0
-            panels = []
+            panels, timed = [], timed[0]
             for i, (ck, label, (keys, _, bank_rows)) in enumerate(zip(cks, labels, paths)):
                 x, y = geo.origin(i)
                 panels.append({**checkpoint_record(ck), "label": label, "x": x, "y": y,
@@ -275,19 +279,21 @@ def render_walk_grid(ckpt, out, settings: WalkSettings, grid: str, progress: Pro
         batch = s.batch or max(1, min(default_batch(ch, cw, renderer.device),
                                       _CANVAS_BUDGET // (geo.width * geo.height)))
         canvas = np.zeros((batch, geo.height, geo.width), np.uint8)
-        with open_writer(out, (geo.width, geo.height), fps=s.fps, fmt=fmt, crf=s.crf, preset=s.preset,
-                         lossless=s.lossless, palette=colours, before_publish=soundtrack_hook(s)) as writer:
-            camera = walk_camera(cell_settings[0])  # every cell has the same timing, so the same camera
-            for start in range(0, frames, batch):
-                b = min(batch, frames - start)
-                cam = None if camera is None else camera[start:start + b]
-                for i, (_, latents, _) in enumerate(paths):
-                    x, y = geo.origin(i)
-                    canvas[:b, y:y + ch, x:x + cw] = renderer.render(latents[start:start + b], invert=s.invert,
-                                                                     camera=cam)
-                writer.write(canvas[:b])
-                if progress is not None:
-                    progress(b)
+        camera = walk_camera(cell_settings[0])  # every cell has the same timing, so the same camera
+
+        def compose(start: int, stop: int) -> np.ndarray:
+            cam = None if camera is None else camera[start:stop]
+            for i, (_, latents, _) in enumerate(paths):
+                x, y = geo.origin(i)
+                canvas[:stop - start, y:y + ch, x:x + cw] = renderer.render(latents[start:stop], invert=s.invert,
+                                                                            camera=cam)
+            return canvas[:stop - start]  # copied by the writer
+
+        encoders, threads = walk_encoders(s, renderer.device.type)  # several x264 encodes joined (issue 26)
+        with open_encoders(out, (geo.width, geo.height), frames, encoders, threads, fmt=fmt, fps=s.fps, crf=s.crf,
+                           preset=s.preset, lossless=s.lossless, palette=colours,
+                           before_publish=soundtrack_hook(s)) as writer:
+            stream_batches(compose, frames, writer, batch, progress, fresh=False)
             writer.finish()
             seconds = time.perf_counter() - t0
             info = {

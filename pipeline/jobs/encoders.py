@@ -191,45 +191,56 @@ def open_encoders(path, size, frames: int, encoders: int, threads: int | None = 
 
 
 def stream_split(renderer, latents, writer, batch: int, invert: bool, progress=None, camera=None) -> None:
-    """Render latents into `writer`. A SplitWriter is fed round robin, one batch of each range in turn, so all
-    its encoders run while the renderer works (each blocks it only when its own queue is full); any other writer
-    gets the frames in order. Each batch is handed over without a second copy: on the CPU the renderer's fresh
-    array; on a GPU a slot of pinned host memory the batch is copied into asynchronously (render.host_ring), which
-    the writer waits on, pipes and gives back while the GPU renders the next batches."""
+    """Render latents into `writer` (stream_batches). Each batch is handed over without a second copy: on the CPU
+    the renderer's fresh array; on a GPU a slot of pinned host memory the batch is copied into asynchronously
+    (render.host_ring), which the writer waits on, pipes and gives back while the GPU renders the next batches."""
     ranges = writer.bounds if isinstance(writer, SplitWriter) else [(0, len(latents))]
     ring = None
     if renderer.device.type == "cuda":
         from pipeline.render.host_ring import HostRing, ring_slots
 
         ring = HostRing(ring_slots(len(ranges)))
-    cursors = [a for a, _ in ranges]
+
+    def render(start: int, stop: int):
+        cam = None if camera is None else camera[start:stop]
+        if ring is None:
+            return renderer.render(latents[start:stop], invert=invert, camera=cam)  # [n, H, W] uint8, fresh
+        return ring.put(renderer.render_tensor(latents[start:stop], invert=invert, camera=cam))
+
     try:
-        while True:
-            active = False
-            for i, (a, b) in enumerate(ranges):
-                start = cursors[i]
-                if start >= b:
-                    continue
-                active = True
-                stop = min(b, start + batch)
-                cam = None if camera is None else camera[start:stop]
-                if ring is None:
-                    frames = renderer.render(latents[start:stop], invert=invert, camera=cam)  # [n, H, W], fresh
-                else:
-                    frames = ring.put(renderer.render_tensor(latents[start:stop], invert=invert, camera=cam))
-                if isinstance(writer, SplitWriter):
-                    writer.write_segment(i, frames, copy=False)
-                else:
-                    writer.write(frames, copy=False)
-                cursors[i] = stop
-                if progress is not None:
-                    progress(len(frames))
-            if not active:
-                return
+        stream_batches(render, len(latents), writer, batch, progress)
     except BaseException:
         if ring is not None:
             ring.abort()  # a renderer waiting for a slot must not outlive the writers (they abort next)
         raise
+
+
+def stream_batches(render, frames: int, writer, batch: int, progress=None, fresh: bool = True) -> None:
+    """Frames [0, frames) into `writer`, `batch` at a time: render(start, stop) gives frames [stop - start, H, W]
+    uint8 (an array, or a host slot's lease). A SplitWriter is fed round robin, one batch of each range in turn,
+    so all its encoders run while the renderer works (each blocks it only when its own queue is full); any other
+    writer gets the frames in order. fresh: render returns a new array every call, handed over without a copy
+    (else the writer copies it, and render may reuse its buffer)."""
+    ranges = writer.bounds if isinstance(writer, SplitWriter) else [(0, frames)]
+    cursors = [a for a, _ in ranges]
+    while True:
+        active = False
+        for i, (a, b) in enumerate(ranges):
+            start = cursors[i]
+            if start >= b:
+                continue
+            active = True
+            stop = min(b, start + batch)
+            out = render(start, stop)
+            if isinstance(writer, SplitWriter):
+                writer.write_segment(i, out, copy=not fresh)
+            else:
+                writer.write(out, copy=not fresh)
+            cursors[i] = stop
+            if progress is not None:
+                progress(stop - start)
+        if not active:
+            return
 
 
 def walk_encoders(settings, device_type: str, cores: int | None = None, workers: int = 1) -> tuple[int, int | None]:
