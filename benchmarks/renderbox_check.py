@@ -1,5 +1,7 @@
 """Render-box check (issue 26): GPU tests, render fps, pinned host slots against .cpu(), end-to-end MP4 fps of a 1080 walk at two presets and
-1/4/8 encoders, the compare video, and training s/batch with a batch-size scaling row and a profiler table.
+1/4/8 encoders, the compare video, the Triton training kernels (gradients against float64 autograd, their time
+against autograd's, a few tile shapes), and training s/batch (autograd vs the triton backend) with a batch-size
+scaling row and a profiler table.
 
 Run through `bash benchmarks/renderbox_check.sh` (it installs the carried imageio-ffmpeg wheel first). Every
 step runs under its own guard and appends JSON lines to OUT/renderbox.jsonl the moment it finishes, so a
@@ -31,11 +33,16 @@ def plan(dry: bool) -> dict:
         return {"device": "cpu", "tests": ["tests/test_encoders.py", "-k", "parses"], "render_size": 32,
                 "render_frames": 8, "walk_size": 32, "walk_frames": 6, "presets": ["medium", "veryfast"],
                 "encoders": [1, 2], "compare_panel": 32, "compare_frames": 2, "train_batch": 4,
-                "train_scaling": [4], "train_repeats": 1, "profile_steps": 1}
+                "train_scaling": [4], "train_repeats": 1, "profile_steps": 1, "train_backend": "auto",
+                "grad_backend": "c", "grad_batch": 2, "kernel_batch": 4, "kernel_tiles": []}
     return {"device": "cuda", "tests": GPU_TESTS, "render_size": 1080, "render_frames": 240, "walk_size": 1080,
             "walk_frames": 600, "presets": ["medium", "veryfast"], "encoders": [1, 4, 8],
             "compare_panel": 1080, "compare_frames": 150, "train_batch": None, "train_scaling": [500, 1000, 4000],
-            "train_repeats": 3, "profile_steps": 3}
+            "train_repeats": 3, "profile_steps": 3, "train_backend": "triton", "grad_backend": "triton",
+            "grad_batch": 4, "kernel_batch": 2000,
+            # backward (pixels per program, warps): 1 pixel a thread at 4 warps (the default), then fewer warps,
+            # whose reductions stay inside one warp
+            "kernel_tiles": [(128, 4), (64, 2), (32, 1)]}
 
 
 class Recorder:
@@ -214,23 +221,92 @@ def step_compare(p: dict):
         "frames_per_s": round(1 / r["seconds_per_frame"], 1) if r["seconds_per_frame"] else None}
 
 
+def step_train_kernels(p: dict):
+    """The fast generator backend (triton on the GPU; the C kernel in a dry run) on the article's generator:
+    every parameter's and z's gradient against float64 autograd, then forward + backward seconds against float32
+    autograd at the article batch, and for triton the kernels alone at a few backward tile shapes."""
+    import copy
+    import statistics
+
+    import torch
+    from pipeline.coords import grid
+    from pipeline.models import ResnetConfig, ResnetGenerator
+    from pipeline.train.fast_generator import generator_forward
+
+    dev, backend = torch.device(p["device"]), p["grad_backend"]
+    torch.manual_seed(0)
+    gen = ResnetGenerator(ResnetConfig()).to(dev)
+    coords = grid(26, 26, 8.0).to(dev)
+
+    def run(model, name, dtype, z0, g_out):
+        model.zero_grad(set_to_none=True)
+        z = z0.to(dtype).clone().requires_grad_()
+        out = generator_forward(model, z, coords.to(dtype), name)
+        out.backward(g_out.to(dtype))
+        return [out.detach()] + [q.grad for q in model.parameters()] + [z.grad]
+
+    z0, g0 = torch.randn(p["grad_batch"], 32, device=dev), torch.randn(p["grad_batch"], 26 * 26, device=dev)
+    ref = run(copy.deepcopy(gen).double(), "autograd", torch.float64, z0, g0)
+    names = ["out"] + [n for n, _ in gen.named_parameters()] + ["z"]
+    for name in (backend, "autograd"):
+        errs = {n: float((a.double() - b).abs().max() / b.abs().max().clamp_min(1e-30))
+                for n, a, b in zip(names, run(gen, name, torch.float32, z0, g0), ref)}
+        worst = max(errs, key=errs.get)
+        yield {"check": "against float64 autograd", "backend": name, "batch": p["grad_batch"],
+               "max_rel_err": errs[worst], "worst": worst, "out_rel_err": errs["out"]}
+
+    B = p["kernel_batch"]
+    zb, gb = torch.randn(B, 32, device=dev), torch.randn(B, 26 * 26, device=dev)
+
+    def timed(fn, repeats=3):
+        fn()  # warm-up: compile, caches
+        times = []
+        for _ in range(repeats):
+            _sync(p["device"])
+            t0 = time.perf_counter()
+            fn()
+            _sync(p["device"])
+            times.append(time.perf_counter() - t0)
+        return round(statistics.median(times), 5)
+
+    for name in ("autograd", backend):
+        yield {"backend": name, "batch": B, "s_forward_backward": timed(lambda: run(gen, name, torch.float32, zb, gb))}
+    if backend != "triton":
+        return
+    from pipeline.train import triton_train
+
+    inp, cfg = gen.input, gen.cfg
+    with torch.no_grad():
+        zp = inp.z(zb * inp.z_scale).contiguous()
+        cp = inp.xyr(coords).t().contiguous()
+        params = gen.kernel_parameters().contiguous()
+    shape = (cfg.n_blocks, cfg.width, cfg.relu_layers)
+    yield {"kernel": "forward", "block": triton_train.FORWARD_BLOCK, "warps": 4, "batch": B,
+           "s": timed(lambda: triton_train.forward(zp, cp, params, *shape))}
+    for block, warps in p["kernel_tiles"]:
+        yield {"kernel": "backward", "block": block, "warps": warps, "batch": B,
+               "s": timed(lambda: triton_train.backward(zp, cp, params, gb, *shape, block=block, num_warps=warps))}
+
+
 def step_train(p: dict):
     """s/batch (autograd vs fast, article batch), a batch-size scaling row, and a profiler table of one run."""
     import torch
     from pipeline.bench.train_bench import run_train_bench
 
     dev = p["device"]
-    r = run_train_bench(batch_size=p["train_batch"], repeats=p["train_repeats"], models=("resnet",), device=dev)
+    r = run_train_bench(batch_size=p["train_batch"], repeats=p["train_repeats"], models=("resnet",), device=dev,
+                        backend=p["train_backend"])
     yield {"projections": r["projections"], "results": r["results"]}
     scaling = {}
     for bs in p["train_scaling"]:
-        q = run_train_bench(batch_size=bs, repeats=1, models=("resnet",), device=dev)["projections"][0]
+        q = run_train_bench(batch_size=bs, repeats=1, models=("resnet",), device=dev,
+                            backend=p["train_backend"])["projections"][0]
         scaling[bs] = {"fast_s_per_batch": q["fast_s_per_batch"], "autograd_s_per_batch": q["autograd_s_per_batch"]}
     yield {"batch_scaling": scaling}
     acts = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA] if dev == "cuda" else [])
     with torch.profiler.profile(activities=acts) as prof:
         run_train_bench(batch_size=p["train_batch"], repeats=p["profile_steps"], warmup=0, models=("resnet",),
-                        device=dev)
+                        device=dev, backend=p["train_backend"])
     key = "self_cuda_time_total" if dev == "cuda" else "self_cpu_time_total"
     table = prof.key_averages().table(sort_by=key, row_limit=25)
     yield {"profile_sort": key, "profile_table": table.splitlines()}
@@ -239,7 +315,7 @@ def step_train(p: dict):
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "renderbox_out")))
-    ap.add_argument("--steps", default="machine,tests,render,host_ring,walks,compare,train")
+    ap.add_argument("--steps", default="machine,tests,train_kernels,render,host_ring,walks,compare,train")
     args = ap.parse_args(argv)
     dry = os.environ.get("RENDERBOX_DRY_RUN") == "1"
     p = plan(dry)
@@ -254,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
 
     steps = {"machine": lambda: step_machine(p), "tests": lambda: step_tests(p), "render": render,
              "host_ring": lambda: step_host_ring(p), "walks": lambda: step_walks(p, render_fps), "compare": lambda: step_compare(p),
-             "train": lambda: step_train(p)}
+             "train_kernels": lambda: step_train_kernels(p), "train": lambda: step_train(p)}
     for name in args.steps.split(","):
         rec.step(name, steps[name])
     rec.add({"step": "done", "failed_steps": rec.failed})
