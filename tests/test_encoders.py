@@ -150,3 +150,25 @@ def test_compare_with_two_encoders_is_the_single_encode(tmp_path):
     rec = json.loads((tmp_path / "c2.mp4.json").read_text())["settings"]
     assert rec["encoders"] == 2 and _settings(CompareSettings, rec).encoders == 2  # replay takes it back
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c1.mp4", "c1.mp4.json", "c2.mp4", "c2.mp4.json", "e1.pt"]
+
+
+def test_a_segment_worker_feeds_its_own_encoders(tmp_path, monkeypatch):
+    """--workers with --encoders: each segment (jobs.segments.render_segment, the one per-segment render) is that
+    many x264 encodes joined losslessly, the renderer's exact frames from the segment's first frame on."""
+    from pipeline.jobs.render import WalkSettings
+    from pipeline.jobs.segments import render_segment
+    from pipeline.checkpoint import load_checkpoint
+    from render_helpers import make_checkpoint
+
+    ck = load_checkpoint(make_checkpoint(tmp_path / "e1.pt"))
+    z = np.random.default_rng(2).standard_normal((4, ck.z_dim)).astype(np.float32)
+    s = WalkSettings(frames=4, size=16, scale=8.0, lossless=True, batch=1, pace="none", encoders=2)
+    from pipeline.jobs import encoders as module
+
+    opened = []
+    monkeypatch.setattr(module, "open_writer", lambda path, *a, **kw: opened.append(kw["threads"]) or
+                        open_writer(path, *a, **kw))
+    render_segment(ck, z, s, "cpu", 1, tmp_path / "seg.mp4")
+    assert opened == [1, 1]  # two encodes of the segment, each at the worker's one core
+    assert np.array_equal(read_video(tmp_path / "seg.mp4"), Renderer(ck.generator, 16, 16).render(z))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e1.pt", "seg.mp4"]

@@ -49,12 +49,14 @@ def render_segment(ck, latents: np.ndarray, settings: WalkSettings, device: str,
     own x264 encode;
     returns its sidecar entry (render_path, device, seconds). The one per-segment render: the local worker
     processes and the Ray farm's segment tasks both call it, so their joined videos are the same bytes.
-    threads: torch's; encoder_threads: x264's (None: the same share, jobs.encoders.split_cores on this device)."""
+    threads: torch's; encoder_threads: x264's (None: the same share, jobs.encoders.split_cores on this device).
+    settings.encoders > 1 (or auto on a GPU: threads // 4) feeds that many x264 encodes of the segment, joined
+    losslessly into `out` (jobs.encoders.open_encoders), as a one-process walk does."""
     import torch
 
-    from pipeline.jobs.render import stream_frames, walk_camera
+    from pipeline.jobs.encoders import auto_encoders, open_encoders, parse_encoders, split_cores, stream_split
+    from pipeline.jobs.render import walk_camera
     from pipeline.render import Renderer, default_batch
-    from pipeline.video import open_writer
 
     torch.set_num_threads(threads)
     s = settings
@@ -65,14 +67,14 @@ def render_segment(ck, latents: np.ndarray, settings: WalkSettings, device: str,
     with Renderer(ck.generator, height, width, scale=s.scale, path=s.path, device=device,
                   threads=threads) as renderer:
         batch = s.batch or default_batch(height, width, renderer.device)
-        if encoder_threads is None:  # this worker's share of the cores, divided between torch and its encoder
-            from pipeline.jobs.encoders import split_cores
-
-            encoder_threads = split_cores(threads, 1, 1, renderer.device.type).encoder_threads
-        with open_writer(out, (width, height), fps=s.fps, fmt="mp4", crf=s.crf, preset=s.preset,
-                         lossless=s.lossless, palette=palette_of(s), threads=encoder_threads) as writer:
-            stream_frames(renderer, latents, writer, batch, s.invert, progress=progress,
-                          camera=walk_camera(s, start, start + len(latents)))
+        encoders = parse_encoders(s.encoders)
+        encoders = auto_encoders(renderer.device.type, threads) if encoders is None else encoders
+        if encoder_threads is None:  # this worker's share of the cores, divided between torch and its encoders
+            encoder_threads = split_cores(threads, 1, encoders, renderer.device.type).encoder_threads
+        with open_encoders(out, (width, height), len(latents), encoders, encoder_threads, fmt="mp4", fps=s.fps,
+                           crf=s.crf, preset=s.preset, lossless=s.lossless, palette=palette_of(s)) as writer:
+            stream_split(renderer, latents, writer, batch, s.invert, progress=progress,
+                         camera=walk_camera(s, start, start + len(latents)))
         info = {"render_path": renderer.path, "device": str(renderer.device)}
     info["seconds"] = round(time.perf_counter() - t0, 3)
     return info
