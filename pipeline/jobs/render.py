@@ -195,16 +195,6 @@ def walk_camera(settings, start: int = 0, stop: int | None = None):
     return None if track is None else track[start:stop]
 
 
-def stream_frames(renderer: Renderer, latents: np.ndarray, writer, batch: int, invert: bool,
-                  progress: Progress | None = None, camera=None) -> None:
-    """Render latents in batches into a writer; the writer encodes one batch while the next renders. camera: each
-    frame's (a CameraTrack as long as latents) or None. The same streaming as a walk's (jobs.encoders.stream_split:
-    no second copy, pinned host slots on a GPU)."""
-    from pipeline.jobs.encoders import stream_split
-
-    stream_split(renderer, latents, writer, batch, invert, progress, camera)
-
-
 @dataclass
 class PreparedWalk:
     """A walk whose inputs all checked out: what render_walk and the segmented render start from."""
