@@ -194,23 +194,22 @@ if triton is not None:
                 t = _tanh(v[c])
                 g = g + (gh[c] * (1.0 - t * t),)
             # back through the layers: g is the gradient of layer l's pre-activation
-            for jj in tl.static_range(RELU_LAYERS + 1):
-                l: tl.constexpr = RELU_LAYERS - jj
-                wl = base + l * LAYER
+            for lb in tl.static_range(RELU_LAYERS, -1, -1):  # the layers, last first
+                wl = base + lb * LAYER
                 a = ()
                 for k in tl.static_range(WIDTH):
-                    a = a + (acts[l * WIDTH + k],)
-                _store_weight_grads(gbase + l * LAYER, g, a, WIDTH, WP)
+                    a = a + (acts[lb * WIDTH + k],)
+                _store_weight_grads(gbase + lb * LAYER, g, a, WIDTH, WP)
                 ga = ()
                 for k in tl.static_range(WIDTH):
                     acc = g[0] * tl.load(wl + k)
                     for c in tl.static_range(1, WIDTH):
                         acc = acc + g[c] * tl.load(wl + c * WIDTH + k)
                     ga = ga + (acc,)
-                if l > 0:  # through the ReLU whose output is this layer's input
+                if lb > 0:  # through the ReLU whose output is this layer's input
                     g = ()
                     for k in tl.static_range(WIDTH):
-                        g = g + (tl.where(acts[l * WIDTH + k] > 0.0, ga[k], 0.0),)
+                        g = g + (tl.where(acts[lb * WIDTH + k] > 0.0, ga[k], 0.0),)
                 else:  # the residual: the block input's gradient is the output's plus the branch's
                     ngh = ()
                     for k in tl.static_range(WIDTH):
