@@ -89,6 +89,35 @@ def test_triton_backend_without_cuda_or_interpreter_says_so(monkeypatch):
         generator_forward(gen, torch.zeros(1, 32), grid(2, 2), "triton")
 
 
+def test_auto_falls_back_to_autograd_with_one_warning_when_the_kernels_do_not_compile(monkeypatch):
+    """A GPU whose triton cannot build the kernels: "auto" warns once and trains with the model's own forward;
+    "triton" named says why. Stood in for by the CPU without the interpreter (a launch there fails: no driver)."""
+    import warnings
+
+    import torch
+
+    from pipeline.coords import grid
+    from pipeline.models import ResnetConfig, ResnetGenerator
+    from pipeline.train import fast_generator, triton_train
+    from pipeline.train.fast_generator import KernelUnavailable, generator_forward
+
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    monkeypatch.setattr(triton_train, "applies", lambda tensors: True)  # as if these were CUDA tensors
+    monkeypatch.setattr(triton_train, "_ready", {})
+    monkeypatch.setattr(fast_generator, "_warned", set())
+    gen = ResnetGenerator(ResnetConfig(n_blocks=1))
+    z, coords = torch.randn(2, 32), grid(3, 3)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        reason = triton_train.compile_error(1, 6, 4, z.device)
+        out = fast_generator._triton_usable(gen, z, coords), fast_generator._triton_usable(gen, z, coords)
+    assert reason and out == (False, False)
+    msgs = [str(w.message) for w in seen if issubclass(w.category, RuntimeWarning)]
+    assert msgs == [f"the triton training kernels do not compile here, training runs plain autograd: {reason}"]
+    with pytest.raises(KernelUnavailable, match="the triton training kernels do not compile here"):
+        generator_forward(gen, z, coords, "triton")
+
+
 def test_bench_train_takes_the_backend_and_refuses_triton_off_cuda(monkeypatch):
     from click.testing import CliRunner
 

@@ -37,6 +37,7 @@ from __future__ import annotations
 import ctypes
 import importlib.util
 import threading
+import warnings
 from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 
@@ -199,6 +200,28 @@ def _triton_applies(gen: nn.Module, z: torch.Tensor, coords: torch.Tensor) -> bo
     return triton_train.applies([z, coords, *gen.parameters()])
 
 
+def _triton_compile_error(gen: nn.Module, z: torch.Tensor) -> str | None:
+    from pipeline.train import triton_train
+
+    cfg = gen.cfg
+    return triton_train.compile_error(cfg.n_blocks, cfg.width, cfg.relu_layers, z.device)
+
+
+def _triton_usable(gen: nn.Module, z: torch.Tensor, coords: torch.Tensor) -> bool:
+    """For "auto": the triton kernels apply and compile here; a compile failure warns once and means no."""
+    if not _triton_applies(gen, z, coords):
+        return False
+    reason = _triton_compile_error(gen, z)
+    if reason and reason not in _warned:
+        _warned.add(reason)
+        warnings.warn(f"the triton training kernels do not compile here, training runs plain autograd: {reason}",
+                      RuntimeWarning, stacklevel=3)
+    return reason is None
+
+
+_warned: set = set()
+
+
 def _forward_triton(gen: nn.Module, z: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
     inp, cfg = gen.input, gen.cfg
     zp = inp.z(z * inp.z_scale).contiguous()  # [B, W]
@@ -253,7 +276,7 @@ def generator_forward(gen: nn.Module, z: torch.Tensor, coords: torch.Tensor, bac
     family = getattr(gen.cfg, "family", None)
     if backend == "auto" and z.device.type != "cpu":  # on a GPU: see the module docstring
         has_triton = family == "resnet" and importlib.util.find_spec("triton") is not None
-        backend = "triton" if has_triton and _triton_applies(gen, z, coords) else "autograd"
+        backend = "triton" if has_triton and _triton_usable(gen, z, coords) else "autograd"
     if backend == "autograd" or family not in ("resnet", "prev"):
         return gen(z, coords)
     _check(gen, z, coords)
@@ -265,6 +288,9 @@ def generator_forward(gen: nn.Module, z: torch.Tensor, coords: torch.Tensor, bac
         if not _triton_applies(gen, z, coords):
             raise KernelUnavailable("the triton backend needs triton (pip install triton) and float32 CUDA "
                                     "tensors and parameters (on the CPU: TRITON_INTERPRET=1); pass another backend")
+        reason = _triton_compile_error(gen, z)
+        if reason:
+            raise KernelUnavailable(f"the triton training kernels do not compile here ({reason}); pass another backend")
         return _forward_triton(gen, z, coords)
     if not _c_applies(gen, z, coords):
         if backend == "c":

@@ -222,6 +222,28 @@ if triton is not None:
             tl.store(g_u_ptr + c * N + offs, gh[c] * (1.0 - t * t), mask=mask)
 
 
+_ready: dict = {}  # (n_blocks, width, relu_layers, device) -> None when both kernels compiled, else the reason
+
+
+def compile_error(n_blocks: int, width: int, relu_layers: int, device: torch.device) -> str | None:
+    """None when both kernels compile and launch for this network on device, else why not (found once, by a
+    forward and backward of one pixel, so a failing compile shows before a training step is half done, and
+    "auto" can fall back). Under the interpreter there is nothing to compile: None."""
+    key = (n_blocks, width, relu_layers, str(device))
+    if key not in _ready:
+        _ready[key] = None
+        if not interpreted():
+            n_params = n_blocks * (relu_layers + 1) * (width * width + width) + width + 1
+            one = dict(device=device, dtype=torch.float32)
+            try:
+                zp, cp, params = torch.zeros((1, width), **one), torch.zeros((width, 1), **one), torch.zeros(n_params, **one)
+                forward(zp, cp, params, n_blocks, width, relu_layers)
+                backward(zp, cp, params, torch.zeros((1, 1), **one), n_blocks, width, relu_layers)
+            except Exception as exc:  # noqa: BLE001 - any compiler or launch failure means: not usable here
+                _ready[key] = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+    return _ready[key]
+
+
 def forward(zp: torch.Tensor, cp: torch.Tensor, params: torch.Tensor, n_blocks: int, width: int,
             relu_layers: int, block: int = 0, num_warps: int = 4) -> torch.Tensor:
     """zp [B, W], cp [W, P], packed params -> sigmoid output [B, P] (float32, zp's device).
