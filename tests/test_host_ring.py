@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from pipeline.jobs.encoders import SplitWriter
 from pipeline.render.host_ring import HostRing, RingAborted, ring_slots
 from pipeline.video import open_writer
 from video_helpers import read_video
@@ -97,6 +98,13 @@ def test_writer_waits_on_each_lease_pipes_it_and_gives_it_back(tmp_path):
             w.write(ring.put(torch.from_numpy(frames[3:])))
             raise RuntimeError("stop")
     assert ring.free == 3  # abort gave every queued slot back
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4"]
+    with pytest.raises(RuntimeError):
+        with SplitWriter(tmp_path / "c.mp4", (16, 16), 7, 2, threads=1) as w:
+            w.write(ring.put(torch.from_numpy(frames[:5])))  # spans both ranges: its bytes taken, the slot freed
+            assert ring.free == 3 and FakeEvent.made[-1].waits == 1
+            raise RuntimeError("stop")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4"]
 
 

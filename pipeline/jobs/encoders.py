@@ -128,11 +128,12 @@ class SplitWriter:
         import numpy as np
 
         if hasattr(frames, "release"):  # a host slot (render.host_ring) may span two ranges: take its bytes
+            lease = frames
             try:
-                frames.wait()
-                frames, copy = np.array(frames.array), False
+                lease.wait()
+                frames, copy = np.array(lease.array), False
             finally:
-                frames.release()
+                lease.release()
         arr = np.asarray(frames)
         arr = arr[None] if arr.ndim == 2 else arr
         pos = self.frames_written
