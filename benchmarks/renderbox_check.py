@@ -40,9 +40,9 @@ def plan(dry: bool) -> dict:
             "compare_panel": 1080, "compare_frames": 150, "train_batch": None, "train_scaling": [500, 1000, 4000],
             "train_repeats": 3, "profile_steps": 3, "train_backend": "triton", "grad_backend": "triton",
             "grad_batch": 4, "kernel_batch": 2000,
-            # backward (pixels per program, warps): 1 pixel a thread at 4 warps (the default), then fewer warps,
-            # whose reductions stay inside one warp
-            "kernel_tiles": [(128, 4), (64, 2), (32, 1)]}
+            # backward (pixels per program, warps): the default (2 pixels a thread in one warp), 1 pixel a thread,
+            # and 4 warps, whose reductions cross warps (benchmarks/train_compile_report.py compiled all three)
+            "kernel_tiles": [(64, 1), (32, 1), (128, 4)]}
 
 
 class Recorder:

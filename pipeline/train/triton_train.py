@@ -8,14 +8,14 @@ projections, as the C kernel's: zp [B, W] (bias included) and cp [W, P]; the ker
 
 Forward: nothing saved, one float per pixel written.
 Backward: each program recomputes its tile, keeping only every block's input h (W vectors per block) in a
-scratch buffer of its own ([tiles, n_blocks, W, BLOCK], read back by the same program), then goes back block by
-block: it recomputes the block's ReLU outputs and tanh from h in registers and applies by hand
+scratch buffer of its own ([tiles, n_blocks, W, BLOCK], read back by the same program: ~0.9 GB at batch 2000),
+then goes back block by block: it recomputes the block's ReLU outputs and tanh from h in registers and applies by hand
   grad of a layer's weights = sum over the tile's pixels of g x^T,   grad of its input = W^T g,
   through a ReLU: g * (output > 0),   through tanh t: g * (1 - t^2),   through sigmoid s: g * s (1 - s),
   through the residual h_out = h_in + branch: the gradient of h_in is g_h_out + the branch's.
-Weight gradients: each program writes its tile's sums (per layer, one reduction of the [BLOCK, WP, WP] products
-g x^T, channels padded to a power of two WP) to its own row of a [tiles, n_params] buffer, which torch
-sums over tiles: no atomics, so the result is the same run to run. The input gradient g_u = dL/d(zp + cp) per
+Weight gradients: each program writes its tile's sums (per layer, one reduction of [BLOCK, WP] per row of
+g x^T, channels padded to a power of two WP) to its own row of a [tiles, n_params] buffer (~0.4 GB at batch 2000 in 64-pixel
+tiles), which torch sums over tiles: no atomics, so the result is the same run to run. The input gradient g_u = dL/d(zp + cp) per
 pixel is written as [W, B*P], and torch sums it over pixels (to zp) and over images (to cp).
 No host syncs: sizes come from shapes, nothing is read back to the host.
 
@@ -39,11 +39,10 @@ if triton is not None:
     from pipeline.render.triton_kernel import _tanh
 
 FORWARD_BLOCK = 512  # pixels per forward program (4 per thread at 4 warps, as the render kernel)
-BACKWARD_BLOCK = 128  # pixels per backward program: a block's activations, (relu_layers + 1) x W, in registers
-
-
-def available() -> bool:
-    return triton is not None
+# Backward: 64 pixels per program, one warp (2 pixels a thread): compiled for sm_90a that is 184 registers, no
+# spills and the fewest instructions of the shapes tried (benchmarks/train_compile_report.py; not yet timed).
+BACKWARD_BLOCK = 64
+BACKWARD_WARPS = 1
 
 
 def interpreted() -> bool:
@@ -100,14 +99,15 @@ if triton is not None:
     @triton.jit
     def _store_weight_grads(ptr, g, a, WIDTH: tl.constexpr, WP: tl.constexpr):
         """At ptr (a layer's W [out, in] then b): the tile's sums of g a^T and of g, g and a tuples of vectors.
-        Two reductions of [BLOCK, WP(, WP)] tensors rather than WIDTH * WIDTH + WIDTH of [BLOCK] vectors."""
-        G = _stack(g, WIDTH, WP)
+        One [BLOCK, WP] reduction per row of g a^T (g[c] times the stacked inputs) and one for the biases:
+        fewer instructions, registers and barriers in the compiled backward than one [BLOCK, WP, WP] reduction
+        or WIDTH * WIDTH scalar ones (benchmarks/train_compile_report.py, docs/PERFORMANCE.md)."""
         A = _stack(a, WIDTH, WP)
         ch = tl.arange(0, WP)
         cmask = ch < WIDTH
-        gw = tl.sum(G[:, :, None] * A[:, None, :], axis=0)  # [WP out, WP in]
-        tl.store(ptr + ch[:, None] * WIDTH + ch[None, :], gw, mask=cmask[:, None] & cmask[None, :])
-        tl.store(ptr + WIDTH * WIDTH + ch, tl.sum(G, axis=0), mask=cmask)
+        for c in tl.static_range(WIDTH):
+            tl.store(ptr + c * WIDTH + ch, tl.sum(g[c][:, None] * A, axis=0), mask=cmask)
+        tl.store(ptr + WIDTH * WIDTH + ch, tl.sum(_stack(g, WIDTH, WP), axis=0), mask=cmask)
 
     @triton.jit
     def _block(h, base, WIDTH: tl.constexpr, RELU_LAYERS: tl.constexpr):
@@ -258,11 +258,11 @@ def forward(zp: torch.Tensor, cp: torch.Tensor, params: torch.Tensor, n_blocks: 
 
 
 def backward(zp: torch.Tensor, cp: torch.Tensor, params: torch.Tensor, g_out: torch.Tensor, n_blocks: int,
-             width: int, relu_layers: int, block: int = 0, num_warps: int = 4):
+             width: int, relu_layers: int, block: int = 0, num_warps: int = 0):
     """Gradients (zp [B, W], cp [W, P], params [n_params]) for dL/d out = g_out [B, P].
-    block: pixels per program (0: BACKWARD_BLOCK)."""
+    block, num_warps: pixels and warps per program (0: BACKWARD_BLOCK, BACKWARD_WARPS)."""
     B, P = zp.shape[0], cp.shape[1]
-    block = block or BACKWARD_BLOCK
+    block, num_warps = block or BACKWARD_BLOCK, num_warps or BACKWARD_WARPS
     N = B * P
     tiles = triton.cdiv(N, block)
     dev = zp.device
