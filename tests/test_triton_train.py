@@ -53,8 +53,8 @@ for width, n_blocks, relu_layers in ((6, 1, 4), (4, 2, 2)):
     errs = {n: float((a.double() - b).abs().max() / b.abs().max().clamp_min(1e-30))
             for n, a, b in zip(names, res["triton"], res["autograd"])}
     sizes = {n: float(b.abs().max()) for n, b in zip(names, res["autograd"])}
-    rows.append(dict(width=width, n_blocks=n_blocks, relu_layers=relu_layers, errs=errs, sizes=sizes, shape=list(res["triton"][0].shape),
-                     out_std=float(res["autograd"][0].std())))
+    rows.append(dict(width=width, n_blocks=n_blocks, relu_layers=relu_layers, errs=errs, sizes=sizes,
+                     shape=list(res["triton"][0].shape), out_std=float(res["autograd"][0].std())))
 print(json.dumps(rows))
 """
 

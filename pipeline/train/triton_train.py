@@ -14,9 +14,10 @@ then goes back block by block: it recomputes the block's ReLU outputs and tanh f
   through a ReLU: g * (output > 0),   through tanh t: g * (1 - t^2),   through sigmoid s: g * s (1 - s),
   through the residual h_out = h_in + branch: the gradient of h_in is g_h_out + the branch's.
 Weight gradients: each program writes its tile's sums (per layer, one reduction of [BLOCK, WP] per row of
-g x^T, channels padded to a power of two WP) to its own row of a [tiles, n_params] buffer (~0.4 GB at batch 2000 in 64-pixel
-tiles), which torch sums over tiles: no atomics, so the result is the same run to run. The input gradient g_u = dL/d(zp + cp) per
-pixel is written as [W, B*P], and torch sums it over pixels (to zp) and over images (to cp).
+g x^T, channels padded to a power of two WP) to its own row of a [tiles, n_params] buffer (~0.4 GB at batch
+2000 in 64-pixel tiles), which torch sums over tiles: no atomics, so the result is the same run to run. The
+input gradient g_u = dL/d(zp + cp) per pixel is written as [W, B*P], and torch sums it over pixels (to zp)
+and over images (to cp).
 No host syncs: sizes come from shapes, nothing is read back to the host.
 
 Runs on CUDA, and on the CPU under TRITON_INTERPRET=1 (how tests/test_triton_train.py checks it against
@@ -65,7 +66,8 @@ if triton is not None:
         p = offs % P
         h = ()
         for c in tl.static_range(WIDTH):
-            u = tl.load(zp_ptr + b * WIDTH + c, mask=mask, other=0.0) + tl.load(cp_ptr + c * P + p, mask=mask, other=0.0)
+            u = (tl.load(zp_ptr + b * WIDTH + c, mask=mask, other=0.0)
+                 + tl.load(cp_ptr + c * P + p, mask=mask, other=0.0))
             h = h + (_tanh(u),)
         return h
 
@@ -236,7 +238,8 @@ def compile_error(n_blocks: int, width: int, relu_layers: int, device: torch.dev
             n_params = n_blocks * (relu_layers + 1) * (width * width + width) + width + 1
             one = dict(device=device, dtype=torch.float32)
             try:
-                zp, cp, params = torch.zeros((1, width), **one), torch.zeros((width, 1), **one), torch.zeros(n_params, **one)
+                zp, cp = torch.zeros((1, width), **one), torch.zeros((width, 1), **one)
+                params = torch.zeros(n_params, **one)
                 forward(zp, cp, params, n_blocks, width, relu_layers)
                 backward(zp, cp, params, torch.zeros((1, 1), **one), n_blocks, width, relu_layers)
             except Exception as exc:  # noqa: BLE001 - any compiler or launch failure means: not usable here
@@ -270,6 +273,7 @@ def backward(zp: torch.Tensor, cp: torch.Tensor, params: torch.Tensor, g_out: to
     g_par = torch.empty((tiles, params.numel()), device=dev, dtype=torch.float32)
     scratch = torch.empty((tiles, n_blocks, width, block), device=dev, dtype=torch.float32)
     _backward_kernel[(tiles,)](zp, cp, params, g_out, g_u, g_par, scratch, N, P, n_blocks=n_blocks, WIDTH=width,
-                               WP=triton.next_power_of_2(width), RELU_LAYERS=relu_layers, BLOCK=block, num_warps=num_warps)
+                               WP=triton.next_power_of_2(width), RELU_LAYERS=relu_layers, BLOCK=block,
+                               num_warps=num_warps)
     g_u = g_u.view(width, B, P)
     return g_u.sum(2).t(), g_u.sum(1), g_par.sum(0)
