@@ -29,12 +29,12 @@ def test_default_keyframes_are_stored_digits_of_varied_classes():
     from pipeline.jobs.render import checkpoint_path
 
     ck = load_checkpoint("e24")
-    s = WalkSettings(frames=16, size=48, keyframes=4, pace="none")
+    s = WalkSettings(frames=16, size=48, keyframes=3, pace="none")
     keys, latents, rows = checkpoint_path(s, ck)
     labels = ck.digit_labels.numpy()[rows]
-    assert np.array_equal(keys, ck.digit_latents.numpy()[rows]) and len(set(labels.tolist())) == 4
+    assert np.array_equal(keys, ck.digit_latents.numpy()[rows]) and len(set(labels.tolist())) == 3
     assert np.array_equal(checkpoint_path(s, ck)[2], rows)  # a function of the settings and the checkpoint
-    assert not np.array_equal(checkpoint_path(WalkSettings(frames=16, size=48, keyframes=4, pace="none", seed=1),
+    assert not np.array_equal(checkpoint_path(WalkSettings(frames=16, size=48, keyframes=3, pace="none", seed=1),
                                               ck)[2], rows)
     rand = checkpoint_path(WalkSettings(frames=16, size=48, keyframes=4, pace="none", random_keyframes=True), ck)
     assert np.array_equal(rand[0], walk_keyframes(0, 4, ck.z_dim)) and rand[2] is None
@@ -64,3 +64,24 @@ def test_the_readme_quick_start_makes_what_it_says(tmp_path, monkeypatch):
     assert read_video(out).shape == (120, 48, 48)
     assert info["scene"]["seconds"] == 4.0 and info["checkpoint"]["name"] == "e24"
     assert info["kind"] == "digits" and len(set(info["keyframe_digits"])) >= 6
+
+
+def test_robust_confidence_is_the_least_over_one_pixel_shifts():
+    """The chooser reads a frame by its class's probability on the frame and on its four one-pixel shifts."""
+    import torch
+
+    from pipeline.digit_classifier import classify
+    from pipeline.jobs.keyframes import _model, _shifted, robust_confidence
+
+    from pipeline.render import Renderer
+
+    ck = load_checkpoint("e24")
+    with Renderer(ck.generator, 26, 26, scale=8.0, path="auto", device="cpu") as r, torch.no_grad():
+        images = r.render_float(ck.digit_latents.numpy()[:3].astype(np.float32))
+        views = _shifted(images)
+        assert torch.equal(views[0][:, 1:], images[:, :-1]) and not views[0][:, 0].any()  # down, zeros in
+        assert torch.equal(views[3][:, :, :-1], images[:, :, 1:]) and not views[3][:, :, -1].any()  # left
+        plain = classify(_model(), images)
+        cls = plain.argmax(1)
+        want = torch.stack([classify(_model(), v)[torch.arange(3), cls] for v in [images, *views]]).min(0).values
+        assert torch.allclose(robust_confidence(images), want) and (want <= plain.max(1).values + 1e-6).all()

@@ -123,7 +123,7 @@ def _shared_default_rows(walk: WalkSettings, cks: list):
     from pipeline.jobs.keyframes import default_keyframe_rows
 
     return default_keyframe_rows(walk.seed, walk.keyframes, labels, [ck.generator for ck in cks],
-                                 [b[0] for b in banks], walk.interp)
+                                 [b[0] for b in banks], walk.interp, walk.ease, walk.pace)
 
 
 def render_compare(ckpts: list, out, settings: CompareSettings = CompareSettings(),

@@ -69,11 +69,8 @@ def _path(s: WalkSettings, z_dim: int, class_latents, bank, source: str, generat
         elif s.keyframes_file:
             keys = load_keyframes(s.keyframes_file, z_dim)
         elif stored_keyframes(s) and bank is not None and np.asarray(bank[0]).shape[-1] == z_dim:
-            if rows_given is None:
-                from pipeline.jobs.keyframes import default_keyframe_rows
-
-                rows_given = default_keyframe_rows(s.seed, s.keyframes, bank[1], generators, [bank[0]], s.interp)
-            rows = np.asarray(rows_given, dtype=np.int64)
+            rows = np.asarray(rows_given if rows_given is not None else default_rows(s, bank, generators),
+                              dtype=np.int64)
             keys = np.asarray(bank[0], dtype=np.float32)[rows]
         else:  # --random-keyframes, or a checkpoint that stores no encodings
             keys = walk_keyframes(s.seed, s.keyframes, z_dim)
@@ -86,6 +83,14 @@ def _path(s: WalkSettings, z_dim: int, class_latents, bank, source: str, generat
     if s.classes is not None:
         return keys, class_path(class_latents, order, s.frames, **timing), None
     return keys, walk_path(keys, s.frames, interp=interp, **timing), rows
+
+
+def default_rows(s: WalkSettings, bank, generators) -> np.ndarray:
+    """The default stored-digit keyframes' bank rows (jobs.keyframes), chosen for this walk's interpolation,
+    easing and pacing on these generators' renders."""
+    from pipeline.jobs.keyframes import default_keyframe_rows
+
+    return default_keyframe_rows(s.seed, s.keyframes, bank[1], generators, [bank[0]], s.interp, s.ease, s.pace)
 
 
 def pace_maps(s: WalkSettings, keys: np.ndarray, interp: str, generators) -> list | None:
@@ -236,6 +241,9 @@ def framed_walk(s: WalkSettings, ck: Checkpoint, rows=None) -> tuple[WalkSetting
         return s, rows
     if framing.has_camera(s):
         return replace(s, scale=framing.TRAINING_SCALE), rows
+    bank = digit_bank(ck)
+    if rows is None and stored_keyframes(s) and bank is not None and np.asarray(bank[0]).shape[-1] == ck.z_dim:
+        rows = default_rows(s, bank, (ck.generator,))  # chosen for the walk's own pacing, not the probe's
     keys, _, rows = checkpoint_path(replace(s, pace="none", scale=framing.TRAINING_SCALE), ck, rows=rows)
     return replace(s, scale=framing.auto_scale([ck.generator], keys, s.canvas())), rows
 
