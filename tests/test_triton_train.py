@@ -131,3 +131,35 @@ def test_bench_train_takes_the_backend_and_refuses_triton_off_cuda(monkeypatch):
     r = CliRunner().invoke(cli, ["bench", "train", "--backend", "triton", "--device", "cpu"])
     assert isinstance(r.exception, UserError), r.output  # run_cli prints it as one `error:` line
     assert str(r.exception) == "the triton backend runs on CUDA, not cpu; pass --device cuda or another --backend"
+
+
+def test_auto_checks_the_kernels_against_autograd_before_training_with_them(monkeypatch):
+    """The kernels compile, but give a wrong gradient (as a miscompiled GPU kernel could): "auto" finds it on a
+    slice of the first step, warns once naming the tensor, and trains with autograd. Stood in for on the CPU:
+    a triton forward that is autograd's plus a term whose gradient reaches out.bias wrongly."""
+    import warnings
+
+    import torch
+
+    from pipeline.coords import grid
+    from pipeline.models import ResnetConfig, ResnetGenerator
+    from pipeline.train import fast_generator, triton_train
+
+    monkeypatch.setattr(triton_train, "applies", lambda tensors: True)
+    monkeypatch.setattr(triton_train, "compile_error", lambda *a: None)
+    monkeypatch.setattr(fast_generator, "_warned", set())
+    monkeypatch.setattr(fast_generator, "_agreed", {})
+    gen = ResnetGenerator(ResnetConfig(n_blocks=1))
+    z, coords = torch.randn(3, 32), grid(9, 9)
+    right = fast_generator._forward_torch
+    monkeypatch.setattr(fast_generator, "_forward_triton", right)
+    assert fast_generator._triton_usable(gen, z, coords)  # agreeing kernels are used
+    monkeypatch.setattr(fast_generator, "_agreed", {})
+    monkeypatch.setattr(fast_generator, "_forward_triton",
+                        lambda g, zz, cc: right(g, zz, cc) + 0.5 * (g.out.bias - g.out.bias.detach()))
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        out = fast_generator._triton_usable(gen, z, coords), fast_generator._triton_usable(gen, z, coords)
+    assert out == (False, False)
+    msgs = [str(w.message) for w in seen if issubclass(w.category, RuntimeWarning)]
+    assert len(msgs) == 1 and "disagree with autograd" in msgs[0] and "out.bias differs by" in msgs[0], msgs
