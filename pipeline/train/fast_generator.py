@@ -22,7 +22,8 @@ Backends (argument `backend`):
   "triton"    the same scheme as Triton kernels (pipeline.train.triton_train; CUDA, float32, or the CPU under
               TRITON_INTERPRET=1, where the tests check it against "autograd"; raises KernelUnavailable elsewhere);
   "auto"      on the CPU: "c" where it applies and compiles, else "torch"; on a GPU: "triton" for resnet where
-              triton is installed and the tensors are float32, else "autograd", which `cppn-video bench train
+              triton is installed, the tensors are float32 and the kernels agree with autograd on a slice of
+              the first step (_triton_disagreement), else "autograd", which `cppn-video bench train
               --device cuda` measured fastest of the others there (H200, 2026-11-28: resnet 1.07 s per batch at
               the schedule maximum against 1.38 for "torch"; prev 0.071 against 0.077 s). "triton" has not yet
               been timed on a GPU (docs/PERFORMANCE.md).
