@@ -80,8 +80,11 @@ def compare(checkpoints, output, frames, panel_size, labels, layout, fps, seed, 
                    f"{len(checkpoints)} panels, {info['frames_per_second']:.2f} frames/s on {info['render_path']}) "
                    f"and {info['output']}.json")
         from pipeline.cli.music import echo_audio
+        from pipeline.cli.render import echo_framing
 
         echo_audio(info)
+        if scale is None:
+            echo_framing(info, "every panel's keyframes")
 
 
 def register(cli: click.Group) -> None:

@@ -163,8 +163,8 @@ def render_options(f):
         click.option("--scale", type=click.FloatRange(min=0, min_open=True), default=None,
                      help="Coordinate range [-scale, scale]; larger zooms out (training used 8).  [default: walk and "
                           "still: the smallest scale from 8 up that keeps every keyframe's digit off the frame's "
-                          "outer 2% (measured on a small render; recorded in the sidecar); compare, --grid and a "
-                          "camera: 8]"),
+                          "outer 2% (measured on a small render; recorded in the sidecar); compare and --grid: one "
+                          "such scale for every panel or cell; a camera: 8]"),
         click.option("--invert", is_flag=True, help="Dark strokes on white (the article's 'normal' renders)."),
         click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N]."),
         click.option("--path", "render_path", type=click.Choice(PATHS), default="auto", show_default=True,
@@ -260,8 +260,8 @@ def walk(ckpt, output, frames, size, fps, seed, keyframes, seeds, frames_per_tra
         click.echo(f"wrote {info['output']} ({info['frames']} frames, {info['width']}x{info['height']}, "
                    f"{info['frames_per_second']:.2f} frames/s on {info['render_path']}) and {info['output']}.json")
         echo_audio(info)
-        if scale is None and grid is None:
-            echo_framing(info, "every keyframe's digit")
+        if scale is None:
+            echo_framing(info, "every keyframe's digit" if grid is None else "every cell's keyframes")
 
 
 def project_pictures(ckpts, images, steps, quiet: bool, out=None) -> None:

@@ -126,6 +126,26 @@ def _shared_default_rows(walk: WalkSettings, cks: list):
                                  [b[0] for b in banks], walk.interp, walk.ease, walk.pace)
 
 
+def compare_scale(walk: WalkSettings, cks: list, rows, panel: tuple[int, int]) -> float:
+    """The automatic scale of a comparison (jobs.framing): one for every panel, the smallest that keeps every
+    panel's own keyframes (its checkpoint's class means, digit encodings or projections; `rows`: the shared
+    default digits) inside its panel of `panel` (width, height). One scale, not one a panel, so the panels
+    show the same square of the plane and a difference between them is the models', not the zoom's. With a
+    camera: the training scale, the camera's units being the user's."""
+    from pipeline.jobs import framing
+
+    if framing.has_camera(walk):
+        return TRAINING_SCALE
+    probe = replace(walk, pace="none", scale=TRAINING_SCALE)  # keyframes only: no pacing to measure
+    if path_kind(walk) == "walk":
+        keys = checkpoint_path(probe, cks[0], ())[0]
+        extents = [framing.ink_extents([ck.generator for ck in cks], keys)]
+    else:
+        extents = [framing.ink_extents([ck.generator], checkpoint_path(probe, ck, (ck.generator,), rows)[0])
+                   for ck in cks]
+    return framing.scale_for(np.concatenate(extents), panel)
+
+
 def render_compare(ckpts: list, out, settings: CompareSettings = CompareSettings(),
                    progress: Progress | None = None, panel_times=None) -> dict:
     """Render checkpoints side by side on one latent path into one video; returns the sidecar's contents.
@@ -142,7 +162,7 @@ def render_compare(ckpts: list, out, settings: CompareSettings = CompareSettings
     labels, layout, ffmpeg probe, render path) run before the first frame; the video appears at `out`
     only when complete, with `<out>.json` beside it.
     """
-    s = settings if settings.scale is not None else replace(settings, scale=TRAINING_SCALE)  # panels: trained framing
+    s = settings  # scale None: one automatic scale for every panel (compare_scale), decided below
     walk = s.walk()
     walk.validate()
     walk = walk.resolved()
@@ -165,10 +185,13 @@ def render_compare(ckpts: list, out, settings: CompareSettings = CompareSettings
                         f"latent path; compare checkpoints with the same z size")
     labels = _labels(s.labels, cks)
     colours = palette_of(s)
+    chosen = None if path_kind(walk) == "walk" else _shared_default_rows(walk, cks)
+    if s.scale is None:
+        scale = compare_scale(walk, cks, chosen, (geo.panel, geo.ph))
+        s, walk = replace(s, scale=scale), replace(walk, scale=scale)
     if path_kind(walk) == "walk":  # the same keyframes in every panel: one path, paced on all of them together
         paths = [checkpoint_path(walk, cks[0], [ck.generator for ck in cks])] * len(cks)
     else:  # each panel's own class means or digit encodings (and its own pacing between them)
-        chosen = _shared_default_rows(walk, cks)
         paths = [checkpoint_path(walk, ck, rows=chosen) for ck in cks]  # (keys [K, Z], latents [N, Z], bank rows) each
     probe(fmt, (geo.width, geo.height), fps=s.fps, crf=s.crf, preset=s.preset, lossless=s.lossless, palette=colours)
     camera = walk_camera(walk)
@@ -250,13 +273,26 @@ def grid_cells(settings: WalkSettings, grid: str) -> tuple[int, int, list[WalkSe
                            for i in range(cells)]
 
 
+def grid_scale(s: WalkSettings, ck: Checkpoint, cell_settings: list) -> float:
+    """The automatic scale of a --grid walk (jobs.framing): one for every cell, the smallest that keeps every
+    cell's keyframes inside a cell, so the cells show the same square of the plane; with a camera the training
+    scale."""
+    from pipeline.jobs import framing
+
+    if framing.has_camera(s):
+        return TRAINING_SCALE
+    keys = np.concatenate([checkpoint_path(replace(cs, pace="none", scale=TRAINING_SCALE), ck, ())[0]
+                           for cs in cell_settings])
+    return framing.auto_scale([ck.generator], keys, s.canvas())
+
+
 def render_walk_grid(ckpt, out, settings: WalkSettings, grid: str, progress: Progress | None = None) -> dict:
     """Several walks of one checkpoint side by side, as stylegan3's gen_video --grid: the --seeds are shared
     out in order, len(seeds) / (C x R) keyframes per cell (e.g. --grid 4x2 --seeds 0-31: 4 per cell), cells
     filled row by row, each size x size with no caption. Every cell has the same timing (frames, easing,
     loop), so frame i of cell j is frame i of `walk --seeds <cell j's seeds>`. Returns the sidecar.
     """
-    s = settings if settings.scale is not None else replace(settings, scale=TRAINING_SCALE)  # cells: trained framing
+    s = settings  # scale None: one automatic scale for every cell (grid_scale), decided below
     columns, rows, cell_settings = grid_cells(s, grid)
     frames = cell_settings[0].frames
     out = Path(out)
@@ -269,6 +305,9 @@ def render_walk_grid(ckpt, out, settings: WalkSettings, grid: str, progress: Pro
     ck = ckpt if isinstance(ckpt, Checkpoint) else load_checkpoint(ckpt)
     check_not_input(out, [ck.path])
     check_soundtrack(out, fmt, s)
+    if s.scale is None:
+        s = replace(s, scale=grid_scale(s, ck, cell_settings))
+        cell_settings = [replace(cs, scale=s.scale) for cs in cell_settings]
     paths = [checkpoint_path(cs, ck) for cs in cell_settings]  # (keys, latents [frames, Z], None) per cell
     colours = palette_of(s)
     probe(fmt, (geo.width, geo.height), fps=s.fps, crf=s.crf, preset=s.preset, lossless=s.lossless, palette=colours)
