@@ -17,7 +17,11 @@ def test_scale_for_keeps_the_extent_inside_the_inner_96_percent():
     square = (1080, 1080)
     assert framing.scale_for(np.array([[6.0, 7.0]]), square) == 8.0           # fits: the training scale
     assert framing.scale_for(np.array([[10.0, 3.0]]), square) == 10.5         # 10 / 0.96 = 10.42 -> 10.5
-    assert framing.scale_for(np.array([[30.0, 30.0]]), square) == framing.PROXY_SCALE  # at most the proxy's reach
+    assert framing.scale_for(np.array([[15.5, 3.0]]), square) == framing.PROXY_SCALE  # at most the proxy's reach
+    # ink to the proxy's edge (a streak off to infinity) runs off any frame: left out, not framed at the maximum
+    streak = framing.PROXY_SCALE
+    assert framing.scale_for(np.array([[streak, 13.7], [10.0, 3.0]]), square) == 10.5
+    assert framing.scale_for(np.array([[4.0, streak]]), square) == 8.0
     # a wide frame reaches further sideways: only the height constrains y, the width x
     wide = (1280, 720)
     assert framing.scale_for(np.array([[10.0, 3.0]]), wide) == 8.0

@@ -5,7 +5,9 @@ it (e24's article-style keyframes: a 3 and a 7 touch the frame's outer 2%). When
 (settings.scale None), each keyframe is rendered once on a small proxy that sees twice the training square, the
 ink's extent is measured (pixels of at least INK, plus one proxy pixel), and the scale is the smallest that keeps
 all of it inside the frame's inner 96% on both axes (the outer MARGIN of each side clear): never below the
-training scale, at most the proxy's reach. The chosen scale is what the sidecar records, so a replay renders
+training scale, at most the proxy's reach. A keyframe whose ink reaches the proxy's edge (a streak the model
+draws off towards infinity, as e6 does on some digits) runs off the frame at every scale this could choose, so
+it is left out rather than shrinking every other digit to the smallest size. The chosen scale is what the sidecar records, so a replay renders
 exactly it; an explicit --scale is kept as given, and a camera (--zoom, --pan, --rotate) frames the training
 scale, its plane units being the ones the user gave.
 """
@@ -49,7 +51,8 @@ def ink_extents(generators, keys: np.ndarray) -> np.ndarray:
 
 def scale_for(extents: np.ndarray, canvas: tuple[int, int]) -> float:
     """The smallest scale (rounded up to 0.1, at least TRAINING_SCALE, at most PROXY_SCALE) whose frame of
-    `canvas` (width, height) holds ink of these extents [K, 2] inside its inner 1 - 2 * MARGIN."""
+    `canvas` (width, height) holds ink of these extents [K, 2] inside its inner 1 - 2 * MARGIN; extents of
+    PROXY_SCALE (ink to the proxy's edge) are left out."""
     width, height = canvas
     shorter = min(width, height)
     # the shorter side's pixel centres span [-scale, scale]; the longer side reaches (its pixels - 1) / (shorter's - 1)
@@ -57,6 +60,8 @@ def scale_for(extents: np.ndarray, canvas: tuple[int, int]) -> float:
     reach_x = (width - 1) / max(1, shorter - 1)
     reach_y = (height - 1) / max(1, shorter - 1)
     need = 0.0
+    extents = np.asarray(extents, dtype=np.float64).reshape(-1, 2)
+    extents = extents[(extents < PROXY_SCALE).all(1)]  # ink to the proxy's edge runs off any frame: left out
     if len(extents):
         need = max(float(extents[:, 0].max()) / reach_x, float(extents[:, 1].max()) / reach_y) / (1 - 2 * MARGIN)
     return float(min(PROXY_SCALE, max(TRAINING_SCALE, math.ceil(need * 10 - 1e-9) / 10)))
