@@ -78,3 +78,14 @@ def stop_cli(args: list[str], ready, how: str, cwd: Path | None = None, timeout:
     for pid in survivors:
         os.kill(pid, signal.SIGKILL)
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err), survivors
+
+
+def run_interpreted(script: str, timeout: float = 600) -> str:
+    """Run a Python script with Triton's interpreter on (TRITON_INTERPRET=1 must be set before triton is
+    imported, so in a process of its own), the repository as its argv[1]; returns its stdout, fails on a
+    non-zero exit with the end of its stderr."""
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    proc = subprocess.run([sys.executable, "-c", script, str(REPO)], capture_output=True, text=True, env=env,
+                          timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout

@@ -3,16 +3,13 @@
 The interpreter must be switched on before triton is imported, so the check runs in a subprocess.
 """
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
+from proc_helpers import run_interpreted
+
 pytest.importorskip("triton", reason="triton is not installed (pip install triton)")
 
-ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = r"""
 import json, sys, numpy as np, torch
 sys.path[:0] = [sys.argv[1], sys.argv[1] + "/tests"]
@@ -63,11 +60,7 @@ print(json.dumps(results + [dict(camera=cam, std=float(ref.std()), differ=float(
 
 
 def test_triton_kernel_matches_oracle_in_interpreter():
-    env = dict(os.environ, TRITON_INTERPRET="1")
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(ROOT)], capture_output=True, text=True, env=env,
-                          timeout=600)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    results = json.loads(proc.stdout.strip().splitlines()[-1])
+    results = json.loads(run_interpreted(SCRIPT).strip().splitlines()[-1])
     cam = results.pop()
     assert cam["std"] > 0.1 and cam["differ"] > 0.1  # lively frames, and the camera moved between them
     assert cam["camera"]["channels-None"] < 1e-4, cam
@@ -115,9 +108,5 @@ print(int(torch.equal(out[:, :BLOCK], want)), int(out[-1, :BLOCK].sum()), int(ou
 def test_frame_offsets_past_two_to_the_31_are_64_bit():
     """frame * P passes 2**31 (8 frames of 16384x16384; here 9 frames of 2**28 pixels, of which only the first
     tile is rendered): the last frame's pixels land in the last row, not at a wrapped 32-bit index."""
-    env = dict(os.environ, TRITON_INTERPRET="1")
-    proc = subprocess.run([sys.executable, "-c", OFFSETS, str(ROOT)], capture_output=True, text=True, env=env,
-                          timeout=600)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    same, last, beyond = map(int, proc.stdout.split())
+    same, last, beyond = map(int, run_interpreted(OFFSETS).split())
     assert same == 1 and last > 0 and beyond == 0

@@ -4,16 +4,13 @@ interpreter (TRITON_INTERPRET=1): the forward's values and every parameter's and
 The interpreter must be switched on before triton is imported, so the check runs in a subprocess.
 """
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
+from proc_helpers import run_interpreted
+
 pytest.importorskip("triton", reason="triton is not installed (pip install triton)")
 
-ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = r"""
 import copy, json, sys, torch
 sys.path.insert(0, sys.argv[1])
@@ -60,11 +57,7 @@ print(json.dumps(rows))
 
 
 def test_triton_training_kernels_match_autograd_in_interpreter():
-    env = dict(os.environ, TRITON_INTERPRET="1")
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(ROOT)], capture_output=True, text=True, env=env,
-                          timeout=600)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    rows = json.loads(proc.stdout.strip().splitlines()[-1])
+    rows = json.loads(run_interpreted(SCRIPT).strip().splitlines()[-1])
     assert [r["width"] for r in rows] == [6, 4]
     for r in rows:
         assert r["shape"] == [2, 36] and r["out_std"] > 0.02
