@@ -21,7 +21,7 @@ from pipeline.latents import (class_path, digit_keyframes, load_keyframes, parse
 from pipeline.render import Renderer, default_batch
 from pipeline.scene.camera import camera_track
 from pipeline.provenance import check_not_input, publish, sidecar_path
-from pipeline.video import check_video_size, check_writable, open_writer, output_format, probe
+from pipeline.video import check_video_size, check_writable, output_format, probe
 
 __all__ = ["DEFAULT_CHECKPOINT", "MAX_FRAMES", "StillSettings", "WalkSettings", "render_walk", "render_still",
            "render_stills", "path_latents", "checkpoint_path"]
@@ -68,7 +68,7 @@ def _path(s: WalkSettings, z_dim: int, class_latents, bank, source: str, generat
             keys = seed_latents(parse_seeds(s.seeds), z_dim)
         elif s.keyframes_file:
             keys = load_keyframes(s.keyframes_file, z_dim)
-        elif stored_keyframes(s) and bank is not None and np.asarray(bank[0]).shape[-1] == z_dim:
+        elif from_bank(s, bank, z_dim):
             rows = np.asarray(rows_given if rows_given is not None else default_rows(s, bank, generators),
                               dtype=np.int64)
             keys = np.asarray(bank[0], dtype=np.float32)[rows]
@@ -152,6 +152,12 @@ def stored_keyframes(settings) -> bool:
     return (not getattr(settings, "random_keyframes", True) and settings.digits is None and settings.classes is None
             and settings.seeds is None and settings.keyframes_file is None
             and getattr(settings, "images", None) is None)
+
+
+def from_bank(settings, bank, z_dim: int) -> bool:
+    """Whether a walk takes the default stored digits from this checkpoint's digit bank (None: it has none):
+    its keyframes are the default ones and the bank's latents are of this z size."""
+    return stored_keyframes(settings) and bank is not None and np.asarray(bank[0]).shape[-1] == z_dim
 
 
 def path_kind(settings) -> str:
@@ -242,7 +248,7 @@ def framed_walk(s: WalkSettings, ck: Checkpoint, rows=None) -> tuple[WalkSetting
     if framing.has_camera(s):
         return replace(s, scale=framing.TRAINING_SCALE), rows
     bank = digit_bank(ck)
-    if rows is None and stored_keyframes(s) and bank is not None and np.asarray(bank[0]).shape[-1] == ck.z_dim:
+    if rows is None and from_bank(s, bank, ck.z_dim):
         rows = default_rows(s, bank, (ck.generator,))  # chosen for the walk's own pacing, not the probe's
     keys, _, rows = checkpoint_path(replace(s, pace="none", scale=framing.TRAINING_SCALE), ck, rows=rows)
     return replace(s, scale=framing.auto_scale([ck.generator], keys, s.canvas())), rows
