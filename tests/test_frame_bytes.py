@@ -45,11 +45,15 @@ NO_FMA_KERNEL = {**FMA_KERNEL, ('resnet', 'cpu-fused', False): FMA_KERNEL[('resn
                  ('prev', 'cpu-fused', True): "775cf9c365af10e60009db657a29d402765c08243bb1b8485a44f6217daaf380"}
 # (torch, torch CPU capability, kernel instruction set) -> hashes; each configuration was run and recorded. The
 # frames changed on purpose on 2026-12-07 (a 37x41 frame now shows the plane unstretched, the shorter side
-# spanning [-scale, scale]); the Zen 4 row (torch AVX512, kernel avx512), whose old hashes equalled Zen 2's, is
-# to be recorded again on a Zen 4 (python tests/test_frame_bytes.py prints this machine's).
+# spanning [-scale, scale]). On a Zen 4 (2026-12-07, second session) the native avx512 build, the avx2 build
+# under torch AVX512 and under torch AVX2, and the x86-64 builds all printed the hashes below (python
+# tests/test_frame_bytes.py prints this machine's); its (AVX2, avx2) and (AVX2, x86-64) bytes equal Zen 2's.
 RECORDED = {
     ("2.13.0+cpu", "AVX2", "avx2"): FMA_KERNEL,       # AMD Zen 2 (EPYC), native build; also CPPN_VIDEO_ISA=avx2
     ("2.13.0+cpu", "AVX2", "x86-64"): NO_FMA_KERNEL,  # AMD Zen 2 with CPPN_VIDEO_ISA=x86-64
+    ("2.13.0+cpu", "AVX512", "avx512"): FMA_KERNEL,   # AMD Zen 4 (EPYC), native build
+    ("2.13.0+cpu", "AVX512", "avx2"): FMA_KERNEL,     # AMD Zen 4 with CPPN_VIDEO_ISA=avx2
+    ("2.13.0+cpu", "AVX512", "x86-64"): NO_FMA_KERNEL,  # AMD Zen 4 with CPPN_VIDEO_ISA=x86-64
 }
 
 CASES = [(f, p, inv) for f in ("resnet", "prev") for p in ("reference", "torch", "cpu-fused") for inv in (False, True)]
