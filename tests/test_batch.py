@@ -154,7 +154,7 @@ TRAIN = '[jobs.train]\nkind = "train"\nmodel = "prev"\nepochs = 2\nsave_at = [1]
     (WALK + "device = \"cpu\"\n", "job walk_a, key device", ["--devices"]),
     (TRAIN + "[jobs.train.schedule]\nlr_gg = 0.1\n", "job train, key schedule.lr_gg", ["did you mean 'lr_g'"]),
     ('[jobs.c]\nkind = "compare"\nckpts = ["A.pt", "B.pt"]\nlabels = ["x"]\n', "job c, key labels",
-     ["1 labels for 2 checkpoints"]),
+     ["1 labels were given for 2 checkpoints"]),
     ('[defaults.walk]\nsizee = 3\n' + WALK, "defaults.walk, key sizee", ["did you mean 'size'"]),
 ])
 def test_each_bad_preset_gives_one_line_naming_job_and_key(tmp_path, assets, text, where, words):

@@ -89,3 +89,37 @@ def test_serve_render_requests_use_the_same_preflight():
         requests.size({"size": 10000}, "size", 512, 2**31, even=True)
 
 
+
+
+# In a fresh interpreter, as a user runs it: the refusal comes before torch and the render modules are imported
+# (those take 1-2 s on the project's CPUs), so the whole command answers in a fraction of a second.
+_FRESH = r"""
+import sys
+from pipeline.cli import main
+sys.argv = ["cppn-video", *sys.argv[1:]]
+try:
+    main()
+except SystemExit as e:
+    print("exit", e.code, "torch" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["walk", "--size", "20000"], "outside 1..16384 pixels a side"),
+    (["walk", "--size", "64", "--frames", "2000000"], "1,000,000"),
+    (["walk", "--grid", "2x2", "--seeds", "0-7", "--size", "9000"], "the frame of a --grid 2x2"),
+    (["still", "--size", "20000"], "outside 1..16384"),
+    (["compare", "e6", "e24", "--panel-size", "9000"], "the frame of 2x1 panels"),
+    (["compare", "e6", "e24", "--labels", "a"], "1 labels were given for 2 checkpoints"),
+])
+def test_a_fresh_cli_refuses_before_torch_loads(tmp_path, args, needle):
+    import subprocess
+    import sys
+
+    out = tmp_path / "x.mp4"
+    res = subprocess.run([sys.executable, "-c", _FRESH, *args, "-o", str(out)], capture_output=True, text=True,
+                         timeout=60)
+    assert res.stdout.strip() == "exit 1 False", (res.stdout, res.stderr)
+    line = res.stderr.strip()
+    assert line.startswith("error: ") and "\n" not in line and needle in line, line
+    assert list(tmp_path.iterdir()) == []

@@ -52,7 +52,7 @@ from pathlib import Path
 
 from pipeline.batch.records import InputRef, Job, Preset, rel
 from pipeline.jobs.typecheck import Mismatch, convert, show, suggest, toml_type
-from pipeline.errors import UserError, about
+from pipeline.errors import UserError
 
 from pipeline.jobs.kinds import RENDER_KINDS  # noqa: E402 (no torch: settings records only)
 
@@ -497,16 +497,9 @@ def _path_inputs(chk: _Checker, where: str, kind: str, values: dict) -> list[Inp
 def _check_values(kind: str, s, n_inputs: int, output: Path) -> None:
     """Checks across options that the settings classes cannot make alone; raises UserError."""
     if kind == "compare":
-        from pipeline.jobs.layout import compare_geometry
         from pipeline.video import output_format
 
-        walk = s.walk()
-        walk.validate()
-        if s.labels is not None and len(s.labels) != n_inputs:
-            raise UserError(f"labels: {len(s.labels)} labels for {n_inputs} checkpoints; give one label per "
-                            f"checkpoint in ckpts", key="labels")
-        with about("layout"):
-            compare_geometry(s.panel_size, s.layout, n_inputs, walk.resolved().frames, output_format(output, s.fmt))
+        s.check(n_inputs, output_format(output, s.fmt))
     if kind == "walk":
         from pipeline.scene.preflight import check_format
         from pipeline.video import output_format

@@ -51,6 +51,9 @@ def compare(checkpoints, output, frames, panel_size, labels, layout, fps, seed, 
         classes=classes,
         keyframes_file=keyframes_file, digits=digits, crf=crf, preset=preset, fmt=fmt, device=device, path=render_path,
         batch=batch, **scene)
+    from pipeline.video import output_format
+
+    settings.check(len(checkpoints), output_format(output, fmt))  # as walk: refused before torch loads
     from pipeline.jobs import render_compare
 
     total = settings.walk().resolved().frames

@@ -237,17 +237,20 @@ def walk(ckpt, output, frames, size, fps, seed, keyframes, seeds, frames_per_tra
         kind = ("classes" if classes is not None else "digits" if digits is not None else "grid" if grid
                 else "images" if scene.get("images") else "walk")
         output = f"{Path(ckpt_name).stem}-{kind}{suffix}"
+    if grid is not None and workers > 1:
+        raise click.UsageError("--grid renders in one process; leave out --workers")
+    # bad settings are refused here, before torch and the render modules load (1-2 s)
+    if grid is not None:
+        from pipeline.jobs.layout import grid_geometry
+        from pipeline.video import output_format
+
+        total = grid_geometry(settings, grid, output_format(output, fmt))[1][0].frames
+    else:
+        settings.validate()
+        total = settings.resolved().frames
     from pipeline.jobs import render_walk_grid
     from pipeline.jobs.kinds import run_walk
 
-    if grid is not None and workers > 1:
-        raise click.UsageError("--grid renders in one process; leave out --workers")
-    if grid is not None:
-        from pipeline.jobs.compare import grid_cells
-
-        total = grid_cells(settings, grid)[2][0].frames
-    else:
-        total = settings.resolved().frames
     project_pictures([ckpt_name], settings.images, settings.projection_steps, quiet or as_json, output)
     with progress_bar(f"rendering {Path(output).name}", total, unit="frames", quiet=quiet or as_json) as advance:
         if grid is not None:
@@ -345,6 +348,7 @@ def still(ckpt, output, size, seed, seeds, outdir, grid, digit, sample, class_me
     output = output or f"{Path(ckpt_name).stem}-still.png"
     settings = StillSettings(size=size, seed=seed, digit=digit, sample=sample, class_means=class_means, image=image,
                              scale=scale, invert=invert, device=device, path=render_path, **colour)
+    settings.validate()  # as walk: refused before the render modules load
     from pipeline.jobs import render_still
 
     project_pictures([ckpt_name], image, None, quiet or as_json, output)
@@ -359,10 +363,12 @@ def still(ckpt, output, size, seed, seeds, outdir, grid, digit, sample, class_me
 
 
 def _stills(ckpt_name, seeds, outdir, grid, settings, quiet, as_json) -> None:
-    from pipeline.jobs import render_stills
     from pipeline.latents import parse_seeds
 
+    settings.validate()  # as walk: refused before the render modules load
     n = len(parse_seeds(seeds))
+    from pipeline.jobs import render_stills
+
     with progress_bar(f"rendering {n} stills into {outdir}", n, unit="stills", quiet=quiet or as_json) as advance:
         infos = render_stills(ckpt_name, outdir, seeds, settings, grid=grid, progress=advance)
     if as_json:

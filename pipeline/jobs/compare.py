@@ -10,17 +10,15 @@ import numpy as np
 
 from pipeline.checkpoint import Checkpoint, load_checkpoint
 from pipeline.errors import UserError
-from pipeline.scene.preflight import preflight
 from pipeline.jobs.projected import check_images, image_inputs, projection_record
 from pipeline.jobs.sidecar import header
 from pipeline.scene.palette import palette_of
 from pipeline.jobs.framing import TRAINING_SCALE
 from pipeline.jobs.encoders import open_encoders, stream_batches, walk_encoders
-from pipeline.jobs.layout import Geometry, caption_height, compare_geometry, parse_layout  # noqa: F401 (API)
+from pipeline.jobs.layout import Geometry, caption_height, grid_geometry  # noqa: F401 (caption_height: API)
 from pipeline.jobs.render import (check_soundtrack, checkpoint_record, checkpoint_path, digit_bank, path_info,
                                   path_kind, soundtrack_hook, stored_keyframes, walk_camera)
 from pipeline.jobs.settings import CompareSettings, Progress, WalkSettings
-from pipeline.latents import parse_seeds
 from pipeline.render import Renderer, default_batch
 from pipeline.provenance import check_not_input
 from pipeline.video import check_writable, output_format, probe
@@ -88,11 +86,7 @@ def _labels(labels, cks) -> list[str]:
         return [default_label(ck) for ck in cks]
     if isinstance(labels, str):
         labels = labels.split(",")
-    labels = [str(label).strip() for label in labels]
-    if len(labels) != len(cks):
-        raise UserError(f"{len(labels)} labels were given for {len(cks)} checkpoints; "
-                        f"give one label per checkpoint, separated by commas")
-    return labels
+    return [str(label).strip() for label in labels]  # as many as cks: CompareSettings.check
 
 
 def _latents_note(walk: WalkSettings) -> str:
@@ -163,15 +157,11 @@ def render_compare(ckpts: list, out, settings: CompareSettings = CompareSettings
     only when complete, with `<out>.json` beside it.
     """
     s = settings  # scale None: one automatic scale for every panel (compare_scale), decided below
-    walk = s.walk()
-    walk.validate()
-    walk = walk.resolved()
-    frames = walk.frames
-    if not ckpts:
-        raise UserError("no checkpoints to compare; give one or more checkpoint files or bundled names")
     out = Path(out)
     fmt = output_format(out, s.fmt)
-    geo = compare_geometry(s.panel_size, s.layout, len(ckpts), frames, fmt)
+    geo = s.check(len(ckpts), fmt)
+    walk = s.walk().resolved()
+    frames = walk.frames
     columns, rows = geo.columns, geo.rows
     check_writable(out, fmt)
     check_images(walk)  # every picture readable, before the checkpoints load
@@ -255,24 +245,6 @@ def render_compare(ckpts: list, out, settings: CompareSettings = CompareSettings
     return info
 
 
-def grid_cells(settings: WalkSettings, grid: str) -> tuple[int, int, list[WalkSettings]]:
-    """(columns, rows, each cell's resolved walk settings) of a --grid walk; see render_walk_grid."""
-    s = settings
-    s.validate()
-    if s.seeds is None:
-        raise UserError("a --grid walk needs --seeds: each cell walks through its share of them, e.g. "
-                        "--grid 4x2 --seeds 0-31 (4 keyframes per cell)")
-    seeds = parse_seeds(s.seeds)
-    columns, rows = parse_layout(grid, 1)
-    cells = columns * rows
-    per_cell = len(seeds) // cells
-    if len(seeds) % cells or per_cell < 2:
-        raise UserError(f"--grid {grid} has {cells} cells, so --seeds needs a multiple of {cells} seeds, at least "
-                        f"{2 * cells} (2 keyframes per cell); got {len(seeds)}")
-    return columns, rows, [replace(s, seeds=",".join(map(str, seeds[i * per_cell:(i + 1) * per_cell]))).resolved()
-                           for i in range(cells)]
-
-
 def grid_scale(s: WalkSettings, ck: Checkpoint, cell_settings: list) -> float:
     """The automatic scale of a --grid walk (jobs.framing): one for every cell, the smallest that keeps every
     cell's keyframes inside a cell, so the cells show the same square of the plane; with a camera the training
@@ -293,14 +265,11 @@ def render_walk_grid(ckpt, out, settings: WalkSettings, grid: str, progress: Pro
     loop), so frame i of cell j is frame i of `walk --seeds <cell j's seeds>`. Returns the sidecar.
     """
     s = settings  # scale None: one automatic scale for every cell (grid_scale), decided below
-    columns, rows, cell_settings = grid_cells(s, grid)
-    frames = cell_settings[0].frames
     out = Path(out)
     fmt = output_format(out, s.fmt)
+    geo, cell_settings = grid_geometry(s, grid, fmt)
+    frames = cell_settings[0].frames
     cw, ch = s.canvas()
-    geo = Geometry(columns, rows, cw, 0, ch)
-    preflight(geo.width, geo.height, frames, fmt, panels=columns * rows,
-              what=f"the frame of a --grid {grid} of --size {s.size}")
     check_writable(out, fmt)
     ck = ckpt if isinstance(ckpt, Checkpoint) else load_checkpoint(ckpt)
     check_not_input(out, [ck.path])
@@ -338,7 +307,7 @@ def render_walk_grid(ckpt, out, settings: WalkSettings, grid: str, progress: Pro
             info = {
                 **header("walk grid", out, geo.width, geo.height, s, fmt=fmt, frames=frames,
                          timeline=cell_settings[0].timeline(len(paths[0][0]))),
-                "grid": {"columns": columns, "rows": rows}, "checkpoint": checkpoint_record(ck),
+                "grid": {"columns": geo.columns, "rows": geo.rows}, "checkpoint": checkpoint_record(ck),
                 "cells": [{"seeds": cs.seeds, "x": geo.origin(i)[0], "y": geo.origin(i)[1], "keyframes": keys}
                           for i, (cs, (keys, _, _)) in enumerate(zip(cell_settings, paths))],
                 "render_path": renderer.path, "device": str(renderer.device),

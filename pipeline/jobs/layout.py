@@ -86,3 +86,32 @@ def compare_geometry(panel_size, layout: str | None, n: int, frames: int, fmt: s
     preflight(geo.width, geo.height, frames, fmt, panels=n,
               what=f"the frame of {columns}x{rows} panels of --panel-size {panel_size}", key="panel_size")
     return geo
+
+
+def grid_geometry(settings, grid: str, fmt: str | None) -> tuple[Geometry, list]:
+    """A --grid walk (jobs.compare.render_walk_grid) checked before anything loads: its walk settings, --seeds
+    shared out in order, len(seeds) / (C x R) keyframes per cell, and the whole frame through the preflight ->
+    (its Geometry, each cell's resolved walk settings)."""
+    from dataclasses import replace
+
+    from pipeline.latents import parse_seeds
+
+    s = settings
+    s.validate()
+    if s.seeds is None:
+        raise UserError("a --grid walk needs --seeds: each cell walks through its share of them, e.g. "
+                        "--grid 4x2 --seeds 0-31 (4 keyframes per cell)")
+    seeds = parse_seeds(s.seeds)
+    columns, rows = parse_layout(grid, 1)
+    cells = columns * rows
+    per_cell = len(seeds) // cells
+    if len(seeds) % cells or per_cell < 2:
+        raise UserError(f"--grid {grid} has {cells} cells, so --seeds needs a multiple of {cells} seeds, at least "
+                        f"{2 * cells} (2 keyframes per cell); got {len(seeds)}")
+    cell_settings = [replace(s, seeds=",".join(map(str, seeds[i * per_cell:(i + 1) * per_cell]))).resolved()
+                     for i in range(cells)]
+    cw, ch = s.canvas()
+    geo = Geometry(columns, rows, cw, 0, ch)
+    preflight(geo.width, geo.height, cell_settings[0].frames, fmt, panels=cells,
+              what=f"the frame of a --grid {grid} of --size {s.size}")
+    return geo, cell_settings

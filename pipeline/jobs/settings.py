@@ -304,3 +304,22 @@ class CompareSettings(VideoSettings):
             shared["frames"] = self.DEFAULT_FRAMES
         # an automatic panel is square: its walk's framing and pacing are the same at any side >= 48
         return WalkSettings(**shared, size=self.panel_size if self.panel_size is not None else 1080)
+
+    def check(self, panels: int, fmt: str | None):
+        """Everything a comparison of `panels` checkpoints into format `fmt` is refused for before any
+        checkpoint loads: the shared walk's settings, the labels, and the whole frame through the preflight
+        (size, format, memory) -> its layout.Geometry. render_compare, presets and the CLI all ask here."""
+        from pipeline.jobs.layout import compare_geometry
+
+        walk = self.walk()
+        walk.validate()
+        if panels < 1:
+            raise UserError("no checkpoints to compare; give one or more checkpoint files or bundled names")
+        if self.labels is not None:
+            given = len(self.labels.split(",") if isinstance(self.labels, str) else self.labels)
+            if given != panels:
+                raise UserError(f"{given} labels were given for {panels} checkpoints; give one label per "
+                                f"checkpoint, separated by commas (a preset: a list as long as ckpts)",
+                                key="labels")
+        with about("layout"):
+            return compare_geometry(self.panel_size, self.layout, panels, walk.resolved().frames, fmt)
