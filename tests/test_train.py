@@ -233,12 +233,60 @@ def test_nan_loss_stops_and_keeps_last_good_state(synthetic, tmp_path, monkeypat
 def test_step_clips_to_global_norm_and_refuses_nan():
     w = torch.nn.Parameter(torch.ones(10))
     opt = torch.optim.SGD([w], lr=1.0)
-    schedules._step(opt, (1000.0 * w).sum(), [w], 5.0, "test")
+    loss = (1000.0 * w).sum()
+    assert schedules._step(opt, loss, [w], 5.0, {"loss": loss}, {"loss": "L"}, "test") == {"loss": 10_000.0}
     assert torch.allclose(w.grad.norm(), torch.tensor(5.0))  # 1000*sqrt(10) clipped to 5
     before = w.detach().clone()
-    with pytest.raises(schedules.NonFinite):
-        schedules._step(opt, (w * float("inf")).sum() - (w * float("inf")).sum(), [w], 5.0, "test")
+    with pytest.raises(schedules.NonFinite, match="^L$"):  # the loss is named before the norm
+        loss = (w * float("inf")).sum() - (w * float("inf")).sum()
+        schedules._step(opt, loss, [w], 5.0, {"loss": loss}, {"loss": "L"}, "test")
     assert torch.equal(w.detach(), before)
+    with pytest.raises(schedules.NonFinite, match="test gradient norm"):  # a finite loss, an infinite gradient
+        loss = (w * torch.tensor([float("inf")] + [0.0] * 9)).sum() * 0.0
+        schedules._step(opt, loss, [w], 5.0, {"loss": loss}, {}, "test")
+    assert torch.equal(w.detach(), before)
+
+
+_READS = ("item", "tolist", "__float__", "__int__", "__bool__", "numpy", "cpu")
+
+
+@pytest.mark.parametrize("model", ["resnet", "prev"])
+def test_each_optimiser_step_reads_the_device_once(synthetic, tmp_path, monkeypatch, model):
+    """The schedules read every value of a step (losses, accuracies, the gradient norm) in one copy: on a GPU
+    each read is a host sync that drains the queue of launched kernels. Counted here: every tensor-to-host
+    read made from the package's code while a batch's schedule runs; one per optimiser step and one for the
+    evaluation before the classifier's steps."""
+    import sys
+
+    reads, active, batches = [], [False], []
+
+    def counting(name, original):
+        def read(self, *args, **kwargs):
+            if active[0] and "/pipeline/" in sys._getframe(1).f_code.co_filename.replace("\\", "/"):
+                reads.append((name, sys._getframe(1).f_code.co_name))
+            return original(self, *args, **kwargs)
+        return read
+
+    for name in _READS:
+        monkeypatch.setattr(torch.Tensor, name, counting(name, getattr(torch.Tensor, name)))
+    schedule = schedules.SCHEDULE_FUNCTIONS[model]
+
+    def counted(*args, **kwargs):
+        reads.clear()
+        active[0] = True
+        try:
+            m = schedule(*args, **kwargs)
+        finally:
+            active[0] = False
+        batches.append((sum(m["steps"].values()), list(reads)))
+        return m
+
+    monkeypatch.setitem(schedules.SCHEDULE_FUNCTIONS, model, counted)
+    train(TrainConfig(model=model, depth=1, width=16, epochs=1, batch_size=32, limit=64, seed=2,
+                      out_dir=str(tmp_path / "run"), data_dir=str(synthetic)))
+    assert len(batches) == 2
+    for steps, batch_reads in batches:
+        assert steps >= 2 and len(batch_reads) == steps + 1, (steps, batch_reads)
 
 
 def test_losses_match_the_article():

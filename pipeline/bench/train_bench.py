@@ -105,15 +105,16 @@ class _Setup:
                     mu, logvar, IMAGE_SIZE * IMAGE_SIZE)
             else:
                 loss = losses.bce_real(logits) + losses.prev_vae_loss(fakes, self.real, mu, logvar)
-            _step(st.optimizers["g"], loss, self.ge_params, s.grad_clip, "G")
+            _step(st.optimizers["g"], loss, self.ge_params, s.grad_clip, {"loss": loss}, {"loss": "G"}, "G")
         finally:
             st.classifier.requires_grad_(True)
 
     def vae(self) -> None:
         st = self.st
         fakes, mu, logvar = _fakes(st, self.real, self.coords)
-        _step(st.optimizers["vae"], losses.prev_vae_loss(fakes, self.real, mu, logvar), self.ge_params,
-              st.cfg.schedule.grad_clip, "VAE")
+        loss = losses.prev_vae_loss(fakes, self.real, mu, logvar)
+        _step(st.optimizers["vae"], loss, self.ge_params, st.cfg.schedule.grad_clip, {"loss": loss}, {"loss": "VAE"},
+              "VAE")
 
     def _critic_losses(self, grad: bool) -> torch.Tensor:
         st = self.st
@@ -129,13 +130,15 @@ class _Setup:
         self._critic_losses(grad=False).item()
 
     def d(self) -> None:
-        _step(self.st.optimizers["d"], self._critic_losses(grad=True), self.c_params,
-              self.st.cfg.schedule.grad_clip, "D")
+        loss = self._critic_losses(grad=True)
+        _step(self.st.optimizers["d"], loss, self.c_params, self.st.cfg.schedule.grad_clip, {"loss": loss},
+              {"loss": "D"}, "D")
 
     def d_real(self) -> None:
         st = self.st
         loss = torch.nn.functional.cross_entropy(classify(st, self.real), self.labels)
-        _step(st.optimizers["d_real"], loss, self.c_params, st.cfg.schedule.grad_clip, "D_real")
+        _step(st.optimizers["d_real"], loss, self.c_params, st.cfg.schedule.grad_clip, {"loss": loss},
+              {"loss": "D_real"}, "D_real")
 
 
 def _time(fn: Callable[[], None], device: torch.device = torch.device("cpu")) -> float:

@@ -19,12 +19,18 @@ KL_FLOOR = 1e-4        # KL per pixel (as the loss uses it) below which the enco
 STROKE_LOW, STROKE_HIGH = 0.1, 0.9
 
 
-def fake_stats(fakes: torch.Tensor) -> dict:
-    """[B, S, S] generated images in [0, 1] -> mean intensity and the share of blank images."""
+def fake_tensors(fakes: torch.Tensor) -> dict[str, torch.Tensor]:
+    """[B, S, S] generated images in [0, 1] -> mean intensity and the share of blank images, as 0-d tensors
+    on the images' device (a training step reads them with its other values)."""
     with torch.no_grad():
         flat = fakes.detach().reshape(fakes.shape[0], -1)
         blank = (flat.amax(dim=1) < STROKE_LOW) | (flat.amin(dim=1) > STROKE_HIGH)
-        return {"fake_mean": flat.mean().item(), "fake_blank": blank.float().mean().item()}
+        return {"fake_mean": flat.mean(), "fake_blank": blank.float().mean()}
+
+
+def fake_stats(fakes: torch.Tensor) -> dict[str, float]:
+    """fake_tensors as floats."""
+    return {k: v.item() for k, v in fake_tensors(fakes).items()}
 
 
 @dataclass

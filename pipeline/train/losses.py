@@ -40,13 +40,16 @@ def generator_loss(fake_logits: torch.Tensor, labels: torch.Tensor) -> torch.Ten
     return F.cross_entropy(fake_logits, labels)
 
 
-def accuracy(logits: torch.Tensor, targets: torch.Tensor) -> float:
-    return (logits.argmax(dim=1) == targets).float().mean().item()
+# The accuracies are 0-d tensors, left on the device: a training step reads all its values in one copy
+# (schedules._read), not one wait per value.
+
+def accuracy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return (logits.argmax(dim=1) == targets).float().mean()
 
 
-def fake_accuracy(fake_logits: torch.Tensor) -> float:
+def fake_accuracy(fake_logits: torch.Tensor) -> torch.Tensor:
     """Fraction of generated images the classifier puts in class 10."""
-    return (fake_logits.argmax(dim=1) == FAKE_CLASS).float().mean().item()
+    return (fake_logits.argmax(dim=1) == FAKE_CLASS).float().mean()
 
 
 # ---- part one: binary discriminator (one logit, positive = real)
@@ -59,7 +62,7 @@ def bce_fake(logits: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, torch.zeros_like(logits))
 
 
-def binary_accuracy(logits: torch.Tensor, real: bool) -> float:
+def binary_accuracy(logits: torch.Tensor, real: bool) -> torch.Tensor:
     """Fraction judged real (real=True) or judged fake (real=False)."""
     judged_real = logits.reshape(-1) > 0
-    return (judged_real if real else ~judged_real).float().mean().item()
+    return (judged_real if real else ~judged_real).float().mean()

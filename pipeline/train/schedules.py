@@ -27,7 +27,7 @@ import torch.nn as nn
 from pipeline.models import reparameterize
 from pipeline.train import losses
 from pipeline.train.fast_generator import generator_forward
-from pipeline.train.health import fake_stats
+from pipeline.train.health import fake_tensors
 from pipeline.train.state import TrainState
 
 
@@ -51,18 +51,37 @@ def classify(st: TrainState, images: torch.Tensor) -> torch.Tensor:
     return st.classifier(images)
 
 
-def _finite(name: str, value: torch.Tensor) -> None:
-    if not math.isfinite(value.item()):
-        raise NonFinite(name)
+NORM = "grad_norm"  # the key of a step's global gradient norm in _step's values (not a metric)
 
 
-def _step(opt: torch.optim.Optimizer, loss: torch.Tensor, params: list, clip: float, name: str) -> None:
-    """zero grads, backward, clip to the global norm (0: measure only), check it, update."""
+def _read(values: dict) -> dict:
+    """The step's 0-d tensors as floats, in one device-to-host copy: each .item() would be a host sync of
+    its own, and on a GPU every sync drains the queue of kernels the step has launched."""
+    names = [k for k, v in values.items() if isinstance(v, torch.Tensor)]
+    got = torch.stack([values[k].detach().float().reshape(()) for k in names]).tolist() if names else []
+    return {**values, **dict(zip(names, got))}
+
+
+def _check(read: dict, finite: dict[str, str]) -> None:
+    """NonFinite naming the first of `finite` ({key: name}, in order) whose value is NaN or inf."""
+    for key, name in finite.items():
+        if not math.isfinite(read[key]):
+            raise NonFinite(name)
+
+
+def _step(opt: torch.optim.Optimizer, loss: torch.Tensor, params: list, clip: float, values: dict,
+          finite: dict[str, str], name: str) -> dict:
+    """zero grads, backward, clip to the global norm (0: measure only); then one read of the step's values
+    (its losses and accuracies, and the norm) checks that those named in `finite` and the norm are finite,
+    and only then updates. -> the values as floats (the norm left out). The step's one host sync."""
     opt.zero_grad(set_to_none=True)
     loss.backward()
     norm = torch.nn.utils.clip_grad_norm_(params, clip if clip > 0 else float("inf"))
-    _finite(f"{name} gradient norm", norm)
+    read = _read({**values, NORM: norm})
+    _check(read, {**finite, NORM: f"{name} gradient norm"})
     opt.step()
+    read.pop(NORM)
+    return read
 
 
 def _params(*modules: nn.Module) -> list:
@@ -97,13 +116,10 @@ def resnet_batch(st: TrainState, real: torch.Tensor, labels: torch.Tensor, coord
             g_loss = losses.generator_loss(fake_logits, labels)
             kl = losses.kl_loss(mu, logvar, n_pixels)
             loss = g_loss + s.kl_weight * kl
-            _finite("G_loss", g_loss)
-            _finite("KL", kl)
-            _step(st.optimizers["g"], loss, ge_params, s.grad_clip, "generator+encoder")
+            m.update(_step(st.optimizers["g"], loss, ge_params, s.grad_clip,
+                           {"g_loss": g_loss, "kl": kl, "g_acc": losses.accuracy(fake_logits, labels),
+                            **fake_tensors(fakes)}, {"g_loss": "G_loss", "kl": "KL"}, "generator+encoder"))
             n["g"] += 1
-            m["g_loss"], m["kl"] = g_loss.item(), kl.item()
-            m["g_acc"] = losses.accuracy(fake_logits, labels)
-            m.update(fake_stats(fakes))
             if n["g"] == 1:  # before any step on this batch
                 m["first_g_acc"] = m["g_acc"]
             if m["g_acc"] > s.g_stop_acc:
@@ -126,24 +142,19 @@ def resnet_batch(st: TrainState, real: torch.Tensor, labels: torch.Tensor, coord
         out["fake_acc"] = losses.fake_accuracy(fake_logits)
         return out
 
-    def record(out: dict) -> None:
-        for k, v in out.items():
-            m[k] = v.item() if isinstance(v, torch.Tensor) else v
-
     # Evaluate the classifier on this batch before deciding whether it trains. In the first
     # epoch these eval_* values are accuracies on images the classifier has not trained on.
-    record(d_forward(with_fakes=True, grad=False))
+    m.update(_read(d_forward(with_fakes=True, grad=False)))
     m["eval_real_acc"], m["eval_fake_acc"], m["eval_d_loss"] = m["real_acc"], m["fake_acc"], m["d_loss"]
-    for k in ("d_loss", "d_real", "d_fake"):
-        _finite(k, torch.tensor(m[k]))
+    _check(m, {k: k for k in ("d_loss", "d_real", "d_fake")})
+
     def classifier_steps(kind: str, loss: str, with_fakes: bool, max_steps: int, metric: str, stop_above: float):
         """Up to max_steps classifier steps on `loss` (own optimiser `kind`), stopping once m[metric] > stop_above."""
         for _ in range(max_steps):
             out = d_forward(with_fakes=with_fakes, grad=True)
-            _finite(loss.replace("d_", "D_"), out[loss])
-            _step(st.optimizers[kind], out[loss], c_params, s.grad_clip, "classifier")
+            m.update(_step(st.optimizers[kind], out[loss], c_params, s.grad_clip, out,
+                           {loss: loss.replace("d_", "D_")}, "classifier"))
             n[kind] += 1
-            record(out)
             if m[metric] > stop_above:
                 break
 
@@ -166,10 +177,9 @@ def prev_batch(st: TrainState, real: torch.Tensor, labels: torch.Tensor, coords:
     for _ in range(s.vae_steps):
         fakes, mu, logvar = _fakes(st, real, coords)
         vae = losses.prev_vae_loss(fakes, real, mu, logvar)
-        _finite("VAE_loss", vae)
-        _step(st.optimizers["vae"], vae, ge_params, s.grad_clip, "VAE")
+        m.update(_step(st.optimizers["vae"], vae, ge_params, s.grad_clip, {"vae_loss": vae},
+                       {"vae_loss": "VAE_loss"}, "VAE"))
         n["vae"] += 1
-        m["vae_loss"] = vae.item()
 
     D.requires_grad_(False)  # as above: gradients reach the fakes, not D's weights
     try:
@@ -178,13 +188,12 @@ def prev_batch(st: TrainState, real: torch.Tensor, labels: torch.Tensor, coords:
             vae = losses.prev_vae_loss(fakes, real, mu, logvar)
             fake_logits = classify(st, fakes)  # [B, 1]
             g_loss = losses.bce_real(fake_logits)
-            _finite("G_loss", g_loss)
-            _finite("VAE_loss", vae)
-            _step(st.optimizers["g"], g_loss + vae, ge_params, s.grad_clip, "generator+encoder")
+            m.update(_step(st.optimizers["g"], g_loss + vae, ge_params, s.grad_clip,
+                           {"g_loss": g_loss, "vae_loss": vae,
+                            "g_acc": losses.binary_accuracy(fake_logits, real=True),  # fakes judged real
+                            **fake_tensors(fakes)}, {"g_loss": "G_loss", "vae_loss": "VAE_loss"},
+                           "generator+encoder"))
             n["g"] += 1
-            m["g_loss"], m["vae_loss"] = g_loss.item(), vae.item()
-            m["g_acc"] = losses.binary_accuracy(fake_logits, real=True)  # fakes judged real
-            m.update(fake_stats(fakes))
             if m["g_loss"] < s.g_stop_loss:
                 break
     finally:
@@ -201,20 +210,15 @@ def prev_batch(st: TrainState, real: torch.Tensor, labels: torch.Tensor, coords:
                 "real_acc": losses.binary_accuracy(real_logits, real=True),
                 "fake_acc": losses.binary_accuracy(fake_logits, real=False)}
 
-    def record(out: dict) -> None:
-        for k, v in out.items():
-            m[k] = v.item() if isinstance(v, torch.Tensor) else v
-
-    record(d_forward(grad=False))
+    m.update(_read(d_forward(grad=False)))
     m["eval_real_acc"], m["eval_fake_acc"], m["eval_d_loss"] = m["real_acc"], m["fake_acc"], m["d_loss"]
-    _finite("D_loss", torch.tensor(m["d_loss"]))
+    _check(m, {"d_loss": "D_loss"})
     if m["d_loss"] > s.d_above and m["g_loss"] < s.d_g_below:
         for _ in range(s.d_steps):
             out = d_forward(grad=True)
-            _finite("D_loss", out["d_loss"])
-            _step(st.optimizers["d"], out["d_loss"], d_params, s.grad_clip, "discriminator")
+            m.update(_step(st.optimizers["d"], out["d_loss"], d_params, s.grad_clip, out, {"d_loss": "D_loss"},
+                           "discriminator"))
             n["d"] += 1
-            record(out)
     m["steps"] = n
     return m
 
