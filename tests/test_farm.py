@@ -7,6 +7,7 @@ import os
 import secrets
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -274,6 +275,36 @@ def test_a_dead_workers_scratch_folder_goes_even_if_its_ffmpeg_writes_there_mean
     monkeypatch.setattr(os, "rmdir", ffmpeg_creates_its_output_first)
     assert clear_dead_scratch(root) == [name]
     assert tries and not list(root.iterdir()), (tries, sorted(map(str, root.rglob("*"))))
+
+
+def test_a_worker_counts_as_dead_once_it_is_exiting_or_a_zombie():
+    """clear_dead_scratch's test of a folder's worker: a SIGKILLed worker closes its sockets (Ray then reports the
+    task failed) while it is still exiting, before it is a zombie; either way its folder may go."""
+    pytest.importorskip("ray", reason="ray is not installed (pip install 'cppn-video[farm]')")
+    import signal
+    import subprocess
+
+    from pipeline.farm.tasks import _alive, _stat_alive
+
+    line = "4242 (ray::render_task) {} 1 4242 4242 0 -1 {} 0 0 0 0 5 3 0 0 20 0 9 0 100 0 0"
+    assert _stat_alive(line.format("S", 4194560))             # sleeping, flags without PF_EXITING
+    assert _stat_alive(line.format("R", 0x400100))
+    assert not _stat_alive(line.format("R", 0x400104))        # PF_EXITING: in do_exit
+    assert not _stat_alive(line.format("D", 0x404))
+    assert not _stat_alive(line.format("Z", 0x400104))        # a zombie
+    assert not _stat_alive(line.replace("ray::render_task", "a) b (c").format("S", 0x404))  # ")" in the name
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert _alive(child.pid)
+        os.kill(child.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while _alive(child.pid) and time.monotonic() < deadline:  # not waited for: exiting, then a zombie
+            time.sleep(0.01)
+        assert not _alive(child.pid)  # dead before it is reaped (often before waitpid could even see it)
+    finally:
+        child.kill()
+        child.wait()
+    assert not _alive(child.pid)
 
 
 def test_stopping_cancels_the_tasks_and_leaves_no_partial_output(cluster, assets, tmp_path, scratch):

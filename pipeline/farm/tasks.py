@@ -38,9 +38,11 @@ def scratch_root() -> Path:
     return Path(os.environ.get(SCRATCH_ENV) or tempfile.gettempdir()) / SCRATCH_NAME
 
 
+_PF_EXITING = 0x4  # the kernel's per-task flag, set as do_exit() starts (linux/sched.h)
+
+
 def _alive(pid: int) -> bool:
-    """A running process. A zombie is not: a SIGKILLed worker stays one until Ray's raylet reaps it, which on
-    a loaded machine can be after the next task looks (test_farm caught its folder kept for that reason)."""
+    """A running process (see _stat_alive); without /proc (not Linux) whatever signal 0 says."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -48,10 +50,19 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        return _stat_alive(Path(f"/proc/{pid}/stat").read_text())
     except OSError:
-        return True  # no /proc (not Linux): signal 0 is all we know
-    return stat[stat.rindex(")") + 2] not in "ZX"
+        return True
+
+
+def _stat_alive(stat: str) -> bool:
+    """Whether a process's /proc/PID/stat line is a running process. A zombie is not: a SIGKILLed worker stays
+    one until Ray's raylet reaps it, which on a loaded machine can be after the next task looks. Nor is one
+    that is exiting: its sockets close (which is how Ray learns of the death and retries or fails the task) in
+    the middle of do_exit, before it becomes a zombie, and on a loaded machine the next look can fall in
+    between (test_farm caught each of the two keeping a dead worker's folder)."""
+    fields = stat[stat.rindex(")") + 2:].split()  # state, ppid, pgrp, session, tty, tpgid, flags, ...
+    return fields[0] not in "ZX" and not int(fields[6]) & _PF_EXITING
 
 
 _TRASH = ".removing-"  # a dead worker's folder while it is removed (left only if its removal was cut short)
