@@ -130,7 +130,7 @@ def compare_scale(walk: WalkSettings, cks: list, rows, panel: tuple[int, int]) -
 
     if framing.has_camera(walk):
         return TRAINING_SCALE
-    probe = replace(walk, pace="none", scale=TRAINING_SCALE)  # keyframes only: no pacing to measure
+    probe = framing.probe_settings(walk)
     if path_kind(walk) == "walk":
         keys = checkpoint_path(probe, cks[0], ())[0]
         extents = [framing.ink_extents([ck.generator for ck in cks], keys)]
@@ -253,7 +253,7 @@ def grid_scale(s: WalkSettings, ck: Checkpoint, cell_settings: list) -> float:
 
     if framing.has_camera(s):
         return TRAINING_SCALE
-    keys = np.concatenate([checkpoint_path(replace(cs, pace="none", scale=TRAINING_SCALE), ck, ())[0]
+    keys = np.concatenate([checkpoint_path(framing.probe_settings(cs), ck, ())[0]
                            for cs in cell_settings])
     return framing.auto_scale([ck.generator], keys, s.canvas())
 

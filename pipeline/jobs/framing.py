@@ -14,6 +14,7 @@ scale, its plane units being the ones the user gave.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -27,6 +28,12 @@ PROXY_SCALE = 16.0   # the plane the proxy sees, [-16, 16]: at most this scale i
 
 def has_camera(settings) -> bool:
     return any(getattr(settings, name, None) is not None for name in ("zoom", "pan", "rotate"))
+
+
+def probe_settings(settings):
+    """The walk settings whose keyframes the automatic framing measures: at the training scale, without
+    pacing (only the keyframes matter, not the frames between them)."""
+    return replace(settings, pace="none", scale=TRAINING_SCALE)
 
 
 def ink_extents(generators, keys: np.ndarray) -> np.ndarray:

@@ -250,7 +250,7 @@ def framed_walk(s: WalkSettings, ck: Checkpoint, rows=None) -> tuple[WalkSetting
     bank = digit_bank(ck)
     if rows is None and from_bank(s, bank, ck.z_dim):
         rows = default_rows(s, bank, (ck.generator,))  # chosen for the walk's own pacing, not the probe's
-    keys, _, rows = checkpoint_path(replace(s, pace="none", scale=framing.TRAINING_SCALE), ck, rows=rows)
+    keys, _, rows = checkpoint_path(framing.probe_settings(s), ck, rows=rows)
     return replace(s, scale=framing.auto_scale([ck.generator], keys, s.canvas())), rows
 
 
