@@ -14,7 +14,8 @@ from pipeline.jobs.projected import check_images, image_inputs, projection_recor
 from pipeline.jobs.sidecar import header
 from pipeline.scene.palette import palette_of
 from pipeline.jobs.framing import TRAINING_SCALE
-from pipeline.jobs.encoders import open_encoders, stream_batches, walk_encoders
+from pipeline.jobs.encoders import open_encoders, stream_frames, walk_encoders
+from pipeline.jobs.mosaic import Mosaic, PanelClock
 from pipeline.jobs.layout import Geometry, caption_height, grid_geometry  # noqa: F401 (caption_height: API)
 from pipeline.jobs.render import (check_soundtrack, checkpoint_record, checkpoint_path, digit_bank, path_info,
                                   path_kind, soundtrack_hook, stored_keyframes, walk_camera)
@@ -194,40 +195,41 @@ def render_compare(ckpts: list, out, settings: CompareSettings = CompareSettings
                                                   path=s.path, device=s.device)) for ck in cks]
         if progress is not None:
             progress(0)  # checks passed: rendering starts
-        batch = s.batch or max(1, min(default_batch(geo.ph, geo.panel, renderers[0].device),
+        device = renderers[0].device
+        batch = s.batch or max(1, min(default_batch(geo.ph, geo.panel, device),
                                       _CANVAS_BUDGET // (geo.width * geo.height)))
         # Captions and background are drawn once; each batch only overwrites the panels.
-        canvas = np.broadcast_to(_template(geo, labels, s.invert), (batch, geo.height, geo.width)).copy()
-        spent, timed = [0.0] * len(cks), [0]  # each panel's render seconds after the first batch, frames timed
+        mosaic = Mosaic(_template(geo, labels, s.invert), batch)
+        clock = PanelClock(len(cks), device)
 
-        def compose(start: int, stop: int) -> np.ndarray:
+        def compose(start: int, stop: int):
             b = stop - start
             cam = None if camera is None else camera[start:stop]  # every panel shares the camera
             for i, (renderer, (_, latents, _)) in enumerate(zip(renderers, paths)):
-                x, y = geo.origin(i)
-                t_panel = time.perf_counter()
-                canvas[:b, y : y + geo.ph, x : x + geo.panel] = renderer.render(
-                    latents[start:stop], invert=s.invert, camera=cam)  # [b, P, P] uint8
-                if start:  # the first batch carries each renderer's warm-up
-                    spent[i] += time.perf_counter() - t_panel
-            if start:
-                timed[0] += b
-                if panel_times is not None:
-                    panel_times([t / timed[0] for t in spent])  # seconds per frame of each panel
-            return canvas[:b]  # copied by the writer, so the canvas is free to reuse
+                def panel():
+                    return renderer.render_tensor(latents[start:stop], invert=s.invert, camera=cam)  # [b, P, P]
 
-        encoders, threads = walk_encoders(s, renderers[0].device.type)  # several x264 encodes joined (issue 26)
+                # The first batch carries each renderer's warm-up, so it is not timed.
+                mosaic.place(clock.timed(i, b, panel) if start else panel(), *geo.origin(i))
+            if start and panel_times is not None:
+                per_frame = clock.per_frame()
+                if None not in per_frame:
+                    panel_times(per_frame)  # seconds per frame of each panel
+            return mosaic.frames(b)  # the reused canvas: copied by the writer, or into a pinned slot on a GPU
+
+        encoders, threads = walk_encoders(s, device.type)  # several x264 encodes joined (issue 26)
         with open_encoders(out, (geo.width, geo.height), frames, encoders, threads, fmt=fmt, fps=s.fps, crf=s.crf,
                            preset=s.preset, lossless=s.lossless, palette=colours,
                            before_publish=soundtrack_hook(s)) as writer:
-            stream_batches(compose, frames, writer, batch, progress, fresh=False)
+            stream_frames(compose, device, frames, writer, batch, progress, fresh=False)
             writer.finish()
             seconds = time.perf_counter() - t0
-            panels, timed = [], timed[0]
+            panels, per_frame = [], clock.per_frame(wait=True)
             for i, (ck, label, (keys, _, bank_rows)) in enumerate(zip(cks, labels, paths)):
                 x, y = geo.origin(i)
+                spent = None if per_frame[i] is None else round(per_frame[i], 4)
                 panels.append({**checkpoint_record(ck), "label": label, "x": x, "y": y,
-                               "seconds_per_frame": round(spent[i] / timed, 4) if timed else None, "keyframes": keys,
+                               "seconds_per_frame": spent, "keyframes": keys,
                                **path_info(walk, bank_rows, ck.digit_labels), **projection_record(walk, ck)})
             info = header("compare", out, geo.width, geo.height, s, fmt=fmt, frames=frames,
                           timeline=walk.timeline(len(paths[0][0])))
@@ -286,22 +288,21 @@ def render_walk_grid(ckpt, out, settings: WalkSettings, grid: str, progress: Pro
             progress(0)
         batch = s.batch or max(1, min(default_batch(ch, cw, renderer.device),
                                       _CANVAS_BUDGET // (geo.width * geo.height)))
-        canvas = np.zeros((batch, geo.height, geo.width), np.uint8)
+        mosaic = Mosaic(np.zeros((geo.height, geo.width), np.uint8), batch)
         camera = walk_camera(cell_settings[0])  # every cell has the same timing, so the same camera
 
-        def compose(start: int, stop: int) -> np.ndarray:
+        def compose(start: int, stop: int):
             cam = None if camera is None else camera[start:stop]
             for i, (_, latents, _) in enumerate(paths):
-                x, y = geo.origin(i)
-                canvas[:stop - start, y:y + ch, x:x + cw] = renderer.render(latents[start:stop], invert=s.invert,
-                                                                            camera=cam)
-            return canvas[:stop - start]  # copied by the writer
+                mosaic.place(renderer.render_tensor(latents[start:stop], invert=s.invert, camera=cam),
+                             *geo.origin(i))
+            return mosaic.frames(stop - start)  # the reused canvas: copied by the writer (or into a pinned slot)
 
         encoders, threads = walk_encoders(s, renderer.device.type)  # several x264 encodes joined (issue 26)
         with open_encoders(out, (geo.width, geo.height), frames, encoders, threads, fmt=fmt, fps=s.fps, crf=s.crf,
                            preset=s.preset, lossless=s.lossless, palette=colours,
                            before_publish=soundtrack_hook(s)) as writer:
-            stream_batches(compose, frames, writer, batch, progress, fresh=False)
+            stream_frames(compose, renderer.device, frames, writer, batch, progress, fresh=False)
             writer.finish()
             seconds = time.perf_counter() - t0
             info = {

@@ -192,24 +192,37 @@ def open_encoders(path, size, frames: int, encoders: int, threads: int | None = 
 
 
 def stream_split(renderer, latents, writer, batch: int, invert: bool, progress=None, camera=None) -> None:
-    """Render latents into `writer` (stream_batches). Each batch is handed over without a second copy: on the CPU
-    the renderer's fresh array; on a GPU a slot of pinned host memory the batch is copied into asynchronously
-    (render.host_ring), which the writer waits on, pipes and gives back while the GPU renders the next batches."""
-    ranges = writer.bounds if isinstance(writer, SplitWriter) else [(0, len(latents))]
+    """Render latents into `writer` (stream_frames), each batch as the renderer made it."""
+    def render(start: int, stop: int):
+        cam = None if camera is None else camera[start:stop]
+        return renderer.render_tensor(latents[start:stop], invert=invert, camera=cam)  # [n, H, W] uint8
+
+    stream_frames(render, renderer.device, len(latents), writer, batch, progress)
+
+
+def stream_frames(render, device, frames: int, writer, batch: int, progress=None, fresh: bool = True) -> None:
+    """Frames [0, frames) into `writer` (stream_batches), where render(start, stop) gives a uint8 tensor
+    [stop - start, H, W] on `device` (a torch.device: a renderer's render_tensor, or a Mosaic's composed frames). Each batch is
+    handed over without a second copy: on the CPU as a numpy view (fresh: a new tensor each call, handed over
+    as it is; else the writer copies it, and render may reuse its memory); on a GPU through a slot of pinned host
+    memory the batch is copied into asynchronously (render.host_ring), which the writer waits on, pipes and gives
+    back while the GPU makes the next batches (a tensor reused on the GPU is safe: the copy is queued before the
+    next batch's work on the same stream)."""
+    ranges = writer.bounds if isinstance(writer, SplitWriter) else [(0, frames)]
     ring = None
-    if renderer.device.type == "cuda":
+    if device.type == "cuda":
         from pipeline.render.host_ring import HostRing, ring_slots
 
         ring = HostRing(ring_slots(len(ranges)))
 
-    def render(start: int, stop: int):
-        cam = None if camera is None else camera[start:stop]
+    def host(start: int, stop: int):
+        out = render(start, stop)
         if ring is None:
-            return renderer.render(latents[start:stop], invert=invert, camera=cam)  # [n, H, W] uint8, fresh
-        return ring.put(renderer.render_tensor(latents[start:stop], invert=invert, camera=cam))
+            return out.numpy() if hasattr(out, "numpy") else out
+        return ring.put(out)
 
     try:
-        stream_batches(render, len(latents), writer, batch, progress)
+        stream_batches(host, frames, writer, batch, progress, fresh=fresh or ring is not None)
     except BaseException:
         if ring is not None:
             ring.abort()  # a renderer waiting for a slot must not outlive the writers (they abort next)
