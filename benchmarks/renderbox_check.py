@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 GPU_TESTS = ["tests/test_triton.py", "tests/test_render_engine.py", "tests/test_train_device.py",
-             "tests/test_fast_generator.py", "tests/test_encoders.py", "tests/test_host_ring.py"]
+             "tests/test_fast_generator.py", "tests/test_encoders.py", "tests/test_host_ring.py", "tests/test_mosaic.py"]
 
 
 def plan(dry: bool) -> dict:

@@ -31,3 +31,14 @@ def resolve_device(device: str = "auto", option: str = "--device") -> torch.devi
 def describe_device(device: torch.device) -> str:
     """"cpu", or e.g. "cuda:0 (NVIDIA H200)": for metadata and benchmark reports."""
     return f"{device} ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else str(device)
+
+
+def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A CPU tensor on `device` without stopping the host. A plain .to("cuda") from pageable memory synchronises
+    the stream first (the driver stages the bytes), so the host waits for every kernel queued before it: inside a
+    training step that drains the GPU's queue mid-step. Through page-locked memory the copy is queued like a
+    kernel instead (torch's pinned-memory cache keeps the staging block until the copy is done). Elsewhere: .to."""
+    device = torch.device(device)
+    if device.type == "cuda" and tensor.device.type == "cpu":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)

@@ -88,3 +88,34 @@ def test_a_run_saved_on_cuda_resumes_on_the_cpu(tmp_path):
     assert first.epoch == 2
     more = train(TrainConfig(**{**cfg.__dict__, "epochs": 3}), resume=True, device="cpu")
     assert more.epoch == 3 and (tmp_path / "run" / "e3.pt").exists()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("family", ["resnet", "prev"])
+def test_a_cuda_batch_waits_for_the_gpu_once_per_optimiser_step(family):
+    """The host reads a step's values once (schedules._step); nothing else in a batch may wait for the GPU: a
+    pageable copy of the z noise or the data would drain the queue mid-step (devices.to_device)."""
+    import warnings
+
+    from pipeline.coords import grid
+    from pipeline.devices import to_device
+    from pipeline.train.schedules import SCHEDULE_FUNCTIONS
+
+    cfg = TrainConfig(model=family, width=4, depth=2, batch_size=20).resolved()
+    cuda = torch.device("cuda")
+    with torch.random.fork_rng(devices=[cuda]):
+        st = new_state(cfg, cuda)
+        coords = grid(26, 26, 8.0).to(cuda)
+        batch = lambda: SCHEDULE_FUNCTIONS[family](  # noqa: E731
+            st, to_device(torch.rand(20, 26, 26), cuda), to_device(torch.randint(0, 10, (20,)), cuda), coords)
+        batch()  # the first batch carries one-time checks (the triton backend's agreement with autograd)
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            with warnings.catch_warnings(record=True) as seen:
+                warnings.simplefilter("always")
+                m = batch()
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    syncs = [(w.filename.rsplit("/", 1)[-1], w.lineno) for w in seen if "synchroniz" in str(w.message)]
+    assert len(syncs) == sum(m["steps"].values()) + 1, syncs  # each step's read, and the classifier's evaluation

@@ -7,6 +7,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from pipeline.devices import to_device
+
 
 @dataclass(frozen=True)
 class EncoderConfig:
@@ -41,7 +43,8 @@ class Encoder(nn.Module):
 
 
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """z = mu + sigma * eps; eps is drawn on the generator's device (a CPU generator may serve CUDA tensors)."""
+    """z = mu + sigma * eps; eps is drawn on the generator's device (a CPU generator may serve CUDA tensors: the
+    draw is then copied over without a host sync, devices.to_device)."""
     where = mu.device if generator is None else generator.device
-    eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=where).to(mu.device)
+    eps = to_device(torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=where), mu.device)
     return mu + torch.exp(0.5 * logvar) * eps

@@ -17,7 +17,7 @@ from pipeline.lock import folder_lock
 from pipeline.native.heap import keep_freed_memory
 from pipeline.checkpoint import atomic_torch_save, read_checkpoint_dict, save_render_checkpoint
 from pipeline.coords import grid
-from pipeline.devices import describe_device
+from pipeline.devices import describe_device, to_device
 from pipeline.data import CROP_SIZE, epoch_batches, load_dataset, random_crops
 from pipeline.errors import UserError
 from pipeline.train.config import TrainConfig, mismatches
@@ -266,8 +266,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = No
                             result.epoch, result.batches = st.epoch, st.batches
                             return result
                         idx = st.order[st.batch]  # [bs]
-                        real = random_crops(dataset.images[idx], st.data_rng).to(device)  # [bs, 26, 26]
-                        labels = dataset.labels[idx].to(device)  # [bs]
+                        real = to_device(random_crops(dataset.images[idx], st.data_rng), device)  # [bs, 26, 26]
+                        labels = to_device(dataset.labels[idx], device)  # [bs]
                         t0 = time.perf_counter()
                         try:
                             m = step_fn(st, real, labels, coords)
