@@ -230,21 +230,38 @@ def test_nan_loss_stops_and_keeps_last_good_state(synthetic, tmp_path, monkeypat
     assert len(rows(out)) == 2  # the failed batch wrote no metrics line
 
 
+def _toy_step(loss_of, clip=5.0):
+    """(state, StepKind) of a one-weight step whose loss is loss_of(weight): schedules.take's machinery alone."""
+    from types import SimpleNamespace
+
+    lin = torch.nn.Linear(10, 1, bias=False)
+    torch.nn.init.ones_(lin.weight)
+    st = SimpleNamespace(cfg=SimpleNamespace(schedule=SimpleNamespace(grad_clip=clip)), graphs=None,
+                         optimizers={"t": torch.optim.SGD(lin.parameters(), lr=1.0)})
+
+    def compute(st, batch, eps):
+        loss = loss_of(lin.weight)
+        return loss, {"loss": loss}
+
+    return st, lin, schedules.StepKind("t", compute, lambda st: (lin,), lambda st: (), {"loss": "L"}, "test",
+                                       fakes=False)
+
+
 def test_step_clips_to_global_norm_and_refuses_nan():
-    w = torch.nn.Parameter(torch.ones(10))
-    opt = torch.optim.SGD([w], lr=1.0)
-    loss = (1000.0 * w).sum()
-    assert schedules._step(opt, loss, [w], 5.0, {"loss": loss}, {"loss": "L"}, "test") == {"loss": 10_000.0}
-    assert torch.allclose(w.grad.norm(), torch.tensor(5.0))  # 1000*sqrt(10) clipped to 5
-    before = w.detach().clone()
+    st, lin, kind = _toy_step(lambda w: (1000.0 * w).sum())
+    assert schedules.take(st, kind, None) == {"loss": 10_000.0}
+    assert torch.allclose(lin.weight.grad.norm(), torch.tensor(5.0))  # 1000*sqrt(10) clipped to 5
+    assert torch.allclose(lin.weight.detach(), torch.full((1, 10), 1 - 5 / 10 ** 0.5))  # the clipped step taken
+
+    st, lin, kind = _toy_step(lambda w: (w * float("inf")).sum() - (w * float("inf")).sum())
     with pytest.raises(schedules.NonFinite, match="^L$"):  # the loss is named before the norm
-        loss = (w * float("inf")).sum() - (w * float("inf")).sum()
-        schedules._step(opt, loss, [w], 5.0, {"loss": loss}, {"loss": "L"}, "test")
-    assert torch.equal(w.detach(), before)
+        schedules.take(st, kind, None)
+    assert (lin.weight.detach() == 1).all()  # no update
+    st, lin, kind = _toy_step(lambda w: (w * torch.tensor([float("inf")] + [0.0] * 9)).sum() * 0.0)
+    kind = schedules.StepKind(kind.name, kind.compute, kind.modules, kind.frozen, {}, "test", fakes=False)
     with pytest.raises(schedules.NonFinite, match="test gradient norm"):  # a finite loss, an infinite gradient
-        loss = (w * torch.tensor([float("inf")] + [0.0] * 9)).sum() * 0.0
-        schedules._step(opt, loss, [w], 5.0, {"loss": loss}, {}, "test")
-    assert torch.equal(w.detach(), before)
+        schedules.take(st, kind, None)
+    assert (lin.weight.detach() == 1).all()
 
 
 _READS = ("item", "tolist", "__float__", "__int__", "__bool__", "numpy", "cpu")

@@ -2,7 +2,7 @@
 
 For each model the benchmark times every kind of step the balancing schedule takes (resnet: G+E step,
 classifier evaluation, D_loss step, D_real step; prev: VAE step, G+VAE step, evaluation, D step) with
-the training loop's own building blocks, on a synthetic batch, twice:
+the training loop's own steps (schedules.take), on a synthetic batch, twice:
 
 * "autograd": the straight port (the model's own forward under plain autograd, float32 classifier in
   the default memory layout);
@@ -31,10 +31,10 @@ from pipeline.bench.machine import machine_info
 from pipeline.coords import grid
 from pipeline.errors import UserError
 from pipeline.native.heap import keep_freed_memory
-from pipeline.train import losses
 from pipeline.train.config import TrainConfig
 from pipeline.train.fast_generator import BACKENDS
-from pipeline.train.schedules import _fakes, _params, _step, classify
+from pipeline.train import schedules
+from pipeline.train.schedules import Batch, take
 from pipeline.train.state import new_state
 
 Progress = Callable[[str], None]  # called with what is about to be measured
@@ -44,7 +44,7 @@ IMAGE_SIZE = 26  # training crops are 26x26
 # The article's runs: images, batch size, epochs (prev: the article does not say; projected per epoch).
 ARTICLE_RUNS = {"resnet": (70_000, 2000, 24), "prev": (60_000, 500, 1)}
 # metrics.jsonl "steps" keys -> step kinds timed here (every batch also runs one evaluation).
-STEP_KINDS = {"resnet": ("g", "eval", "d", "d_real"), "prev": ("vae", "g", "eval", "d")}
+STEP_KINDS = {model: tuple(kinds) for model, kinds in schedules.STEP_KINDS.items()}
 
 
 def schedule_maximum(model: str) -> dict:
@@ -90,55 +90,11 @@ class _Setup:
         self.real = torch.rand((batch_size, IMAGE_SIZE, IMAGE_SIZE), generator=rng).to(device)  # [B, S, S]
         self.labels = torch.randint(0, 10, (batch_size,), generator=rng).to(device)  # [B]
         self.coords = grid(IMAGE_SIZE, IMAGE_SIZE, 8.0).to(device)  # [S*S, 3]
-        st = self.st
-        self.ge_params, self.c_params = _params(st.encoder, st.generator), _params(st.classifier)
+        self.batch = Batch(self.real, self.labels, self.coords)
 
-    # -- step kinds, each as the schedule runs it ------------------------------------------------
-    def g(self) -> None:
-        st, s = self.st, self.st.cfg.schedule
-        st.classifier.requires_grad_(False)
-        try:
-            fakes, mu, logvar = _fakes(st, self.real, self.coords)
-            logits = classify(st, fakes)
-            if st.cfg.model == "resnet":
-                loss = losses.generator_loss(logits, self.labels) + s.kl_weight * losses.kl_loss(
-                    mu, logvar, IMAGE_SIZE * IMAGE_SIZE)
-            else:
-                loss = losses.bce_real(logits) + losses.prev_vae_loss(fakes, self.real, mu, logvar)
-            _step(st.optimizers["g"], loss, self.ge_params, s.grad_clip, {"loss": loss}, {"loss": "G"}, "G")
-        finally:
-            st.classifier.requires_grad_(True)
-
-    def vae(self) -> None:
-        st = self.st
-        fakes, mu, logvar = _fakes(st, self.real, self.coords)
-        loss = losses.prev_vae_loss(fakes, self.real, mu, logvar)
-        _step(st.optimizers["vae"], loss, self.ge_params, st.cfg.schedule.grad_clip, {"loss": loss}, {"loss": "VAE"},
-              "VAE")
-
-    def _critic_losses(self, grad: bool) -> torch.Tensor:
-        st = self.st
-        with torch.no_grad():
-            fakes, _, _ = _fakes(st, self.real, self.coords)
-        with torch.set_grad_enabled(grad):
-            real_logits, fake_logits = classify(st, self.real), classify(st, fakes)
-            if st.cfg.model == "resnet":
-                return losses.classifier_losses(real_logits, fake_logits, self.labels)["d_loss"]
-            return (losses.bce_real(real_logits) + losses.bce_fake(fake_logits)) / 2.0
-
-    def eval(self) -> None:
-        self._critic_losses(grad=False).item()
-
-    def d(self) -> None:
-        loss = self._critic_losses(grad=True)
-        _step(self.st.optimizers["d"], loss, self.c_params, self.st.cfg.schedule.grad_clip, {"loss": loss},
-              {"loss": "D"}, "D")
-
-    def d_real(self) -> None:
-        st = self.st
-        loss = torch.nn.functional.cross_entropy(classify(st, self.real), self.labels)
-        _step(st.optimizers["d_real"], loss, self.c_params, st.cfg.schedule.grad_clip, {"loss": loss},
-              {"loss": "D_real"}, "D_real")
+    def step(self, kind: str) -> None:
+        """One step of `kind`, exactly as the schedule takes it (schedules.take)."""
+        take(self.st, schedules.STEP_KINDS[self.st.cfg.model][kind], self.batch)
 
 
 def _time(fn: Callable[[], None], device: torch.device = torch.device("cpu")) -> float:
@@ -224,7 +180,7 @@ def _model(model: str, batch_size: int, repeats: int, warmup: int, seed: int, pr
         times = {p: [] for p in setups}
         for i in range(warmup + repeats):
             for path, setup in setups.items():
-                t = _time(getattr(setup, kind), device)
+                t = _time(lambda: setup.step(kind), device)
                 if i >= warmup:
                     times[path].append(t)
         base = statistics.median(times["autograd"])

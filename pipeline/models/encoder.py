@@ -42,9 +42,11 @@ class Encoder(nn.Module):
         return self.mu(x), self.logvar(x)  # [B, z_dim] each
 
 
-def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """z = mu + sigma * eps; eps is drawn on the generator's device (a CPU generator may serve CUDA tensors: the
-    draw is then copied over without a host sync, devices.to_device)."""
-    where = mu.device if generator is None else generator.device
-    eps = to_device(torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=where), mu.device)
+def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None,
+                   eps: torch.Tensor | None = None) -> torch.Tensor:
+    """z = mu + sigma * eps. eps: given, or drawn on the generator's device (a CPU generator may serve CUDA
+    tensors: the draw is then copied over without a host sync, devices.to_device)."""
+    if eps is None:
+        where = mu.device if generator is None else generator.device
+        eps = to_device(torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=where), mu.device)
     return mu + torch.exp(0.5 * logvar) * eps

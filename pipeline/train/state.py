@@ -33,6 +33,7 @@ class TrainState:
     train_seconds: float = 0.0          # time spent in batches so far
     backend: str = "auto"               # generator forward/backward (fast_generator.BACKENDS); not saved
     device: torch.device = torch.device("cpu")  # where the models and batches live; not saved
+    graphs: object | None = None        # train.graphs.StepGraphs: steps replayed as CUDA graphs; not saved
 
     def models(self) -> dict:
         return {"generator": self.generator, "encoder": self.encoder, "classifier": self.classifier}
