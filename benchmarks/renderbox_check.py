@@ -1,7 +1,7 @@
-"""Render-box check (issue 26): GPU tests, render fps, pinned host slots against .cpu(), end-to-end MP4 fps of a 1080 walk at two presets and
-1/4/8 encoders, the compare video, the Triton training kernels (gradients against float64 autograd, their time
-against autograd's, a few tile shapes), and training s/batch (autograd vs the triton backend) with a batch-size
-scaling row and a profiler table.
+"""Render-box check (issue 26): GPU tests, render fps, pinned host slots against .cpu(), end-to-end MP4 fps of a
+1080 walk at two presets and 1/4/8 encoders, the compare video (composed on the GPU), the Triton training kernels
+(gradients against float64 autograd, their time against autograd's, a few tile shapes), and training s/batch
+(autograd vs the triton backend, then with CUDA graphs) with a batch-size scaling row and a profiler table.
 
 Run through `bash benchmarks/renderbox_check.sh` (it installs the carried imageio-ffmpeg wheel first). Every
 step runs under its own guard and appends JSON lines to OUT/renderbox.jsonl the moment it finishes, so a
@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 GPU_TESTS = ["tests/test_triton.py", "tests/test_render_engine.py", "tests/test_train_device.py",
-             "tests/test_fast_generator.py", "tests/test_encoders.py", "tests/test_host_ring.py", "tests/test_mosaic.py"]
+             "tests/test_fast_generator.py", "tests/test_encoders.py", "tests/test_host_ring.py", "tests/test_mosaic.py",
+             "tests/test_train_graphs.py"]
 
 
 def plan(dry: bool) -> dict:
@@ -290,7 +291,8 @@ def step_train_kernels(p: dict):
 
 
 def step_train(p: dict):
-    """s/batch (autograd vs fast, article batch), a batch-size scaling row, and a profiler table of one run."""
+    """s/batch (autograd vs fast, article batch), a batch-size scaling row, the fast steps as CUDA graphs (on a
+    GPU), and a profiler table of one run."""
     import torch
     from pipeline.bench.train_bench import run_train_bench
 
@@ -304,6 +306,10 @@ def step_train(p: dict):
                             backend=p["train_backend"])["projections"][0]
         scaling[bs] = {"fast_s_per_batch": q["fast_s_per_batch"], "autograd_s_per_batch": q["autograd_s_per_batch"]}
     yield {"batch_scaling": scaling}
+    if dev == "cuda":  # the same steps replayed as CUDA graphs (train --cuda-graphs), against the plain ones
+        g = run_train_bench(batch_size=p["train_batch"], repeats=p["train_repeats"], models=("resnet",), device=dev,
+                            backend=p["train_backend"], graphs=True)
+        yield {"cuda_graphs": g["projections"], "results": [r for r in g["results"] if r["path"] == "fast"]}
     acts = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA] if dev == "cuda" else [])
     with torch.profiler.profile(activities=acts) as prof:
         run_train_bench(batch_size=p["train_batch"], repeats=p["profile_steps"], warmup=0, models=("resnet",),

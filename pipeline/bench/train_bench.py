@@ -77,12 +77,16 @@ class _Setup:
     """One model's training state (as the loop builds it) and a synthetic batch, for one path."""
 
     def __init__(self, model: str, batch_size: int, seed: int, fast: bool, precision: str,
-                 device: torch.device = torch.device("cpu"), backend: str = "auto"):
+                 device: torch.device = torch.device("cpu"), backend: str = "auto", graphs: bool = False):
         cfg = TrainConfig(model=model, seed=seed, batch_size=batch_size,
                           precision=precision if fast else "float32").resolved()
         with torch.random.fork_rng(devices=[]):
             self.st = new_state(cfg, device)
         self.st.backend = backend if fast else "autograd"
+        if fast and graphs:  # each kind captured at its first (untimed: warm-up) step
+            from pipeline.train.graphs import StepGraphs
+
+            self.st.graphs = StepGraphs()
         if not fast:  # the straight port: the classifier in torch's default (NCHW) layout
             self.st.classifier.to(memory_format=torch.contiguous_format)
         rng = torch.Generator().manual_seed(seed)
@@ -111,7 +115,7 @@ def run_train_bench(batch_size: int | None = None, repeats: int = 3, models: tup
                     progress: Progress | None = None, warmup: int = 1, seed: int = 0,
                     threads: int | None = None, precision: str = "bf16",
                     metrics: dict | None = None, keep_heap: bool = True,
-                    device: torch.device | str = "cpu", backend: str = "auto") -> dict:
+                    device: torch.device | str = "cpu", backend: str = "auto", graphs: bool = False) -> dict:
     """Seconds per step of each kind (median of `repeats` after `warmup` untimed runs), autograd vs fast,
     and the projected wall time of the article's runs. batch_size: None -> the article's (2000 / 500).
     metrics: model -> path of a metrics.jsonl whose step mix to project with (else the schedule maximum).
@@ -120,6 +124,7 @@ def run_train_bench(batch_size: int | None = None, repeats: int = 3, models: tup
     with the C library's default (can't be undone within a process once applied).
     device: where both paths' steps run; the projection is then that device's.
     backend: the fast path's generator backend (fast_generator.BACKENDS; "auto" is what `train` runs).
+    graphs: the fast path replays its steps as CUDA graphs (train --cuda-graphs; CUDA only).
     """
     device = torch.device(device)
     if batch_size is not None and batch_size < 1:
@@ -133,6 +138,10 @@ def run_train_bench(batch_size: int | None = None, repeats: int = 3, models: tup
         raise UserError(f"unknown generator backend {backend!r}; choose from {', '.join(BACKENDS)}")
     if backend == "triton" and device.type != "cuda" and os.environ.get("TRITON_INTERPRET", "0") in ("", "0"):
         raise UserError(f"the triton backend runs on CUDA, not {device.type}; pass --device cuda or another --backend")
+    if graphs and device.type != "cuda":
+        raise UserError(f"CUDA graphs need a CUDA device, not {device.type}; pass --device cuda or drop --cuda-graphs")
+    if graphs and warmup < 1:
+        raise UserError("with CUDA graphs a step kind's first run captures it; pass warmup 1 or more")
     if threads is not None and threads < 1:
         raise UserError(f"threads must be at least 1, got {threads}; pass --threads 1")
     mixes = {m: (mix_from_metrics(p, m) if p else None) for m, p in (metrics or {}).items()}
@@ -146,7 +155,7 @@ def run_train_bench(batch_size: int | None = None, repeats: int = 3, models: tup
         results, projections = [], []
         for model in models:
             bs = batch_size or ARTICLE_RUNS[model][1]
-            rows, per_batch = _model(model, bs, repeats, warmup, seed, precision, say, device, backend)
+            rows, per_batch = _model(model, bs, repeats, warmup, seed, precision, say, device, backend, graphs)
             results += rows
             mix = mixes.get(model) or {**schedule_maximum(model), "source": "schedule maximum (upper bound)"}
             mix.setdefault("source", "averages of the given metrics.jsonl")
@@ -164,6 +173,7 @@ def run_train_bench(batch_size: int | None = None, repeats: int = 3, models: tup
         machine["load_average_1min_end"] = machine_info().get("load_average_1min")
         machine["precision"] = precision
         machine["fast_backend"] = backend
+        machine["fast_cuda_graphs"] = graphs
         machine["device"] = describe_device(device)
         return {"machine": machine, "results": results, "projections": projections}
     finally:
@@ -171,9 +181,9 @@ def run_train_bench(batch_size: int | None = None, repeats: int = 3, models: tup
 
 
 def _model(model: str, batch_size: int, repeats: int, warmup: int, seed: int, precision: str, say: Progress,
-           device: torch.device = torch.device("cpu"), backend: str = "auto"):
+           device: torch.device = torch.device("cpu"), backend: str = "auto", graphs: bool = False):
     setups = {"autograd": _Setup(model, batch_size, seed, False, precision, device),
-              "fast": _Setup(model, batch_size, seed, True, precision, device, backend)}
+              "fast": _Setup(model, batch_size, seed, True, precision, device, backend, graphs)}
     rows, per_batch = [], {"autograd": {}, "fast": {}}
     for kind in STEP_KINDS[model]:
         say(f"{model} {kind} step (autograd vs fast, batch {batch_size}, {warmup}+{repeats} runs each)")

@@ -102,8 +102,11 @@ def bench_render(sizes, frames, reference_frames, mp4_frames, families, device, 
 @click.option("--backend", default="auto", show_default=True,
               help="The fast path's generator forward/backward: auto (what `train` runs), c, torch, triton (the "
                    "fused Triton kernels, CUDA) or autograd.")
+@click.option("--cuda-graphs", "cuda_graphs", is_flag=True,
+              help="The fast path replays its steps as CUDA graphs, as `train --cuda-graphs` (CUDA only).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-def bench_train(batch_size, repeats, models, threads, precision, metrics, system_malloc, device, backend, as_json):
+def bench_train(batch_size, repeats, models, threads, precision, metrics, system_malloc, device, backend, cuda_graphs,
+                as_json):
     """Seconds per training step of each kind, plain autograd vs the fast path in one run, and the
     projected wall time of the article's runs."""
     from pipeline.bench.train_bench import run_train_bench
@@ -111,7 +114,8 @@ def bench_train(batch_size, repeats, models, threads, precision, metrics, system
 
     report = run_train_bench(batch_size=batch_size, repeats=repeats, models=tuple(models), threads=threads,
                              precision=precision, metrics=dict(metrics), progress=_status(as_json),
-                             keep_heap=not system_malloc, device=resolve_device(device), backend=backend)
+                             keep_heap=not system_malloc, device=resolve_device(device), backend=backend,
+                             graphs=cuda_graphs)
     if as_json:
         echo_json(report)
         return

@@ -139,10 +139,14 @@ class _Reporter:
 @click.option("--device", default="auto", show_default=True,
               help="auto (cuda:0 if available, else cpu), cpu, cuda or cuda:N. A run may resume on another "
                    "device: same weights and position, that device's arithmetic from then on.")
+@click.option("--cuda-graphs", "cuda_graphs", is_flag=True,
+              help="On CUDA, replay each kind of optimiser step as a captured CUDA graph (fewer kernel launches "
+                   "from Python). Each is checked against the plain step first; not yet measured on a GPU, so off "
+                   "by default (docs/PERFORMANCE.md).")
 @click.option("--quiet", is_flag=True, help="No progress bar or summary (notes and errors still print).")
 @click.pass_context
 def train_command(ctx: click.Context, model, width, epochs, save_at, out_dir, data_dir, dataset, batch_size,
-                  limit, seed, precision, resume, save_every, device, quiet) -> None:
+                  limit, seed, precision, resume, save_every, device, cuda_graphs, quiet) -> None:
     """Train a generator as the article does, writing OUT/e{epoch}.pt checkpoints.
 
     Ctrl-C, SIGTERM or SIGHUP stops after the current batch and writes OUT/state.pt (as do every epoch
@@ -153,6 +157,9 @@ def train_command(ctx: click.Context, model, width, epochs, save_at, out_dir, da
     from pipeline.train import load_train_config, train
 
     dev = resolve_device(device)
+    if cuda_graphs and dev.type != "cuda":
+        raise click.BadParameter(f"CUDA graphs need a CUDA device, and this run trains on {dev}; drop "
+                                 f"--cuda-graphs or pass --device cuda", param_hint="'--cuda-graphs'")
 
     given = {"model": model, "width": width, "epochs": epochs, "save_at": _parse_save_at(save_at),
              "data_dir": None if data_dir is None else str(data_dir), "dataset": dataset,
@@ -183,7 +190,7 @@ def train_command(ctx: click.Context, model, width, epochs, save_at, out_dir, da
         stack.enter_context(stop_on_interrupt(stop, STOP_MESSAGE))
         # meta records the canonical command that reproduces the run (cfg.command_line()).
         result = train(cfg, resume=resume, progress=reporter, stop_flag=stop, save_every=save_every * 60.0,
-                       device=dev)
+                       device=dev, cuda_graphs=cuda_graphs)
     if result.interrupted:
         click.echo(f"interrupted at epoch {result.epoch + 1}; state saved to {result.state_path}", err=True)
         click.echo(f"resume with: {result.resume_command()}", err=True)

@@ -202,12 +202,12 @@ def stream_split(renderer, latents, writer, batch: int, invert: bool, progress=N
 
 def stream_frames(render, device, frames: int, writer, batch: int, progress=None, fresh: bool = True) -> None:
     """Frames [0, frames) into `writer` (stream_batches), where render(start, stop) gives a uint8 tensor
-    [stop - start, H, W] on `device` (a torch.device: a renderer's render_tensor, or a Mosaic's composed frames). Each batch is
-    handed over without a second copy: on the CPU as a numpy view (fresh: a new tensor each call, handed over
-    as it is; else the writer copies it, and render may reuse its memory); on a GPU through a slot of pinned host
-    memory the batch is copied into asynchronously (render.host_ring), which the writer waits on, pipes and gives
-    back while the GPU makes the next batches (a tensor reused on the GPU is safe: the copy is queued before the
-    next batch's work on the same stream)."""
+    [stop - start, H, W] on `device` (a torch.device; render is a renderer's render_tensor, or a Mosaic's composed
+    frames). Each batch is handed over without a second copy: on the CPU as a numpy view (fresh: a new tensor
+    each call, handed over as it is; else the writer copies it, and render may reuse its memory); on a GPU through
+    a slot of pinned host memory the batch is copied into asynchronously (render.host_ring), which the writer waits
+    on, pipes and gives back while the GPU makes the next batches (a tensor reused on the GPU is safe: the copy is
+    queued before the next batch's work on the same stream)."""
     ranges = writer.bounds if isinstance(writer, SplitWriter) else [(0, frames)]
     ring = None
     if device.type == "cuda":

@@ -37,7 +37,8 @@ class Mosaic:
         self._canvas[:b, y:y + h, x:x + w] = frames
 
     def frames(self, b: int) -> torch.Tensor:
-        """The first b composed frames [b, H, W] (a view of the reused canvas: copy or pipe it before the next batch)."""
+        """The first b composed frames [b, H, W]: a view of the reused canvas (copy or pipe it before the next
+        batch)."""
         return self._canvas[:b]
 
 

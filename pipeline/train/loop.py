@@ -166,7 +166,8 @@ def _truncate_metrics(path: Path, keep: int) -> None:
 
 def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = None, stop_flag=None,
           command: list | None = None, save_every: float | None = SAVE_EVERY,
-          clock: Callable[[], float] = time.monotonic, device: torch.device | str = "cpu") -> TrainResult:
+          clock: Callable[[], float] = time.monotonic, device: torch.device | str = "cpu",
+          cuda_graphs: bool = False) -> TrainResult:
     """Train one model as the article describes; see TrainConfig for every setting.
 
     Writes into cfg.out_dir: config.json (resolved settings), metrics.jsonl (one line per
@@ -185,9 +186,14 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = No
     device: where the models train ("cpu", "cuda", "cuda:N"); the data, its order and the z noise stay on
     the CPU, so a run's batches do not depend on it, and state.pt holds CPU tensors only, so a run saved on
     one device resumes on any other (with that device's arithmetic from then on).
+    cuda_graphs: replay each kind of step as a CUDA graph (train.graphs; CUDA only, checked against the plain
+    step at its first capture, which it falls back to with a warning).
     """
     cfg = cfg.resolved()
     device = torch.device(device)
+    if cuda_graphs and device.type != "cuda":
+        raise UserError(f"CUDA graphs need a CUDA device, and this run trains on {device}; drop --cuda-graphs "
+                        f"or pass --device cuda")
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest convolutions
     keep_freed_memory()
@@ -230,6 +236,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = No
         # The run seeds and uses the global RNG (init, dropout); fork it so the caller's stream is untouched.
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             st = restore(cfg, saved, device) if saved is not None else new_state(cfg, device)
+            if cuda_graphs:
+                from pipeline.train.graphs import StepGraphs
+
+                st.graphs = StepGraphs()
             saved = None  # free the loaded tensors
             _truncate_metrics(metrics_path, st.metrics_lines)
             result = TrainResult(out_dir=out, epoch=st.epoch, batches=st.batches, interrupted=False,
