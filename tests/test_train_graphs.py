@@ -6,6 +6,7 @@ captured first and then spoiling the fresh ones: so a run through it matches the
 inputs, the restored state, the captured gradients and values are what the update uses. On CUDA (skipped here) the
 same comparison runs with real graphs, within float32 tolerance.
 """
+import functools
 import warnings
 
 import pytest
@@ -44,7 +45,13 @@ class Replaying:
         return replay, out
 
 
-def _run(family, graphs=None, batches=4, precision="float32", device="cpu"):
+@functools.lru_cache(maxsize=None)
+def _plain(family, precision="float32", batches=2):
+    """_run without graphs (the reference), computed once per test session."""
+    return _run(family, precision=precision, batches=batches)
+
+
+def _run(family, graphs=None, batches=2, precision="float32", device="cpu"):
     """Metrics of `batches` batches of random crops and the weights and buffers after them."""
     cfg = TrainConfig(model=family, width=8 if family == "resnet" else 16, depth=2, batch_size=16, seed=1,
                       precision=precision).resolved()
@@ -65,7 +72,7 @@ def _run(family, graphs=None, batches=4, precision="float32", device="cpu"):
 
 @pytest.mark.parametrize("family,precision", [("resnet", "float32"), ("resnet", "bf16"), ("prev", "float32")])
 def test_steps_through_captured_graphs_are_the_plain_steps(family, precision):
-    want_rows, want_state = _run(family, precision=precision)
+    want_rows, want_state = _plain(family, precision)
     capture = Replaying()
     graphs = StepGraphs(capture=capture)
     with warnings.catch_warnings():
@@ -85,7 +92,7 @@ def test_steps_through_captured_graphs_are_the_plain_steps(family, precision):
     ("fail", "CUDA graphs given up at the g step: capturing failed (RuntimeError: no capture here)"),
 ])
 def test_a_graph_that_disagrees_or_fails_is_given_up_and_the_run_goes_on_plainly(how, said):
-    want_rows, want_state = _run("resnet")
+    want_rows, want_state = _plain("resnet")
     capture = Replaying(spoil=lambda v: v + 1) if how == "spoil" else Replaying(fail="no capture here")
     graphs = StepGraphs(capture=capture)
     with pytest.warns(UserWarning) as seen:
