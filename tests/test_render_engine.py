@@ -62,6 +62,31 @@ def test_cpu_fused_bytes_independent_of_batch_tile_threads():
         assert np.array_equal(r.render(z, invert=True), base)
 
 
+@needs_cc
+def test_resnet_kernel_pixel_value_independent_of_its_place_in_a_vector_group():
+    """The kernel evaluates cppn_resnet_block() pixels at a time (two vectors on AVX2); a pixel's value must not
+    depend on which vector or lane it lands in, so ranges started 1, 8 and 16 pixels later give the same floats."""
+    from pipeline.render.cpu_fused import ResnetKernel
+
+    gen, z = lively_generator("resnet")
+    kernel = ResnetKernel(gen, threads=1)
+    rng = np.random.default_rng(3)
+    P = 301
+    cp = np.ascontiguousarray(rng.normal(size=(6, P)), np.float32)
+    zbias = np.ascontiguousarray(rng.normal(size=(2, 6)), np.float32)
+    base = np.zeros((2, P), np.float32)
+    kernel.lib.cppn_resnet_f32(cp.ctypes.data, P, 0, P, zbias.ctypes.data, 2, kernel.params.ctypes.data,
+                               kernel.n_blocks, kernel.relu_layers, base.ctypes.data)
+    assert kernel.align >= 8 and base.std() > 0.05
+    for start in (1, 8, 16):
+        out = np.full((2, P), -1.0, np.float32)
+        kernel.lib.cppn_resnet_f32(cp.ctypes.data, P, start, P, zbias.ctypes.data, 2, kernel.params.ctypes.data,
+                                   kernel.n_blocks, kernel.relu_layers, out.ctypes.data)
+        assert np.array_equal(out[:, start:], base[:, start:])
+        assert (out[:, :start] == -1.0).all()  # nothing written before the range
+    kernel.close()
+
+
 def test_torch_tiles_bytes_independent_of_batch_and_tile():
     gen, _ = lively_generator("resnet")
     z = torch.randn(4, 32, generator=torch.Generator().manual_seed(2))

@@ -26,6 +26,7 @@ def load_kernel(width: int) -> ctypes.CDLL:
         lib.cppn_resnet_u8.argtypes = [f32, i64, i64, i64, f32, i32, f32, i32, i32, i32, f32]
         lib.cppn_resnet_camera.argtypes = [f32, f32, i64, i64, i64, i64, f32, i32, f32, i32, i32, f32, f32, i32]
         lib.cppn_resnet_f32.restype = lib.cppn_resnet_u8.restype = lib.cppn_resnet_camera.restype = None
+        lib.cppn_resnet_block.argtypes, lib.cppn_resnet_block.restype = [], ctypes.c_int
         lib._cppn_typed = True
     return lib
 
@@ -93,7 +94,7 @@ class ResnetKernel(_Threads):
         self.width, self.n_blocks, self.relu_layers = cfg.width, cfg.n_blocks, cfg.relu_layers
         self.lib = load_kernel(cfg.width)
         self.params = pack_resnet(gen)
-        super().__init__(threads, tile, align=16)
+        super().__init__(threads, tile, align=int(self.lib.cppn_resnet_block()))
 
     def __call__(self, cp: np.ndarray, zbias: np.ndarray, out: np.ndarray, invert: bool = False) -> np.ndarray:
         """cp: [W, P] float32 coordinate projections; zbias: [B, W] float32; out: [B, P] float32 or uint8."""
