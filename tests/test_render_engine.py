@@ -202,3 +202,23 @@ def test_the_fast_path_probe_catches_a_broken_kernel():
     with pytest.warns(RuntimeWarning, match="failed its check here .* using the torch path"):
         r._check_triton(None)
     assert r.path == "torch" and r.probe() is None  # fell back to a working path
+
+
+@needs_cc
+def test_kernel_blocking_benchmark_variants_agree(capsys, monkeypatch):
+    """benchmarks/resnet_kernel_blocking.py (how CHUNKS and the tanh were chosen) builds its four variants: the
+    grouping gives the shipped build's floats exactly, the older tanh within 1e-6."""
+    import json
+    import runpy
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "resnet_kernel_blocking.py"
+    monkeypatch.setattr(sys, "argv", [str(script), "--pixels", "999", "--repeats", "1"])
+    runpy.run_path(str(script), run_name="__main__")
+    report = json.loads(capsys.readouterr().out.splitlines()[0])
+    rows = {(r["tanh"], r["chunks"]): r for r in report["rows"]}
+    assert sorted(rows) == [("approx", 1), ("approx", 2), ("rational", 1), ("rational", 2)]
+    assert rows["rational", 1]["max_abs_diff_vs_shipped"] == rows["rational", 2]["max_abs_diff_vs_shipped"] == 0.0
+    assert 0.0 < rows["approx", 1]["max_abs_diff_vs_shipped"] < 1e-6
+    assert all(r["ns_per_pixel"] > 0 for r in rows.values())

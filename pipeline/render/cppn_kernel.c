@@ -18,10 +18,11 @@
 
 /* Pixel vectors evaluated together. A width-6 layer is 6 chains of 6 dependent FMAs: with one vector the FMA units
  * wait on their latency, and a second independent vector fills the gaps where registers allow. Single-thread time
- * per pixel (width 6, Zen 4, both in one run): AVX2 build 331 ns with 1 vector and tanh_approx, 211 ns with 2 and
- * tanh_rational; AVX-512 (32 registers but 16 lanes) 176 ns and 149 ns with 1 vector (2: 156 ns); SSE2 (16 registers
- * of 4 lanes) 1517 ns with 1, 5190-5273 ns with 2. Each vector runs the same instructions, so a pixel's value does not
- * depend on which vector of a group it falls in. */
+ * a pixel at width 6 (python benchmarks/resnet_kernel_blocking.py, Zen 4, docs/PERFORMANCE.md): the AVX2 build
+ * 253 ns with 1 vector and tanh_approx, 197 with 1 and tanh_rational, 173 with 2 and tanh_rational (widths 4 and
+ * 8 gain alike); AVX-512 (16 lanes fill its 32 registers) 141 ns with 1, 147 with 2; SSE2 (16 registers of 4
+ * lanes) 1627 ns with 1, 4733 with 2. Each vector runs the same instructions, so a pixel's value does not depend
+ * on which vector of a group it falls in. */
 #ifndef CHUNKS
 #if defined(__AVX2__) && !defined(__AVX512F__)
 #define CHUNKS 2
@@ -34,7 +35,7 @@
 int cppn_resnet_block(void) { return GROUP; }
 
 /* h: CHUNKS x WIDTH vectors of input-layer pre-activations (V pixels each); o: their sigmoid outputs. tanh is
- * tanh_rational (abs error 2.7e-7, no exp): 1.2-1.4x faster a pixel than tanh_approx here. */
+ * tanh_rational (abs error 2.7e-7, no exp): 1.1-1.3x faster a pixel than tanh_approx at the same blocking. */
 static inline void eval_group(vf h[CHUNKS][WIDTH], vf o[CHUNKS], const float *params, int n_blocks,
                               int relu_layers) {
 #pragma GCC unroll 16
