@@ -134,5 +134,5 @@ def test_cuda_graph_steps_follow_the_plain_steps(family):
 def test_bench_train_refuses_cuda_graphs_off_cuda():
     from pipeline.bench.train_bench import run_train_bench
 
-    with pytest.raises(UserError, match="CUDA graphs need a CUDA device, not cpu"):
+    with pytest.raises(UserError, match="CUDA graphs need a CUDA device, and this run trains on cpu"):
         run_train_bench(batch_size=4, models=("resnet",), graphs=True)

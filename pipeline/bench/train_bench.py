@@ -138,8 +138,10 @@ def run_train_bench(batch_size: int | None = None, repeats: int = 3, models: tup
         raise UserError(f"unknown generator backend {backend!r}; choose from {', '.join(BACKENDS)}")
     if backend == "triton" and device.type != "cuda" and os.environ.get("TRITON_INTERPRET", "0") in ("", "0"):
         raise UserError(f"the triton backend runs on CUDA, not {device.type}; pass --device cuda or another --backend")
-    if graphs and device.type != "cuda":
-        raise UserError(f"CUDA graphs need a CUDA device, not {device.type}; pass --device cuda or drop --cuda-graphs")
+    if graphs:
+        from pipeline.train.graphs import require_cuda
+
+        require_cuda(device)
     if graphs and warmup < 1:
         raise UserError("with CUDA graphs a step kind's first run captures it; pass warmup 1 or more")
     if threads is not None and threads < 1:

@@ -156,10 +156,7 @@ def train_command(ctx: click.Context, model, width, epochs, save_at, out_dir, da
     from pipeline.devices import resolve_device
     from pipeline.train import load_train_config, train
 
-    dev = resolve_device(device)
-    if cuda_graphs and dev.type != "cuda":
-        raise click.BadParameter(f"CUDA graphs need a CUDA device, and this run trains on {dev}; drop "
-                                 f"--cuda-graphs or pass --device cuda", param_hint="'--cuda-graphs'")
+    dev = resolve_device(device)  # train() refuses --cuda-graphs off CUDA before it writes anything
 
     given = {"model": model, "width": width, "epochs": epochs, "save_at": _parse_save_at(save_at),
              "data_dir": None if data_dir is None else str(data_dir), "dataset": dataset,

@@ -27,10 +27,18 @@ import warnings
 
 import torch
 
+from pipeline.errors import UserError
 from pipeline.train.schedules import Batch, StepKind, draw_eps, finish_step, step_values
 
 WARMUP = 2        # eager runs on a side stream before a capture (cuDNN's choice, the allocator, one-time checks)
 AGREE = 1e-3      # a graph's values and gradients against the eager step's, relative to their largest
+
+
+def require_cuda(device) -> None:
+    """The refusal of CUDA graphs anywhere but on CUDA (train, bench train), before any work starts."""
+    if torch.device(device).type != "cuda":
+        raise UserError(f"CUDA graphs need a CUDA device, and this run trains on {device}; drop --cuda-graphs or "
+                        f"pass --device cuda")
 
 
 def cuda_capture(fn):
@@ -88,7 +96,6 @@ class StepGraphs:
         """The batch (when it is a new one) and this step's noise into the static inputs."""
         if self._static is None:
             self._static = Batch(*(t.clone() for t in batch))
-            self._eps = torch.zeros_like(eps) if eps is not None else None
         elif batch is not self._batch:
             for static, t in zip(self._static, batch):
                 static.copy_(t)

@@ -191,9 +191,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = No
     """
     cfg = cfg.resolved()
     device = torch.device(device)
-    if cuda_graphs and device.type != "cuda":
-        raise UserError(f"CUDA graphs need a CUDA device, and this run trains on {device}; drop --cuda-graphs "
-                        f"or pass --device cuda")
+    if cuda_graphs:
+        from pipeline.train.graphs import require_cuda
+
+        require_cuda(device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest convolutions
     keep_freed_memory()
